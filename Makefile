@@ -1,0 +1,63 @@
+# Tratativa — `make run` starts the product on embedded defaults, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON311 ?= python3.11
+VENV := .venv
+RASA_VENV := .venv-rasa
+PY := $(VENV)/bin/python
+TRATATIVA := $(VENV)/bin/tratativa
+PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-pg test-sqlite test-unit lint services clean
+
+help:
+	@echo "make run    install what is missing, migrate, load demo data, serve on :8000"
+	@echo "make test   run the whole suite on PostgreSQL+Redis and on SQLite"
+	@echo "make lint   ruff and mypy"
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON311) >/dev/null || { echo "Python 3.11 is required ($(PYTHON311) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(RASA_VENV)/.installed: requirements-rasa.txt
+	@py310=$$(scripts/find-python310.sh) && { test -x $(RASA_VENV)/bin/python || $$py310 -m venv $(RASA_VENV); }
+	$(RASA_VENV)/bin/python -m pip install -q --upgrade 'pip<24.1'
+	$(RASA_VENV)/bin/python -m pip install -q -r requirements-rasa.txt
+	touch $@
+
+install: $(VENV)/.installed $(RASA_VENV)/.installed
+
+run: install
+	mkdir -p var
+	$(TRATATIVA) setup
+	$(TRATATIVA) serve
+
+services:
+	scripts/ensure-services.sh
+
+test: install services
+	$(MAKE) test-pg
+	$(MAKE) test-sqlite
+
+test-pg:
+	TEST_DATABASE_URL=$(PG_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-sqlite:
+	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check api actions bot tests scripts
+	$(VENV)/bin/ruff format --check api actions tests
+	$(VENV)/bin/mypy api actions
+
+clean:
+	rm -rf $(VENV) $(RASA_VENV) var results

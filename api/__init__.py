@@ -1,0 +1,1 @@
+"""Tratativa: conversational CRM for brand-protection negotiations."""

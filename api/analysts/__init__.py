@@ -1,0 +1,1 @@
+"""Analysts, supervisors and admins who use the panel and the API."""

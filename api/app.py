@@ -1,0 +1,31 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+import api.models  # noqa: F401  (all mappers configured before the first request)
+from api.analysts.routes import router as auth_router
+from api.cases.routes import router as cases_router
+from api.config import get_settings
+from api.health.routes import router as health_router
+from api.web.errors import install_error_handlers
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = FastAPI(
+        title="Tratativa",
+        description="CRM conversacional para proteção de marcas: casos, conversas, handoff.",
+        version="0.1.0",
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(cases_router)
+    return app

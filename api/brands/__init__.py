@@ -1,0 +1,1 @@
+"""Client brands and their settlement policies."""

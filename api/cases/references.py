@@ -1,0 +1,41 @@
+"""Issuing case references INF-YYYY-NNNNNN from a per-year counter, safely under concurrency."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.cases.models import CaseRefCounter
+from api.identifiers.case_ref import format_case_ref
+
+
+async def _ensure_counter(session: AsyncSession, year: int) -> None:
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(CaseRefCounter).values(year=year, last_seq=0).on_conflict_do_nothing()
+    )
+
+
+async def create_case_reference(session: AsyncSession, *, year: int) -> str:
+    """The next free reference for `year`; the row update serialises concurrent callers."""
+    await _ensure_counter(session, year)
+    seq = await session.scalar(
+        sa.update(CaseRefCounter)
+        .where(CaseRefCounter.year == year)
+        .values(last_seq=CaseRefCounter.last_seq + 1)
+        .returning(CaseRefCounter.last_seq)
+    )
+    assert seq is not None
+    return format_case_ref(year, seq)
+
+
+async def do_reserve_case_reference(session: AsyncSession, *, year: int, seq: int) -> None:
+    """Keep the counter ahead of a reference that came from outside (an import)."""
+    await _ensure_counter(session, year)
+    await session.execute(
+        sa.update(CaseRefCounter)
+        .where(CaseRefCounter.year == year, CaseRefCounter.last_seq < seq)
+        .values(last_seq=seq)
+    )

@@ -1,0 +1,1 @@
+"""The `tratativa` command line: one entry point for every operator task."""

@@ -1,0 +1,235 @@
+"""`tratativa` — operator commands (database, import, users, brands, demo data, server)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from api.analysts.models import Role
+from api.errors import AppError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Tratativa: CRM conversacional para proteção de marcas.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+import_app = typer.Typer(help="Import data from other tools.", no_args_is_help=True)
+users_app = typer.Typer(help="Analyst accounts.", no_args_is_help=True)
+brands_app = typer.Typer(help="Client brands and their settlement policy.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(users_app, name="users")
+app.add_typer(brands_app, name="brands")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run an async task; an AppError becomes a clear message and exit code 1."""
+
+    async def _with_dispose() -> T:
+        from api.db import get_engine
+
+        try:
+            return await make()
+        finally:
+            await get_engine().dispose()
+
+    try:
+        return asyncio.run(_with_dispose())
+    except AppError as exc:
+        err.print(f"[red]erro:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from api.migrate import upgrade
+
+    upgrade(revision=revision)
+    out.print("database at", revision)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' empties the database)."""
+    from api.migrate import downgrade
+
+    downgrade(revision=revision)
+    out.print("database at", revision)
+
+
+@import_app.command("cases")
+def import_cases(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Import a detection tool's CSV export (upsert; bad rows reported with their line)."""
+    from api.cases.importer import RowRejected, do_import_rows, read_rows
+    from api.db import unit_of_work
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = file.read_text(encoding="latin-1")
+    lines = text.splitlines(keepends=True)
+    total = max(len([line for line in lines[1:] if line.strip()]), 0)
+
+    async def work() -> None:
+        try:
+            rows = list(read_rows(lines))
+        except RowRejected as exc:
+            err.print(f"[red]erro:[/red] {exc.message}")
+            raise typer.Exit(2) from exc
+        with Progress(
+            TextColumn("importando"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            disable=not sys.stderr.isatty(),
+        ) as progress:
+            task = progress.add_task("rows", total=total)
+            async with unit_of_work() as session:
+                summary = await do_import_rows(session, rows, on_row=lambda: progress.advance(task))
+        for error in summary.errors:
+            err.print(f"linha {error.line}: {error.reason}")
+        out.print(summary.line())
+        if summary.errors:
+            raise typer.Exit(3)
+
+    _run(work)
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TRATATIVA_PASSWORD",
+            help="At least 8 characters (prompted when omitted).",
+        ),
+    ],
+    role: Annotated[Role, typer.Option(case_sensitive=False)] = Role.ANALYST,
+    name: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create an analyst, supervisor or admin account."""
+    from api.analysts.service import create_analyst
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            analyst = await create_analyst(
+                session, email=email, password=password, role=role, name=name
+            )
+            out.print(f"created {analyst.role} {analyst.email} (id {analyst.id})")
+
+    _run(work)
+
+
+@brands_app.command("create")
+def brands_create(
+    name: str,
+    base: Annotated[Decimal, typer.Option(help="Base indemnity in BRL.")],
+    floor: Annotated[Decimal, typer.Option(help="Lowest amount the bot may accept.")],
+    max_installments: Annotated[int, typer.Option()] = 1,
+    pix_key: Annotated[str | None, typer.Option(help="The firm's official Pix key.")] = None,
+    payee_name: Annotated[str | None, typer.Option()] = None,
+    payee_city: Annotated[str | None, typer.Option()] = None,
+    instructions: Annotated[str, typer.Option(help="Payment instructions shown.")] = "",
+) -> None:
+    """Create a brand with its settlement policy."""
+    from api.brands.service import create_brand
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            brand = await create_brand(
+                session,
+                name=name,
+                base_amount=base,
+                floor_amount=floor,
+                max_installments=max_installments,
+                pix_key=pix_key,
+                payee_name=payee_name,
+                payee_city=payee_city,
+                payment_instructions=instructions,
+            )
+            out.print(f"created brand {brand.name} (id {brand.id})")
+
+    _run(work)
+
+
+@app.command("demo-seed")
+def demo_seed() -> None:
+    """Load the demo brand, analysts and cases (does nothing when already loaded)."""
+    from api.db import unit_of_work
+    from api.demo import DEMO_PASSWORD, do_seed_demo
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            result = await do_seed_demo(session)
+        if result.created:
+            out.print(f"demo data loaded: {result.cases} cases")
+            for email in result.analysts:
+                out.print(f"  login {email} / {DEMO_PASSWORD}")
+        else:
+            out.print(f"demo data already present ({result.cases} cases)")
+
+    _run(work)
+
+
+@app.command("setup")
+def setup(seed_if_empty: bool = True) -> None:
+    """Migrate the database and, when it has no case yet, load the demo data."""
+    from api.db import unit_of_work
+    from api.demo import is_empty
+    from api.migrate import upgrade
+
+    upgrade()
+
+    async def empty() -> bool:
+        async with unit_of_work() as session:
+            return await is_empty(session)
+
+    if seed_if_empty and _run(empty):
+        demo_seed()
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    reload: bool = False,
+) -> None:
+    """Run the HTTP service (API, webhooks, panel)."""
+    import uvicorn
+
+    from api.config import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        reload=reload,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Infringers (people and companies) and the addresses they write from."""

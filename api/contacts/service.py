@@ -1,0 +1,147 @@
+"""Finding who wrote: contact points, infringers and their open case."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.cases.models import Case
+from api.cases.service import get_open_case_for_infringer
+from api.contacts.models import ContactKind, ContactPoint, Infringer
+from api.identifiers.contact import email_domain, normalize_email
+from api.identifiers.phones import normalize_phone, phone_variants
+
+# Domains shared by many people: an address there says nothing about the company behind it.
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "hotmail.com", "hotmail.com.br", "outlook.com",
+        "outlook.com.br", "live.com", "msn.com", "yahoo.com", "yahoo.com.br", "icloud.com",
+        "me.com", "uol.com.br", "bol.com.br", "terra.com.br", "ig.com.br", "globo.com",
+        "globomail.com", "r7.com", "zipmail.com.br", "proton.me", "protonmail.com", "aol.com",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The result of identifying an inbound address."""
+
+    contact: ContactPoint
+    infringer: Infringer | None
+    case: Case | None
+    matched_by: str  # "phone", "email", "email_domain" or "unmatched"
+
+
+def normalize_address(kind: ContactKind, raw: str) -> str:
+    """E.164 for phones, lowercased for e-mail; raises InvalidIdentifier on junk."""
+    if kind is ContactKind.PHONE:
+        return normalize_phone(raw)
+    if kind is ContactKind.EMAIL:
+        return normalize_email(raw)
+    return raw.strip().lower().lstrip("@")
+
+
+async def get_contact_points(
+    session: AsyncSession, *, kind: ContactKind, values: Sequence[str]
+) -> Sequence[ContactPoint]:
+    query = sa.select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value.in_(values))
+    return (await session.scalars(query.order_by(ContactPoint.id))).all()
+
+
+async def get_contact_point(
+    session: AsyncSession, *, kind: ContactKind, value: str
+) -> ContactPoint | None:
+    """A contact point by its normalized value; phones match with and without the ninth digit."""
+    values = phone_variants(value) if kind is ContactKind.PHONE else [value]
+    found = await get_contact_points(session, kind=kind, values=values)
+    # Prefer the exact form, then one already tied to an infringer.
+    found = sorted(found, key=lambda c: (c.value != value, c.infringer_id is None))
+    return found[0] if found else None
+
+
+async def create_contact_point(
+    session: AsyncSession, *, kind: ContactKind, value: str, infringer_id: int | None
+) -> ContactPoint:
+    """Insert a contact point, tolerating a concurrent insert of the same address."""
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(ContactPoint)
+        .values(kind=kind, value=value, infringer_id=infringer_id)
+        .on_conflict_do_nothing(index_elements=["kind", "value"])
+    )
+    contact = await session.scalar(
+        sa.select(ContactPoint)
+        .where(ContactPoint.kind == kind, ContactPoint.value == value)
+        .execution_options(populate_existing=True)
+    )
+    assert contact is not None
+    return contact
+
+
+async def do_attach_contact(
+    session: AsyncSession, *, infringer: Infringer, kind: ContactKind, value: str
+) -> tuple[ContactPoint, bool]:
+    """Tie an address to an infringer; returns (contact, changed)."""
+    contact = await get_contact_point(session, kind=kind, value=value)
+    if contact is None:
+        return (
+            await create_contact_point(session, kind=kind, value=value, infringer_id=infringer.id),
+            True,
+        )
+    if contact.infringer_id != infringer.id:
+        contact.infringer_id = infringer.id
+        return contact, True
+    return contact, False
+
+
+async def do_identify_sender(
+    session: AsyncSession, *, kind: ContactKind, raw: str
+) -> Identification:
+    """Find the contact, infringer and open case behind an inbound address.
+
+    An unknown address becomes a new contact without an infringer (the unmatched queue); nothing
+    is dropped.
+    """
+    value = normalize_address(kind, raw)
+    contact = await get_contact_point(session, kind=kind, value=value)
+    matched_by = str(kind)
+    if contact is None and kind is ContactKind.EMAIL:
+        domain = email_domain(value)
+        by_domain = (
+            None
+            if domain in FREE_MAIL_DOMAINS
+            else await get_contact_point(session, kind=ContactKind.EMAIL_DOMAIN, value=domain)
+        )
+        contact = await create_contact_point(
+            session,
+            kind=kind,
+            value=value,
+            infringer_id=by_domain.infringer_id if by_domain is not None else None,
+        )
+        matched_by = "email_domain" if by_domain is not None else "unmatched"
+    elif contact is None:
+        contact = await create_contact_point(session, kind=kind, value=value, infringer_id=None)
+        matched_by = "unmatched"
+    if contact.infringer_id is None:
+        return Identification(contact=contact, infringer=None, case=None, matched_by="unmatched")
+    infringer = await session.get(Infringer, contact.infringer_id)
+    case = await get_open_case_for_infringer(session, infringer_id=contact.infringer_id)
+    return Identification(contact=contact, infringer=infringer, case=case, matched_by=matched_by)
+
+
+async def get_unmatched_contacts(
+    session: AsyncSession, *, limit: int = 100
+) -> Sequence[ContactPoint]:
+    """The unmatched queue: addresses that wrote to us but belong to no known infringer."""
+    query = (
+        sa.select(ContactPoint)
+        .where(ContactPoint.infringer_id.is_(None), ContactPoint.kind != ContactKind.EMAIL_DOMAIN)
+        .order_by(ContactPoint.id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

@@ -1,0 +1,1 @@
+"""Conversations on a channel and the messages in them."""

@@ -1,0 +1,115 @@
+"""Conversations, messages (with their NLU reading) and attachments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base, CreatedAtMixin, IdMixin
+from api.enums import str_enum
+
+
+class Channel(enum.StrEnum):
+    WHATSAPP = "whatsapp"
+    EMAIL = "email"
+
+
+class Holder(enum.StrEnum):
+    BOT = "bot"
+    WAITING_HUMAN = "waiting_human"
+    HUMAN = "human"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class AuthorKind(enum.StrEnum):
+    INFRINGER = "infringer"
+    BOT = "bot"
+    ANALYST = "analyst"
+    SYSTEM = "system"
+
+
+class DeliveryStatus(enum.StrEnum):
+    RECEIVED = "received"  # inbound
+    PENDING = "pending"  # in our outbox
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+
+
+class Conversation(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (sa.Index("ix_conversations_channel_address", "channel", "address"),)
+
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    contact_point_id: Mapped[int] = mapped_column(sa.ForeignKey("contact_points.id"), index=True)
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, 16))
+    # The infringer's address on the channel (E.164 phone or e-mail address).
+    address: Mapped[str] = mapped_column(sa.String(254))
+    holder: Mapped[Holder] = mapped_column(str_enum(Holder, 16), default=Holder.BOT)
+    analyst_id: Mapped[int | None] = mapped_column(sa.ForeignKey("analysts.id"))
+    handoff_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    handoff_at: Mapped[dt.datetime | None]
+    last_inbound_at: Mapped[dt.datetime | None]
+    last_outbound_at: Mapped[dt.datetime | None]
+    follow_up_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", order_by="Message.id"
+    )
+
+
+class Message(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "messages"
+    # Idempotency for inbound webhooks and polls: a provider id is stored once per channel.
+    __table_args__ = (sa.UniqueConstraint("channel", "provider_id"),)
+
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    direction: Mapped[Direction] = mapped_column(str_enum(Direction, 16))
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, 16))
+    author_kind: Mapped[AuthorKind] = mapped_column(str_enum(AuthorKind, 16))
+    analyst_id: Mapped[int | None] = mapped_column(sa.ForeignKey("analysts.id"))
+    text: Mapped[str] = mapped_column(sa.Text, default="")
+    subject: Mapped[str | None] = mapped_column(sa.String(500))
+    provider_id: Mapped[str | None] = mapped_column(sa.String(255))
+    delivery_status: Mapped[DeliveryStatus] = mapped_column(str_enum(DeliveryStatus, 16))
+    delivery_error: Mapped[str | None] = mapped_column(sa.String(500))
+    status_updated_at: Mapped[dt.datetime | None]
+    # NLU reading of an inbound turn.
+    intent: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    intent_confidence: Mapped[float | None]
+    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    meta: Mapped[dict[str, Any] | None]
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", order_by="Attachment.id"
+    )
+
+
+class Attachment(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "attachments"
+
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("messages.id"), index=True)
+    filename: Mapped[str | None] = mapped_column(sa.String(255))
+    content_type: Mapped[str] = mapped_column(sa.String(120))
+    size: Mapped[int]
+    sha256: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    storage_path: Mapped[str | None] = mapped_column(sa.String(500))
+    # Set when the file was refused (too big, unreadable); the row keeps what arrived.
+    refused_reason: Mapped[str | None] = mapped_column(sa.String(200))
+
+    message: Mapped[Message] = relationship(back_populates="attachments")

@@ -1,0 +1,71 @@
+"""The one error hierarchy: services raise these, the web layer renders them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """An error with a stable code, an HTTP status and a message safe to show a user."""
+
+    code = "app_error"
+    status_code = 400
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ValidationFailed(AppError):
+    code = "validation_failed"
+    status_code = 422
+
+
+class NotFound(AppError):
+    code = "not_found"
+    status_code = 404
+
+
+class Conflict(AppError):
+    code = "conflict"
+    status_code = 409
+
+
+class AuthenticationRequired(AppError):
+    code = "authentication_required"
+    status_code = 401
+
+
+class PermissionDenied(AppError):
+    code = "permission_denied"
+    status_code = 403
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+class AppendOnlyViolation(AppError):
+    code = "append_only"
+    status_code = 409
+
+
+class ChannelDeliveryError(AppError):
+    """A provider refused or failed to take a message."""
+
+    code = "channel_delivery_error"
+    status_code = 502
+
+    def __init__(self, message: str, *, retryable: bool, provider_code: str | None = None) -> None:
+        super().__init__(message, retryable=retryable, provider_code=provider_code)
+        self.retryable = retryable
+        self.provider_code = provider_code

@@ -1,0 +1,28 @@
+"""Every mapped model, imported once so metadata and relationships are complete."""
+
+from api.analysts.models import Analyst
+from api.brands.models import Brand
+from api.cases.models import Case, CaseRefCounter, Listing
+from api.contacts.models import ContactPoint, Infringer
+from api.conversations.models import Attachment, Conversation, Message
+from api.db import Base
+from api.outbox.models import OutboxItem
+from api.timeline.models import TimelineEntry
+
+__all__ = [
+    "Analyst",
+    "Attachment",
+    "Base",
+    "Brand",
+    "Case",
+    "CaseRefCounter",
+    "ContactPoint",
+    "Conversation",
+    "Infringer",
+    "Listing",
+    "Message",
+    "OutboxItem",
+    "TimelineEntry",
+]
+
+import api.timeline.guards  # noqa: F401  (refuses timeline updates and deletes)

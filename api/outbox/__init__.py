@@ -1,0 +1,1 @@
+"""Durable delivery of every outbound message."""

@@ -1,0 +1,84 @@
+"""Appending to and reading the case timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.conversations.models import Conversation
+from api.timeline.models import ActorKind, EntryKind, TimelineEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: the infringer, the bot, an analyst (with id and name) or the system."""
+
+    kind: ActorKind
+    analyst_id: int | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(ActorKind.SYSTEM, name="sistema")
+
+    @classmethod
+    def bot(cls) -> Actor:
+        return cls(ActorKind.BOT, name="bot")
+
+    @classmethod
+    def infringer(cls) -> Actor:
+        return cls(ActorKind.INFRINGER)
+
+
+async def create_entry(
+    session: AsyncSession,
+    *,
+    kind: EntryKind,
+    actor: Actor,
+    summary: str,
+    case_id: int | None = None,
+    conversation_id: int | None = None,
+    message_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    """Append one entry; the only way anything is written to the timeline."""
+    if case_id is None and conversation_id is None:
+        raise ValueError("a timeline entry belongs to a case or a conversation")
+    entry = TimelineEntry(
+        kind=kind,
+        actor_kind=actor.kind,
+        analyst_id=actor.analyst_id,
+        actor_name=actor.name,
+        summary=summary,
+        case_id=case_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        data=data,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def get_case_timeline(
+    session: AsyncSession, *, case_id: int, after_id: int = 0, limit: int = 500
+) -> Sequence[TimelineEntry]:
+    """Entries of a case, including those of its conversations written before it was linked."""
+    conversation_ids = sa.select(Conversation.id).where(Conversation.case_id == case_id)
+    query = (
+        sa.select(TimelineEntry)
+        .where(
+            sa.or_(
+                TimelineEntry.case_id == case_id,
+                TimelineEntry.conversation_id.in_(conversation_ids),
+            ),
+            TimelineEntry.id > after_id,
+        )
+        .order_by(TimelineEntry.id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

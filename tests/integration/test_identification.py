@@ -1,0 +1,65 @@
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.cases.lifecycle import CaseStatus
+from api.contacts.models import ContactKind, ContactPoint
+from api.contacts.service import do_identify_sender, get_unmatched_contacts
+from tests.factories import make_case, make_infringer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("stored", "inbound"),
+    [
+        ("+5511987654321", "whatsapp:+5511987654321"),  # same form
+        ("+5511987654321", "whatsapp:+551187654321"),  # WhatsApp drops the ninth digit
+        ("+551187654321", "+5511987654321"),  # stored without, arrives with
+        ("+5511987654321", "(11) 98765-4321"),  # national format
+    ],
+)
+async def test_phone_matches_with_and_without_the_ninth_digit(
+    session: AsyncSession, stored: str, inbound: str
+) -> None:
+    infringer = await make_infringer(session, phones=(stored,))
+    case = await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+    found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=inbound)
+    assert found.infringer is not None and found.infringer.id == infringer.id
+    assert found.case is not None and found.case.id == case.id
+    assert found.contact.value == stored
+
+
+async def test_email_matches_by_address_case_insensitively(session: AsyncSession) -> None:
+    infringer = await make_infringer(session, emails=("vendas@lojaexemplo.com.br",))
+    await make_case(session, infringer=infringer)
+    found = await do_identify_sender(
+        session, kind=ContactKind.EMAIL, raw="Vendas@LojaExemplo.com.br"
+    )
+    assert found.infringer is not None and found.infringer.id == infringer.id
+    assert found.matched_by == "email"
+
+
+async def test_email_matches_by_company_domain_and_learns_the_address(
+    session: AsyncSession,
+) -> None:
+    infringer = await make_infringer(session)
+    session.add(
+        ContactPoint(
+            kind=ContactKind.EMAIL_DOMAIN, value="empresa.com.br", infringer_id=infringer.id
+        )
+    )
+    await session.flush()
+    found = await do_identify_sender(session, kind=ContactKind.EMAIL, raw="advogado@empresa.com.br")
+    assert found.matched_by == "email_domain"
+    assert found.contact.infringer_id == infringer.id
+
+
+async def test_unknown_senders_land_in_the_unmatched_queue_once(session: AsyncSession) -> None:
+    first = await do_identify_sender(session, kind=ContactKind.PHONE, raw="whatsapp:+5548999990000")
+    again = await do_identify_sender(session, kind=ContactKind.PHONE, raw="+5548999990000")
+    mail = await do_identify_sender(session, kind=ContactKind.EMAIL, raw="ninguem@gmail.com")
+    assert first.matched_by == "unmatched" and first.infringer is None and first.case is None
+    assert again.contact.id == first.contact.id
+    queue = [c.value for c in await get_unmatched_contacts(session)]
+    assert "+5548999990000" in queue and "ninguem@gmail.com" in queue
+    assert mail.infringer is None
