@@ -1,0 +1,1 @@
+"""Brazilian identifiers found in negotiation messages: documents, phones, money, references."""

@@ -1,0 +1,1 @@
+"""Payment payloads built and checked locally: Pix BR Code (copia e cola) and boleto."""
