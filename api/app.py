@@ -10,7 +10,9 @@ import api.models  # noqa: F401  (all mappers configured before the first reques
 from api.analysts.routes import router as auth_router
 from api.cases.routes import router as cases_router
 from api.config import get_settings
+from api.engine.action_server import router as action_server_router
 from api.health.routes import router as health_router
+from api.public.routes import router as public_router
 from api.web.errors import install_error_handlers
 
 
@@ -28,4 +30,6 @@ def create_app() -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(cases_router)
+    app.include_router(public_router)
+    app.include_router(action_server_router)
     return app

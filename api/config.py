@@ -23,6 +23,10 @@ class RasaSettings(_Group):
 
     url: str | None = None
     gateway_secret: SecretStr = SecretStr("dev-gateway-secret")
+    # Rasa calls our action server with this token (endpoints.yml: ACTION_ENDPOINT_TOKEN).
+    action_token: SecretStr = Field(
+        default=SecretStr("dev-action-token"), validation_alias="ACTION_ENDPOINT_TOKEN"
+    )
     timeout_seconds: float = 15.0
 
 
@@ -80,6 +84,12 @@ class Settings(_Group):
     firm_name: str = "Tratativa Proteção de Marcas"
     firm_site: str = "https://tratativa.example"
     firm_phone: str = "+55 11 4000-0000"
+    firm_email: str = "atendimento@tratativa.example"
+    # When analysts answer: the bot tells a waiting infringer when a person will reply.
+    business_timezone: str = "America/Sao_Paulo"
+    business_hours_start: int = 9
+    business_hours_end: int = 18
+    business_days: str = "0,1,2,3,4"  # Monday=0 … Sunday=6
 
     rasa: RasaSettings = Field(default_factory=RasaSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)

@@ -7,6 +7,7 @@ from api.contacts.models import ContactPoint, Infringer
 from api.conversations.models import Attachment, Conversation, Message
 from api.db import Base
 from api.outbox.models import OutboxItem
+from api.payments.models import Installment, PaymentRequest
 from api.timeline.models import TimelineEntry
 
 __all__ = [
@@ -19,9 +20,11 @@ __all__ = [
     "ContactPoint",
     "Conversation",
     "Infringer",
+    "Installment",
     "Listing",
     "Message",
     "OutboxItem",
+    "PaymentRequest",
     "TimelineEntry",
 ]
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.config import get_settings
-from api.db import make_engine
+from api.db import get_engine, get_sessionmaker, make_engine
 
 _WORK_DIR = Path(tempfile.mkdtemp(prefix="tratativa-tests-"))
 
@@ -74,6 +74,8 @@ def database_url() -> Iterator[str]:
     os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-for-hs256")
     os.environ["STORAGE_DIR"] = str(_WORK_DIR / "storage")
     get_settings.cache_clear()
+    get_engine.cache_clear()
+    get_sessionmaker.cache_clear()
     upgrade(url)
     yield url
     drop_scratch_database(url)

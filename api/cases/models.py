@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import secrets
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -41,6 +42,10 @@ class Case(IdMixin, CreatedAtMixin, Base):
     notice_sent_at: Mapped[dt.datetime | None]
     response_deadline: Mapped[dt.date | None]
     notice_url: Mapped[str | None] = mapped_column(sa.String(500))
+    # Unguessable id of the public notice page (/notificacao/<token>) sent to the infringer.
+    notice_token: Mapped[str | None] = mapped_column(
+        sa.String(64), unique=True, default=lambda: secrets.token_urlsafe(24)
+    )
     # Natural key of an imported row without a reference, so a re-import updates, not duplicates.
     import_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     updated_at: Mapped[dt.datetime | None]

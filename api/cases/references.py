@@ -11,7 +11,7 @@ from api.identifiers.case_ref import format_case_ref
 
 
 async def _ensure_counter(session: AsyncSession, year: int) -> None:
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(
         insert(CaseRefCounter).values(year=year, last_seq=0).on_conflict_do_nothing()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,11 +42,7 @@ async def get_case(session: AsyncSession, *, case_id: int) -> Case | None:
 
 
 async def get_case_by_reference(session: AsyncSession, *, reference: str) -> Case | None:
-    query = (
-        sa.select(Case)
-        .where(Case.reference == reference.upper())
-        .options(*_CASE_LOAD)
-    )
+    query = sa.select(Case).where(Case.reference == reference.upper()).options(*_CASE_LOAD)
     return await session.scalar(query)
 
 

@@ -67,7 +67,7 @@ async def create_contact_point(
     session: AsyncSession, *, kind: ContactKind, value: str, infringer_id: int | None
 ) -> ContactPoint:
     """Insert a contact point, tolerating a concurrent insert of the same address."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(
         insert(ContactPoint)

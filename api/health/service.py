@@ -46,7 +46,7 @@ async def get_readiness(settings: Settings) -> dict[str, str]:
             continue
         func, args = probe
         try:
-            checks[name] = await func(*args)  # type: ignore[operator]
+            checks[name] = await func(*args)
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
     return checks

@@ -1,0 +1,1 @@
+"""Rasa custom actions, served by the Tratativa service at /actions/webhook."""

@@ -1,0 +1,1 @@
+"""What the bot's custom actions do, as plain async services (no Rasa types here)."""

@@ -1,0 +1,123 @@
+"""The context of one bot turn: conversation, case, brand and the user's message."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from api.brands.models import Brand
+from api.cases.lifecycle import CaseStatus, allowed_moves
+from api.cases.models import Case
+from api.config import Settings, get_settings
+from api.conversations.models import Channel, Conversation
+from api.conversations.service import conversation_id_from_sender
+from api.identifiers.money import format_brl
+from api.timeline.service import Actor
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The user's message as Rasa read it, and the slots the tracker holds."""
+
+    text: str
+    intent: str | None
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    slots: dict[str, Any] = field(default_factory=dict)
+    channel: str = Channel.WHATSAPP.value
+
+    def entity_values(self, name: str) -> list[str]:
+        return [str(e["value"]) for e in self.entities if e.get("entity") == name]
+
+    def first_amount(self) -> Decimal | None:
+        values = self.entity_values("amount")
+        return Decimal(values[0]) if values else None
+
+    def first_installments(self) -> int | None:
+        values = self.entity_values("installments")
+        return int(float(values[0])) if values else None
+
+
+@dataclass
+class BotContext:
+    session: AsyncSession
+    settings: Settings
+    conversation: Conversation | None
+    case: Case | None
+    turn: Turn
+
+    actor: Actor = field(default_factory=Actor.bot)
+
+    @property
+    def brand(self) -> Brand | None:
+        return self.case.brand if self.case is not None else None
+
+    @property
+    def is_email(self) -> bool:
+        return self.turn.channel == Channel.EMAIL.value
+
+    def values(self) -> dict[str, str]:
+        """Variables every response template may use."""
+        s = self.settings
+        values = {
+            "firm_name": s.firm_name,
+            "firm_site": s.firm_site,
+            "firm_phone": s.firm_phone,
+            "firm_email": s.firm_email,
+        }
+        case = self.case
+        if case is not None:
+            values.update(
+                case_ref=case.reference,
+                brand=case.brand.name,
+                name=case.infringer.name.split()[0].title() if case.infringer.name else "",
+                deadline=_date(case.response_deadline),
+                notice_date=_date(case.notice_sent_at.date() if case.notice_sent_at else None),
+                listings_count=str(len(case.listings)),
+            )
+        return values
+
+    def can_move(self, target: CaseStatus) -> bool:
+        return self.case is not None and target in allowed_moves(self.case.status)
+
+
+def _date(value: dt.date | None) -> str:
+    return value.strftime("%d/%m/%Y") if value else "a definir"
+
+
+def brl(value: Decimal) -> str:
+    return format_brl(value)
+
+
+async def load_case(session: AsyncSession, case_id: int) -> Case | None:
+    return await session.scalar(
+        sa.select(Case)
+        .where(Case.id == case_id)
+        .options(joinedload(Case.brand), joinedload(Case.infringer), selectinload(Case.listings))
+    )
+
+
+async def load_context(session: AsyncSession, *, sender_id: str, turn: Turn) -> BotContext:
+    conversation_id = conversation_id_from_sender(sender_id)
+    conversation = (
+        await session.get(Conversation, conversation_id, with_for_update=False)
+        if conversation_id is not None
+        else None
+    )
+    case = (
+        await load_case(session, conversation.case_id)
+        if conversation is not None and conversation.case_id is not None
+        else None
+    )
+    return BotContext(
+        session=session,
+        settings=get_settings(),
+        conversation=conversation,
+        case=case,
+        turn=turn,
+    )

@@ -1,0 +1,1 @@
+"""Passing a conversation from the bot to a person."""

@@ -1,0 +1,1 @@
+"""Negotiation strictly within a brand's settlement policy."""

@@ -1,0 +1,97 @@
+"""`/notificacao/{token}` and `/pagamento/{token}`: public pages reached through links we sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import joinedload, selectinload
+
+from api.assistant.context import load_case
+from api.cases.models import Case, ListingStatus
+from api.config import get_settings
+from api.errors import NotFound
+from api.identifiers.documents import parse_document
+from api.identifiers.money import format_brl
+from api.payments.models import InstallmentStatus
+from api.payments.service import get_payment_request_by_token, installments_of
+from api.web.deps import SessionDep
+
+router = APIRouter(tags=["public"], include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+LISTING_STATUS_PT = {
+    ListingStatus.ACTIVE: "ativo",
+    ListingStatus.REMOVAL_PENDING: "remoção informada, em verificação",
+    ListingStatus.REMOVED: "removido",
+    ListingStatus.RELISTED: "republicado",
+}
+INSTALLMENT_STATUS_PT = {
+    InstallmentStatus.OPEN: "em aberto",
+    InstallmentStatus.PAID: "paga",
+    InstallmentStatus.OVERDUE: "vencida",
+    InstallmentStatus.CANCELLED: "cancelada",
+}
+
+
+def _firm() -> dict[str, str]:
+    s = get_settings()
+    return {
+        "firm_name": s.firm_name,
+        "firm_site": s.firm_site,
+        "firm_phone": s.firm_phone,
+        "firm_email": s.firm_email,
+    }
+
+
+@router.get("/notificacao/{token}", response_class=HTMLResponse)
+async def notice_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
+    case = await session.scalar(
+        sa.select(Case)
+        .where(Case.notice_token == token)
+        .options(joinedload(Case.brand), joinedload(Case.infringer), selectinload(Case.listings))
+    )
+    if case is None:
+        raise NotFound("Notificação não encontrada.")
+    document = parse_document(case.infringer.document).formatted if case.infringer.document else ""
+    return templates.TemplateResponse(
+        request,
+        "notice.html",
+        {
+            "case": case,
+            "document": document,
+            "notice_date": case.notice_sent_at.strftime("%d/%m/%Y") if case.notice_sent_at else "—",
+            "deadline": case.response_deadline.strftime("%d/%m/%Y")
+            if case.response_deadline
+            else "—",
+            "listing_status": LISTING_STATUS_PT,
+            **_firm(),
+        },
+    )
+
+
+@router.get("/pagamento/{token}", response_class=HTMLResponse)
+async def payment_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
+    payment = await get_payment_request_by_token(session, token=token)
+    if payment is None:
+        raise NotFound("Pagamento não encontrado.")
+    case = await load_case(session, payment.case_id)
+    assert case is not None
+    return templates.TemplateResponse(
+        request,
+        "payment.html",
+        {
+            "case": case,
+            "payment": payment,
+            "installments": installments_of(payment),
+            "total": format_brl(payment.total_amount),
+            "payee": case.brand.payee_name or get_settings().firm_name,
+            "superseded": payment.superseded_at is not None,
+            "installment_status": INSTALLMENT_STATUS_PT,
+            "brl": format_brl,
+            **_firm(),
+        },
+    )
