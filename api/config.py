@@ -80,6 +80,10 @@ class Settings(_Group):
     environment: str = "development"
     token_ttl_minutes: int = 8 * 60
     storage_dir: Path = PROJECT_ROOT / "var" / "storage"
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    # WhatsApp: free-form text only within this many hours of the infringer's last message.
+    whatsapp_window_hours: int = 24
+    outbox_max_attempts: int = 8
     email_from: str = "Tratativa <atendimento@tratativa.local>"
     firm_name: str = "Tratativa Proteção de Marcas"
     firm_site: str = "https://tratativa.example"

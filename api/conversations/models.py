@@ -65,6 +65,9 @@ class Conversation(IdMixin, CreatedAtMixin, Base):
     last_outbound_at: Mapped[dt.datetime | None]
     follow_up_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
+    # One bot turn at a time per conversation, across processes: a short lease on this row.
+    turn_lease_token: Mapped[str | None] = mapped_column(sa.String(36))
+    turn_lease_until: Mapped[dt.datetime | None]
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.id"
@@ -93,6 +96,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
     intent_confidence: Mapped[float | None]
     entities: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     meta: Mapped[dict[str, Any] | None]
+    # Inbound: when the turn was dealt with (bot answered, person notified, or nothing to do).
+    handled_at: Mapped[dt.datetime | None] = mapped_column(index=True)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     attachments: Mapped[list[Attachment]] = relationship(

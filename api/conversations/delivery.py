@@ -1,0 +1,60 @@
+"""Delivery status of outbound messages: provider callbacks move it forward, never backward."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.conversations.models import Channel, DeliveryStatus, Message
+from api.db import utcnow
+from api.timeline.models import EntryKind
+from api.timeline.service import Actor, create_entry
+
+D = DeliveryStatus
+RANK = {
+    D.PENDING: 0,
+    D.QUEUED: 1,
+    D.SENDING: 2,
+    D.SENT: 3,
+    D.FAILED: 4,
+    D.UNDELIVERED: 4,
+    D.DELIVERED: 5,
+    D.READ: 6,
+}
+FAILURES = frozenset({D.FAILED, D.UNDELIVERED})
+
+
+async def do_update_delivery_status(
+    session: AsyncSession,
+    *,
+    channel: Channel,
+    provider_id: str,
+    status: DeliveryStatus,
+    error: str | None = None,
+) -> Message | None:
+    """Apply a provider's status report; an older report arriving late changes nothing."""
+    message = await session.scalar(
+        sa.select(Message)
+        .where(Message.channel == channel, Message.provider_id == provider_id)
+        .with_for_update()
+    )
+    if message is None:
+        return None
+    if RANK.get(status, -1) <= RANK.get(message.delivery_status, -1):
+        return message
+    message.delivery_status = status
+    message.status_updated_at = utcnow()
+    if error:
+        message.delivery_error = error[:500]
+    if status in FAILURES:
+        await create_entry(
+            session,
+            kind=EntryKind.DELIVERY,
+            actor=Actor.system(),
+            case_id=message.case_id,
+            conversation_id=message.conversation_id,
+            message_id=message.id,
+            summary=f"Mensagem não entregue ({status}): {error or 'sem detalhe'}",
+            data={"status": str(status), "error": error},
+        )
+    return message

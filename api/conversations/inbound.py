@@ -1,0 +1,196 @@
+"""The one way in: every channel adapter turns its payload into an InboundMessage and calls
+`do_receive_message`, which stores it idempotently and records it before anything answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.cases.lifecycle import CaseStatus
+from api.cases.models import Case
+from api.cases.service import do_change_status
+from api.contacts.models import ContactKind
+from api.contacts.service import do_identify_sender
+from api.conversations.models import (
+    Attachment,
+    AuthorKind,
+    Channel,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+)
+from api.conversations.service import create_conversation, get_open_conversation
+from api.storage import check_size, store_blob
+from api.timeline.models import EntryKind
+from api.timeline.service import Actor, create_entry
+
+_ENGAGE_FROM = (CaseStatus.NOTIFICADO, CaseStatus.SEM_RESPOSTA)
+_SUMMARY_CHARS = 280
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    content_type: str
+    data: bytes | None
+    filename: str | None = None
+    # Set by the adapter when it could not or would not fetch the file (too big, unreachable).
+    refused_reason: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message from an infringer, whatever the channel."""
+
+    channel: Channel
+    external_id: str  # provider id: Twilio MessageSid, e-mail Message-ID
+    sender: str  # raw address: "whatsapp:+55…" or an e-mail address
+    text: str
+    received_at: dt.datetime
+    raw: dict[str, Any]
+    attachments: tuple[InboundAttachment, ...] = ()
+    subject: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    # A channel-specific matcher (e-mail threading) may already know the case.
+    case_hint: int | None = None
+    # Auto-replies, bounces: recorded, never answered by the bot.
+    answerable: bool = True
+
+
+@dataclass(frozen=True)
+class Received:
+    message: Message
+    conversation: Conversation
+    created: bool
+
+
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> Received:
+    """Store an inbound message once (by provider id), tie it to contact, conversation and case,
+    and record it on the timeline. A replay returns the stored message with created=False."""
+    kind = ContactKind.PHONE if inbound.channel is Channel.WHATSAPP else ContactKind.EMAIL
+    found = await do_identify_sender(session, kind=kind, raw=inbound.sender)
+    case: Case | None = found.case
+    if inbound.case_hint is not None:
+        case = await session.get(Case, inbound.case_hint) or case
+    conversation = await get_open_conversation(
+        session, channel=inbound.channel, contact_point_id=found.contact.id
+    )
+    if conversation is None:
+        conversation = await create_conversation(
+            session,
+            contact=found.contact,
+            channel=inbound.channel,
+            address=found.contact.value,
+            case=case,
+        )
+    elif conversation.case_id is None and case is not None:
+        conversation.case_id = case.id
+
+    meta = {**inbound.meta, "answerable": inbound.answerable}
+    # Idempotency lives in the database's unique (channel, provider_id), not in a prior read.
+    message_id = await session.scalar(
+        _insert(session)(Message)
+        .values(
+            conversation_id=conversation.id,
+            case_id=conversation.case_id,
+            direction=Direction.INBOUND,
+            channel=inbound.channel,
+            author_kind=AuthorKind.INFRINGER,
+            text=inbound.text,
+            subject=inbound.subject,
+            provider_id=inbound.external_id,
+            delivery_status=DeliveryStatus.RECEIVED,
+            meta=meta,
+            created_at=inbound.received_at,
+            handled_at=None if inbound.answerable else inbound.received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+        .returning(Message.id)
+    )
+    if message_id is None:
+        existing = await session.scalar(
+            sa.select(Message).where(
+                Message.channel == inbound.channel, Message.provider_id == inbound.external_id
+            )
+        )
+        assert existing is not None
+        stored = await session.get(Conversation, existing.conversation_id)
+        assert stored is not None
+        return Received(message=existing, conversation=stored, created=False)
+
+    message = await session.get(Message, message_id)
+    assert message is not None
+    for item in inbound.attachments:
+        session.add(_attachment_row(message.id, item))
+    conversation.last_inbound_at = max(
+        conversation.last_inbound_at or inbound.received_at, inbound.received_at
+    )
+    await session.flush()
+    await create_entry(
+        session,
+        kind=EntryKind.MESSAGE,
+        actor=Actor.infringer(),
+        case_id=conversation.case_id,
+        conversation_id=conversation.id,
+        message_id=message.id,
+        summary=_summary(inbound),
+        data={
+            "channel": str(inbound.channel),
+            "direction": "inbound",
+            "attachments": len(inbound.attachments),
+            "answerable": inbound.answerable,
+        },
+    )
+    if conversation.case_id is not None and inbound.answerable:
+        linked = await session.get(Case, conversation.case_id)
+        if linked is not None and linked.status in _ENGAGE_FROM:
+            await do_change_status(
+                session,
+                case=linked,
+                target=CaseStatus.EM_ATENDIMENTO,
+                actor=Actor.infringer(),
+                reason="o infrator respondeu",
+            )
+    return Received(message=message, conversation=conversation, created=True)
+
+
+def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
+    refused = item.refused_reason
+    if refused is None and item.data is not None:
+        refused = check_size(len(item.data))
+    if refused is not None or item.data is None:
+        return Attachment(
+            message_id=message_id,
+            filename=item.filename,
+            content_type=item.content_type,
+            size=item.size or (len(item.data) if item.data else 0),
+            refused_reason=refused or "arquivo não recebido",
+        )
+    blob = store_blob(item.data, item.content_type)
+    return Attachment(
+        message_id=message_id,
+        filename=item.filename,
+        content_type=blob.content_type,
+        size=blob.size,
+        sha256=blob.sha256,
+        storage_path=blob.path,
+    )
+
+
+def _summary(inbound: InboundMessage) -> str:
+    text = " ".join(inbound.text.split())
+    if len(text) > _SUMMARY_CHARS:
+        text = text[: _SUMMARY_CHARS - 1] + "…"
+    if not text and inbound.attachments:
+        text = f"[{len(inbound.attachments)} anexo(s)]"
+    return text or "[mensagem sem texto]"

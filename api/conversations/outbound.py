@@ -1,0 +1,166 @@
+"""The one way out: every outbound message (bot, analyst, system) is recorded and put in the
+outbox in the caller's transaction; the outbox worker delivers it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.config import get_settings
+from api.contacts.models import ContactPoint
+from api.conversations.models import (
+    AuthorKind,
+    Channel,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+)
+from api.db import utcnow
+from api.errors import Conflict, ValidationFailed
+from api.outbox.models import OutboxItem
+from api.timeline.models import ActorKind, EntryKind
+from api.timeline.service import Actor, create_entry
+
+
+class WindowClosed(ValidationFailed):
+    code = "whatsapp_window_closed"
+
+
+class ContactSuppressed(Conflict):
+    code = "contact_suppressed"
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """An approved WhatsApp template (Twilio Content SID) with its variables and rendered text."""
+
+    content_sid: str
+    variables: dict[str, str]
+    rendered_text: str
+
+
+@dataclass(frozen=True)
+class OutboundAttachment:
+    storage_path: str
+    filename: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Outbound:
+    text: str
+    template: TemplateRef | None = None
+    subject: str | None = None
+    attachments: tuple[OutboundAttachment, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_AUTHOR_OF = {
+    ActorKind.BOT: AuthorKind.BOT,
+    ActorKind.ANALYST: AuthorKind.ANALYST,
+    ActorKind.SYSTEM: AuthorKind.SYSTEM,
+}
+
+
+def window_open_until(conversation: Conversation) -> dt.datetime | None:
+    """Until when free-form WhatsApp text is allowed (24 h after the infringer's last message)."""
+    if conversation.last_inbound_at is None:
+        return None
+    hours = get_settings().whatsapp_window_hours
+    return conversation.last_inbound_at + dt.timedelta(hours=hours)
+
+
+def check_can_send(
+    conversation: Conversation,
+    contact: ContactPoint | None,
+    outbound: Outbound,
+    *,
+    allow_suppressed: bool = False,
+    now: dt.datetime | None = None,
+) -> None:
+    """Raise when this message must not go out: opted-out contact, or WhatsApp window closed."""
+    if contact is not None and contact.opted_out_at is not None and not allow_suppressed:
+        raise ContactSuppressed(
+            "O contato pediu para não receber mensagens (opt-out); "
+            "um analista precisa liberar o contato antes."
+        )
+    if conversation.channel is Channel.WHATSAPP and outbound.template is None:
+        until = window_open_until(conversation)
+        if until is None or (now or utcnow()) > until:
+            raise WindowClosed(
+                "Fora da janela de 24 horas do WhatsApp: só é possível enviar um modelo "
+                "aprovado (template) até o infrator responder.",
+                window_closed_at=until.isoformat() if until else None,
+            )
+
+
+async def do_queue_outbound(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    outbound: Outbound,
+    actor: Actor,
+    allow_suppressed: bool = False,
+) -> Message:
+    """Record an outbound message and its outbox row in the current transaction."""
+    contact = await session.get(ContactPoint, conversation.contact_point_id)
+    check_can_send(conversation, contact, outbound, allow_suppressed=allow_suppressed)
+    text = outbound.template.rendered_text if outbound.template else outbound.text
+    if not text.strip() and not outbound.attachments:
+        raise ValidationFailed("Mensagem vazia.")
+    message = Message(
+        conversation_id=conversation.id,
+        case_id=conversation.case_id,
+        direction=Direction.OUTBOUND,
+        channel=conversation.channel,
+        author_kind=_AUTHOR_OF.get(actor.kind, AuthorKind.SYSTEM),
+        analyst_id=actor.analyst_id,
+        text=text,
+        subject=outbound.subject,
+        delivery_status=DeliveryStatus.PENDING,
+        meta={
+            **outbound.meta,
+            **(
+                {"content_sid": outbound.template.content_sid}
+                if outbound.template is not None
+                else {}
+            ),
+        },
+    )
+    session.add(message)
+    await session.flush()
+    session.add(
+        OutboxItem(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            channel=conversation.channel,
+            payload={
+                "to": conversation.address,
+                "text": text,
+                "subject": outbound.subject,
+                "content_sid": outbound.template.content_sid if outbound.template else None,
+                "content_variables": outbound.template.variables if outbound.template else None,
+                "attachments": [
+                    {"path": a.storage_path, "filename": a.filename, "content_type": a.content_type}
+                    for a in outbound.attachments
+                ],
+                "meta": outbound.meta,
+            },
+        )
+    )
+    conversation.last_outbound_at = utcnow()
+    await create_entry(
+        session,
+        kind=EntryKind.MESSAGE,
+        actor=actor,
+        case_id=conversation.case_id,
+        conversation_id=conversation.id,
+        message_id=message.id,
+        summary=text if len(text) <= 280 else text[:279] + "…",
+        data={"channel": str(conversation.channel), "direction": "outbound"},
+    )
+    return message

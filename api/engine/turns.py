@@ -1,0 +1,263 @@
+"""The bot loop: pending inbound messages of a conversation go to Rasa one at a time; the
+reading and the replies are stored, and the replies queued, in one transaction per turn.
+
+One turn at a time per conversation across processes: a short lease on the conversation row
+(UPDATE … WHERE lease expired), not a lock held while Rasa thinks (Rasa's actions write to the
+same rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.contacts.models import ContactPoint
+from api.conversations.models import Conversation, Direction, Holder, Message
+from api.conversations.outbound import ContactSuppressed, Outbound, WindowClosed, do_queue_outbound
+from api.conversations.service import sender_id_for
+from api.db import get_sessionmaker, unit_of_work, utcnow
+from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
+from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
+from api.handoff.service import do_request_handoff
+from api.timeline.models import EntryKind
+from api.timeline.service import Actor, create_entry
+
+log = logging.getLogger(__name__)
+LEASE = dt.timedelta(seconds=90)
+
+
+@dataclass(frozen=True)
+class PendingTurn:
+    message_id: int
+    text: str
+    channel: str
+    conversation_id: int
+    case_id: int | None
+    holder: Holder
+    sender_id: str
+
+
+async def _claim(maker: async_sessionmaker[AsyncSession], conversation_id: int) -> str | None:
+    token = str(uuid.uuid4())
+    now = utcnow()
+    async with unit_of_work(maker) as session:
+        claimed = await session.scalar(
+            sa.update(Conversation)
+            .where(
+                Conversation.id == conversation_id,
+                sa.or_(
+                    Conversation.turn_lease_until.is_(None), Conversation.turn_lease_until < now
+                ),
+            )
+            .values(turn_lease_token=token, turn_lease_until=now + LEASE)
+            .returning(Conversation.id)
+        )
+    return token if claimed is not None else None
+
+
+async def _release(
+    maker: async_sessionmaker[AsyncSession], conversation_id: int, token: str
+) -> None:
+    async with unit_of_work(maker) as session:
+        await session.execute(
+            sa.update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
+            .values(turn_lease_token=None, turn_lease_until=None)
+        )
+
+
+async def _next_pending(
+    maker: async_sessionmaker[AsyncSession], conversation_id: int, token: str
+) -> PendingTurn | None:
+    async with unit_of_work(maker) as session:
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None or conversation.turn_lease_token != token:
+            return None
+        conversation.turn_lease_until = utcnow() + LEASE  # renew while we work
+        message = await session.scalar(
+            sa.select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == Direction.INBOUND,
+                Message.handled_at.is_(None),
+            )
+            .order_by(Message.id)
+            .limit(1)
+        )
+        if message is None:
+            return None
+        return PendingTurn(
+            message_id=message.id,
+            text=message.text,
+            channel=str(message.channel),
+            conversation_id=conversation.id,
+            case_id=conversation.case_id,
+            holder=conversation.holder,
+            sender_id=sender_id_for(conversation),
+        )
+
+
+async def _queue(
+    session: AsyncSession, conversation: Conversation, text: str, actor: Actor, **kwargs: bool
+) -> None:
+    try:
+        await do_queue_outbound(
+            session, conversation=conversation, outbound=Outbound(text=text), actor=actor, **kwargs
+        )
+    except (ContactSuppressed, WindowClosed) as exc:
+        await create_entry(
+            session,
+            kind=EntryKind.SYSTEM,
+            actor=Actor.system(),
+            case_id=conversation.case_id,
+            conversation_id=conversation.id,
+            summary=f"Resposta não enviada: {exc.message}",
+            data={"code": exc.code},
+        )
+
+
+async def _finish(
+    maker: async_sessionmaker[AsyncSession],
+    turn: PendingTurn,
+    *,
+    result: EngineTurn | None,
+    failure: str | None,
+    opt_out: bool,
+) -> None:
+    async with unit_of_work(maker) as session:
+        message = await session.get(Message, turn.message_id)
+        conversation = await session.get(Conversation, turn.conversation_id)
+        assert message is not None and conversation is not None
+        if message.handled_at is not None:
+            return  # another worker finished it (lease expired mid-turn); never answer twice
+        await session.refresh(conversation)  # actions may have changed holder / case meanwhile
+        message.handled_at = utcnow()
+        message.case_id = message.case_id or conversation.case_id
+        if result is not None and result.nlu is not None:
+            message.intent = result.nlu.intent
+            message.intent_confidence = result.nlu.confidence
+            message.entities = result.nlu.entities
+        bot = Actor.bot()
+        if opt_out:
+            contact = await session.get(ContactPoint, conversation.contact_point_id)
+            if contact is not None and contact.opted_out_at is None:
+                contact.opted_out_at = utcnow()
+                contact.opt_out_reason = f"palavra-chave: {turn.text.strip()[:40]}"
+                await _queue(
+                    session, conversation, OPT_OUT_CONFIRMATION, bot, allow_suppressed=True
+                )
+            await do_request_handoff(
+                session, conversation=conversation, reason="opt-out: revisar contato", actor=bot
+            )
+            return
+        if failure is not None:
+            if await do_request_handoff(
+                session, conversation=conversation, reason=failure, actor=Actor.system()
+            ):
+                await _queue(session, conversation, ENGINE_DOWN_REPLY, Actor.system())
+            return
+        assert result is not None
+        if turn.holder is not Holder.BOT:
+            return  # a person holds it: the reading is kept, the bot says nothing
+        for reply in result.messages:
+            if reply.text:
+                # The opt-out confirmation is the one message allowed to a suppressed contact.
+                await _queue(session, conversation, reply.text, bot, allow_suppressed=True)
+        if result.paused and conversation.holder is Holder.BOT:
+            await do_request_handoff(
+                session, conversation=conversation, reason="bot pausou a conversa", actor=bot
+            )
+
+
+async def _handle(
+    maker: async_sessionmaker[AsyncSession], gateway: RasaGateway | None, turn: PendingTurn
+) -> None:
+    if is_opt_out_keyword(turn.text):
+        await _finish(maker, turn, result=None, failure=None, opt_out=True)
+        return
+    if gateway is None:
+        await _finish(maker, turn, result=None, failure="Rasa não configurado", opt_out=False)
+        return
+    try:
+        result = await gateway.send_turn(
+            sender=turn.sender_id,
+            text=turn.text,
+            message_id=f"msg-{turn.message_id}",
+            channel=turn.channel,
+            metadata={"conversation_id": turn.conversation_id, "case_id": turn.case_id},
+        )
+    except EngineUnavailable as exc:
+        log.warning("turn %s: %s", turn.message_id, exc.message)
+        await _finish(maker, turn, result=None, failure=exc.message, opt_out=False)
+        return
+    if turn.holder is not Holder.BOT and result.messages:
+        # The bot must never speak while a person holds the conversation: make Rasa agree.
+        try:
+            await gateway.pause(turn.sender_id)
+        except EngineUnavailable:
+            log.warning("could not pause Rasa for %s", turn.sender_id)
+    await _finish(maker, turn, result=result, failure=None, opt_out=False)
+
+
+async def process_conversation(
+    conversation_id: int,
+    *,
+    gateway: RasaGateway | None,
+    maker: async_sessionmaker[AsyncSession] | None = None,
+) -> int:
+    """Handle every pending inbound message of a conversation, oldest first. Returns how many;
+    0 when another process holds the conversation (it will handle them)."""
+    maker = maker or get_sessionmaker()
+    handled = 0
+    while True:
+        token = await _claim(maker, conversation_id)
+        if token is None:
+            return handled
+        try:
+            while (turn := await _next_pending(maker, conversation_id, token)) is not None:
+                await _handle(maker, gateway, turn)
+                handled += 1
+        finally:
+            await _release(maker, conversation_id, token)
+        # A message stored between our last look and the release would otherwise wait.
+        if not await _has_pending(maker, conversation_id):
+            return handled
+
+
+async def _has_pending(maker: async_sessionmaker[AsyncSession], conversation_id: int) -> bool:
+    async with unit_of_work(maker) as session:
+        return bool(
+            await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Message)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == Direction.INBOUND,
+                    Message.handled_at.is_(None),
+                )
+            )
+        )
+
+
+async def get_conversations_with_pending(
+    session: AsyncSession, *, older_than: dt.timedelta, limit: int = 50
+) -> Sequence[int]:
+    """Conversations whose turns were left behind (a crashed process, Rasa was down)."""
+    cutoff = utcnow() - older_than
+    query = (
+        sa.select(Message.conversation_id)
+        .where(
+            Message.direction == Direction.INBOUND,
+            Message.handled_at.is_(None),
+            Message.created_at < cutoff,
+        )
+        .group_by(Message.conversation_id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

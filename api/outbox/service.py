@@ -1,0 +1,129 @@
+"""Claiming due outbox rows (safely across workers) and recording what the provider said."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from api.config import get_settings
+from api.conversations.models import DeliveryStatus, Message
+from api.db import utcnow
+from api.outbox.models import OutboxItem, OutboxState
+from api.outbox.senders import Envelope, SendResult
+from api.timeline.models import EntryKind
+from api.timeline.service import Actor, create_entry
+
+LEASE = dt.timedelta(seconds=60)
+MAX_BACKOFF_SECONDS = 15 * 60
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter: up to 2, 4, 8 … seconds, capped at 15 minutes."""
+    return random.uniform(0.5, min(MAX_BACKOFF_SECONDS, 2.0**attempt))
+
+
+async def claim_due(session: AsyncSession, *, limit: int = 20) -> Sequence[OutboxItem]:
+    """Take due rows for this worker; an earlier unsent row of a conversation holds back the
+    later ones, so order is kept. A worker that died leaves its rows to be retried at lease end."""
+    now = utcnow()
+    earlier = aliased(OutboxItem)
+    blocked_by_earlier = (
+        sa.select(earlier.id)
+        .where(
+            earlier.conversation_id == OutboxItem.conversation_id,
+            earlier.id < OutboxItem.id,
+            earlier.state.in_([OutboxState.PENDING, OutboxState.IN_FLIGHT]),
+        )
+        .exists()
+    )
+    due = sa.or_(
+        sa.and_(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= now),
+        sa.and_(OutboxItem.state == OutboxState.IN_FLIGHT, OutboxItem.locked_until < now),
+    )
+    query = (
+        sa.select(OutboxItem)
+        .where(due, ~blocked_by_earlier)
+        .order_by(OutboxItem.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxItem)
+    )
+    items = (await session.scalars(query)).all()
+    for item in items:
+        item.state = OutboxState.IN_FLIGHT
+        item.locked_until = now + LEASE
+        item.attempts += 1
+    await session.flush()
+    return items
+
+
+def envelope_of(item: OutboxItem) -> Envelope:
+    payload = item.payload
+    return Envelope(
+        message_id=item.message_id,
+        conversation_id=item.conversation_id,
+        channel=item.channel,
+        to=str(payload["to"]),
+        text=str(payload.get("text") or ""),
+        subject=payload.get("subject"),
+        content_sid=payload.get("content_sid"),
+        content_variables=payload.get("content_variables"),
+        attachments=list(payload.get("attachments") or []),
+        meta=dict(payload.get("meta") or {}),
+    )
+
+
+async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResult) -> None:
+    item = await session.get(OutboxItem, item_id)
+    if item is None:
+        return
+    item.state = OutboxState.DONE
+    item.done_at = utcnow()
+    item.locked_until = None
+    message = await session.get(Message, item.message_id)
+    if message is not None:
+        message.provider_id = result.provider_id
+        # A status callback may already have moved it further; never go back.
+        from api.conversations.delivery import RANK
+
+        if RANK[result.status] > RANK.get(message.delivery_status, -1):
+            message.delivery_status = result.status
+            message.status_updated_at = utcnow()
+
+
+async def do_mark_failed(
+    session: AsyncSession, *, item_id: int, error: str, retryable: bool
+) -> bool:
+    """Schedule a retry, or fail for good (shown on the timeline). True when it will retry."""
+    item = await session.get(OutboxItem, item_id)
+    if item is None:
+        return False
+    item.last_error = error[:500]
+    item.locked_until = None
+    if retryable and item.attempts < get_settings().outbox_max_attempts:
+        item.state = OutboxState.PENDING
+        item.next_attempt_at = utcnow() + dt.timedelta(seconds=backoff_seconds(item.attempts))
+        return True
+    item.state = OutboxState.FAILED
+    item.done_at = utcnow()
+    message = await session.get(Message, item.message_id)
+    if message is not None:
+        message.delivery_status = DeliveryStatus.FAILED
+        message.delivery_error = error[:500]
+        message.status_updated_at = utcnow()
+        await create_entry(
+            session,
+            kind=EntryKind.DELIVERY,
+            actor=Actor.system(),
+            case_id=message.case_id,
+            conversation_id=message.conversation_id,
+            message_id=message.id,
+            summary=f"Falha no envio ({'tentativas esgotadas' if retryable else 'erro permanente'}): "
+            f"{error[:200]}",
+            data={"error": error[:500], "attempts": item.attempts, "retryable": retryable},
+        )
+    return False

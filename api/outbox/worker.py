@@ -1,0 +1,77 @@
+"""The outbox worker: claim due rows, send each through its channel, record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.conversations.models import Channel
+from api.db import get_sessionmaker, unit_of_work
+from api.errors import ChannelDeliveryError
+from api.outbox.senders import ChannelSender
+from api.outbox.service import claim_due, do_mark_failed, do_mark_sent, envelope_of
+
+log = logging.getLogger(__name__)
+
+
+async def deliver_due(
+    senders: Mapping[Channel, ChannelSender],
+    *,
+    maker: async_sessionmaker[AsyncSession] | None = None,
+    limit: int = 20,
+) -> int:
+    """One pass: returns how many rows were attempted."""
+    maker = maker or get_sessionmaker()
+    async with unit_of_work(maker) as session:
+        items = [(item.id, envelope_of(item)) for item in await claim_due(session, limit=limit)]
+    for item_id, envelope in items:
+        sender = senders.get(envelope.channel)
+        try:
+            if sender is None:
+                raise ChannelDeliveryError(
+                    f"canal {envelope.channel} não configurado", retryable=True
+                )
+            result = await sender.send(envelope)
+        except ChannelDeliveryError as exc:
+            async with unit_of_work(maker) as session:
+                retry = await do_mark_failed(
+                    session, item_id=item_id, error=exc.message, retryable=exc.retryable
+                )
+            log.warning(
+                "delivery of message %s failed (retry=%s): %s",
+                envelope.message_id,
+                retry,
+                exc.message,
+            )
+        except Exception as exc:  # a bug or an unexpected provider answer: retry, keep the row
+            log.exception("unexpected error delivering message %s", envelope.message_id)
+            async with unit_of_work(maker) as session:
+                await do_mark_failed(
+                    session, item_id=item_id, error=type(exc).__name__, retryable=True
+                )
+        else:
+            async with unit_of_work(maker) as session:
+                await do_mark_sent(session, item_id=item_id, result=result)
+    return len(items)
+
+
+async def run_outbox_worker(
+    senders: Mapping[Channel, ChannelSender],
+    *,
+    stop: asyncio.Event,
+    idle_seconds: float = 0.5,
+) -> None:
+    """Deliver until `stop` is set; sleeps only when there was nothing to do."""
+    while not stop.is_set():
+        try:
+            attempted = await deliver_due(senders)
+        except Exception:
+            log.exception("outbox pass failed")
+            attempted = 0
+        if attempted == 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)

@@ -1,0 +1,60 @@
+"""Content-addressed file storage for attachments (SHA-256 named, type sniffed, size-limited)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import filetype
+
+from api.config import get_settings
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    content_type: str
+    path: str  # relative to the storage root
+
+
+def sniff_content_type(data: bytes, declared: str | None) -> str:
+    """The type the bytes say they are; the declared one only when the bytes don't tell."""
+    kind = filetype.guess(data[:8192])
+    if kind is not None:
+        return str(kind.mime)
+    return (declared or "application/octet-stream").split(";")[0].strip().lower()
+
+
+def check_size(size: int) -> str | None:
+    """The refusal reason for an oversized file, or None."""
+    limit = get_settings().max_attachment_bytes
+    if size > limit:
+        return f"arquivo de {size} bytes excede o limite de {limit} bytes"
+    return None
+
+
+def store_blob(data: bytes, declared_type: str | None = None) -> StoredBlob:
+    """Write the bytes once under their hash (atomic rename); the same file is stored once."""
+    root = get_settings().storage_dir
+    digest = hashlib.sha256(data).hexdigest()
+    relative = Path(digest[:2]) / digest[2:4] / digest
+    target = root / relative
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    return StoredBlob(digest, len(data), sniff_content_type(data, declared_type), str(relative))
+
+
+def read_blob(relative: str) -> bytes:
+    root = get_settings().storage_dir.resolve()
+    path = (root / relative).resolve()
+    if root not in path.parents:
+        raise ValueError("path outside storage")
+    return path.read_bytes()
