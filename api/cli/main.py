@@ -231,5 +231,16 @@ def serve(
     )
 
 
+@app.command("worker")
+def worker() -> None:
+    """Run the worker: outbox delivery, left-behind bot turns, e-mail ingestion."""
+    import logging
+
+    from api.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker())
+
+
 if __name__ == "__main__":
     app()

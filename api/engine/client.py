@@ -103,7 +103,7 @@ class RasaGateway:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(httpx.ConnectError),
                 stop=stop_after_attempt(3),
-                wait=wait_exponential_jitter(initial=0.2, max=1.0),
+                wait=wait_exponential_jitter(multiplier=0.2, max=1.0),
                 reraise=True,
             ):
                 with attempt:

@@ -1,0 +1,1 @@
+"""Message templates with variables, rendered strictly (a missing variable is an error)."""

@@ -1,0 +1,162 @@
+"""Loading the template catalog, building a case's variables and rendering strictly."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.cases.models import Case
+from api.config import get_settings
+from api.conversations.models import Channel, Conversation, Message
+from api.conversations.outbound import Outbound, TemplateRef, do_queue_outbound
+from api.errors import NotFound, ValidationFailed
+from api.identifiers.money import format_brl
+from api.payments.service import get_current_payment_request
+from api.timeline.service import Actor
+
+CATALOG_PATH = Path(__file__).with_name("catalog.yml")
+_env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+class TemplateVariableMissing(ValidationFailed):
+    code = "template_variable_missing"
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    name: str
+    description: str
+    channels: frozenset[Channel]
+    body: str
+    whatsapp_variables: tuple[str, ...]
+    content_sid: str | None
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return frozenset(meta.find_undeclared_variables(_env.parse(self.body)))
+
+
+def _content_sids() -> dict[str, str]:
+    raw = os.environ.get("TEMPLATE_CONTENT_SIDS", "")
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed("TEMPLATE_CONTENT_SIDS não é um JSON válido.") from exc
+    return {str(k): str(v) for k, v in parsed.items()}
+
+
+@lru_cache(maxsize=1)
+def load_catalog(path: Path = CATALOG_PATH) -> dict[str, MessageTemplate]:
+    """Parse and check the catalog once; a broken template fails loudly at startup."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    sids = _content_sids()
+    catalog: dict[str, MessageTemplate] = {}
+    for item in data.get("templates", []):
+        try:
+            _env.parse(item["body"])
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"template {item.get('name')!r}: {exc}") from exc
+        template = MessageTemplate(
+            name=item["name"],
+            description=item.get("description", ""),
+            channels=frozenset(Channel(c) for c in item.get("channels", ["whatsapp", "email"])),
+            body=" ".join(str(item["body"]).split()),
+            whatsapp_variables=tuple(item.get("whatsapp_variables", [])),
+            content_sid=sids.get(item["name"]) or item.get("content_sid"),
+        )
+        unknown = set(template.whatsapp_variables) - template.variables
+        if unknown:
+            raise ValueError(
+                f"template {template.name!r}: whatsapp_variables {unknown} not in body"
+            )
+        catalog[template.name] = template
+    return catalog
+
+
+def get_template(name: str) -> MessageTemplate:
+    template = load_catalog().get(name)
+    if template is None:
+        raise NotFound(f"Modelo de mensagem {name!r} não existe.")
+    return template
+
+
+def render(template: MessageTemplate, variables: dict[str, Any]) -> str:
+    """Render with every variable required: a missing one is an error, never a blank."""
+    missing = sorted(
+        v for v in template.variables if v not in variables or variables[v] in (None, "")
+    )
+    if missing:
+        raise TemplateVariableMissing(
+            f"Variáveis ausentes no modelo {template.name!r}: {', '.join(missing)}.",
+            missing=missing,
+        )
+    try:
+        return _env.from_string(template.body).render(**variables)
+    except UndefinedError as exc:  # pragma: no cover - guarded by the check above
+        raise TemplateVariableMissing(str(exc)) from exc
+
+
+async def variables_for_case(session: AsyncSession, case: Case) -> dict[str, str]:
+    """What the database knows for a case's templates; absent facts are left out (not blank)."""
+    settings = get_settings()
+    values: dict[str, str] = {
+        "firm_name": settings.firm_name,
+        "brand": case.brand.name,
+        "case_ref": case.reference,
+        "infringer_name": case.infringer.name.split()[0].title(),
+    }
+    if case.response_deadline is not None:
+        values["deadline"] = case.response_deadline.strftime("%d/%m/%Y")
+    amount = case.agreed_amount or case.claimed_amount
+    if amount is not None:
+        values["amount"] = format_brl(amount)
+    payment = await get_current_payment_request(session, case_id=case.id)
+    if payment is not None:
+        values["payment_link"] = (
+            f"{settings.public_base_url.rstrip('/')}/pagamento/{payment.public_token}"
+        )
+    return values
+
+
+def template_ref(template: MessageTemplate, variables: dict[str, Any]) -> TemplateRef:
+    text = render(template, variables)
+    if template.content_sid is None:
+        raise ValidationFailed(
+            f"O modelo {template.name!r} não tem Content SID aprovado configurado "
+            "(TEMPLATE_CONTENT_SIDS)."
+        )
+    numbered = {
+        str(i): str(variables[name]) for i, name in enumerate(template.whatsapp_variables, 1)
+    }
+    return TemplateRef(content_sid=template.content_sid, variables=numbered, rendered_text=text)
+
+
+async def do_send_template(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    case: Case,
+    name: str,
+    actor: Actor,
+    overrides: dict[str, str] | None = None,
+) -> Message:
+    """Render a template with the case's data (plus overrides) and queue it on the channel."""
+    template = get_template(name)
+    if conversation.channel not in template.channels:
+        raise ValidationFailed(f"O modelo {name!r} não serve para o canal {conversation.channel}.")
+    variables = {**await variables_for_case(session, case), **(overrides or {})}
+    if conversation.channel is Channel.WHATSAPP:
+        outbound = Outbound(text="", template=template_ref(template, variables))
+    else:
+        outbound = Outbound(text=render(template, variables))
+    return await do_queue_outbound(
+        session, conversation=conversation, outbound=outbound, actor=actor
+    )

@@ -1,0 +1,63 @@
+"""The worker process: outbox delivery, the sweeper of left-behind bot turns, e-mail ingestion."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+
+from api.channels.registry import build_senders
+from api.config import Settings, get_settings
+from api.db import unit_of_work
+from api.engine.dispatch import get_gateway
+from api.engine.turns import get_conversations_with_pending, process_conversation
+from api.outbox.worker import run_outbox_worker
+
+log = logging.getLogger(__name__)
+SWEEP_AFTER = dt.timedelta(seconds=30)
+
+
+async def sweep_turns_once(*, older_than: dt.timedelta = SWEEP_AFTER) -> int:
+    """Handle conversations whose messages waited longer than `older_than` (crash, Rasa down)."""
+    async with unit_of_work() as session:
+        conversation_ids = await get_conversations_with_pending(session, older_than=older_than)
+    handled = 0
+    for conversation_id in conversation_ids:
+        handled += await process_conversation(conversation_id, gateway=get_gateway())
+    return handled
+
+
+async def run_turn_sweeper(stop: asyncio.Event, *, every_seconds: float = 10.0) -> None:
+    while not stop.is_set():
+        try:
+            await sweep_turns_once()
+        except Exception:
+            log.exception("turn sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_seconds)
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    senders = build_senders(settings)
+    log.info("worker started; channels: %s", ", ".join(sorted(senders)) or "none")
+    tasks = [
+        asyncio.create_task(run_outbox_worker(senders, stop=stop)),
+        asyncio.create_task(run_turn_sweeper(stop)),
+    ]
+    if settings.imap.host:
+        try:
+            from api.channels.email.imap import run_imap_ingestion
+        except ImportError:
+            log.warning("IMAP configured but the e-mail channel is not available")
+        else:
+            tasks.append(asyncio.create_task(run_imap_ingestion(settings, stop)))
+    await stop.wait()
+    await asyncio.gather(*tasks, return_exceptions=True)
