@@ -1,0 +1,665 @@
+#!/usr/bin/env python3
+"""Sanity checks for the Rasa NLU training data and the held-out test split.
+
+Usage:
+    python scripts/check_nlu_data.py [--train-dir data/nlu] [--holdout tests/data/nlu_holdout.yml]
+                                     [--min-train 30] [--min-holdout 10]
+
+What it checks (exit status 1 on any problem):
+  * every file is `version: "3.1"` Rasa NLU YAML made only of `- intent:` blocks
+    (no synonym / regex / lookup blocks: entity extraction is rule-based elsewhere);
+  * every contract intent is present, with >= --min-train training and >= --min-holdout
+    held-out examples, and no intent outside the contract is used;
+  * entity annotations use `[text]{"entity": ..., "value": ...}` with a contract entity
+    name and a normalized value (cpf/cnpj check digits, amount, installments, phone,
+    email, url, marketplace, case_ref);
+  * duplicates: exact duplicates within a split, examples that are identical once case,
+    accents and punctuation are ignored (within a split, or a held-out example equal to a
+    training one), and held-out examples that differ from a training example by a
+    single swapped word.
+
+Only the standard library is required; if PyYAML is importable, the hand-made parser is
+cross-checked against `yaml.safe_load`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# --------------------------------------------------------------------------- contract
+
+CONTRACT_INTENTS: tuple[str, ...] = (
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "bot_challenge",
+    "out_of_scope",
+    "ask_who_is_this",
+    "ask_what_is_this",
+    "ask_listing_details",
+    "request_notice_document",
+    "ask_consequences",
+    "acknowledge_notice",
+    "claim_original",
+    "dispute_infringement",
+    "wrong_person",
+    "already_removed",
+    "agree_to_remove",
+    "ask_deadline",
+    "ask_amount",
+    "negotiate_amount",
+    "ask_installments",
+    "request_payment",
+    "payment_problem",
+    "inform_paid",
+    "accept_agreement",
+    "inform_document",
+    "request_human",
+    "inform_lawyer",
+    "hostile",
+    "opt_out",
+    "data_request",
+)
+
+CONTRACT_ENTITIES: tuple[str, ...] = (
+    "cpf",
+    "cnpj",
+    "amount",
+    "installments",
+    "url",
+    "email",
+    "phone",
+    "marketplace",
+    "case_ref",
+)
+
+CANONICAL_MARKETPLACES: tuple[str, ...] = (
+    "Mercado Livre",
+    "Shopee",
+    "Amazon",
+    "Magalu",
+    "OLX",
+    "Instagram",
+    "Facebook",
+    "TikTok Shop",
+    "Shein",
+    "AliExpress",
+    "own website",
+)
+
+# surface form (lowercase, no accents) -> canonical marketplace name
+MARKETPLACE_ALIASES: dict[str, str] = {
+    "mercado livre": "Mercado Livre",
+    "mercadolivre": "Mercado Livre",
+    "mercado libre": "Mercado Livre",
+    "ml": "Mercado Livre",
+    "meli": "Mercado Livre",
+    "shopee": "Shopee",
+    "amazon": "Amazon",
+    "amazon.com.br": "Amazon",
+    "magalu": "Magalu",
+    "magazine luiza": "Magalu",
+    "olx": "OLX",
+    "instagram": "Instagram",
+    "insta": "Instagram",
+    "ig": "Instagram",
+    "facebook": "Facebook",
+    "face": "Facebook",
+    "fb": "Facebook",
+    "marketplace do facebook": "Facebook",
+    "tiktok": "TikTok Shop",
+    "tiktok shop": "TikTok Shop",
+    "tik tok": "TikTok Shop",
+    "shein": "Shein",
+    "aliexpress": "AliExpress",
+    "ali express": "AliExpress",
+    "meu site": "own website",
+    "nosso site": "own website",
+    "site proprio": "own website",
+    "loja propria": "own website",
+    "loja virtual propria": "own website",
+}
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalize_for_dup(text: str) -> str:
+    """Case-, accent- and punctuation-insensitive form used for duplicate detection."""
+    text = strip_accents(text).lower()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# --------------------------------------------------------------------------- identifiers
+
+
+def cpf_is_valid(digits: str) -> bool:
+    if not re.fullmatch(r"\d{11}", digits) or len(set(digits)) == 1:
+        return False
+    for size in (9, 10):
+        total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1), strict=True))
+        rest = total % 11
+        check = 0 if rest < 2 else 11 - rest
+        if int(digits[size]) != check:
+            return False
+    return True
+
+
+_CNPJ_W1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+_CNPJ_W2 = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def cnpj_is_valid(value: str) -> bool:
+    """CNPJ, numeric or alphanumeric (July 2026 rule: char value = ASCII code - 48)."""
+    if not re.fullmatch(r"[0-9A-Z]{12}\d{2}", value) or len(set(value)) == 1:
+        return False
+    for weights in (_CNPJ_W1, _CNPJ_W2):
+        size = len(weights)
+        total = sum((ord(c) - 48) * w for c, w in zip(value[:size], weights, strict=True))
+        rest = total % 11
+        check = 0 if rest < 2 else 11 - rest
+        if int(value[size]) != check:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- numbers in words
+
+_WORD_NUMBERS: dict[str, int] = {
+    "um": 1,
+    "uma": 1,
+    "dois": 2,
+    "duas": 2,
+    "tres": 3,
+    "quatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "sete": 7,
+    "oito": 8,
+    "nove": 9,
+    "dez": 10,
+    "onze": 11,
+    "doze": 12,
+    "treze": 13,
+    "catorze": 14,
+    "quatorze": 14,
+    "quinze": 15,
+    "dezesseis": 16,
+    "dezessete": 17,
+    "dezoito": 18,
+    "dezenove": 19,
+    "vinte": 20,
+    "trinta": 30,
+    "quarenta": 40,
+    "cinquenta": 50,
+    "sessenta": 60,
+    "setenta": 70,
+    "oitenta": 80,
+    "noventa": 90,
+    "cem": 100,
+    "cento": 100,
+    "duzentos": 200,
+    "trezentos": 300,
+    "quatrocentos": 400,
+    "quinhentos": 500,
+    "seiscentos": 600,
+    "setecentos": 700,
+    "oitocentos": 800,
+    "novecentos": 900,
+}
+
+
+def words_to_int(text: str) -> int | None:
+    tokens = [t for t in re.split(r"[\s-]+", strip_accents(text).lower()) if t and t != "e"]
+    if not tokens:
+        return None
+    total = 0
+    current = 0
+    for tok in tokens:
+        if tok in _WORD_NUMBERS:
+            current += _WORD_NUMBERS[tok]
+        elif tok == "mil":
+            total += (current or 1) * 1000
+            current = 0
+        elif tok.isdigit():
+            current += int(tok)
+        else:
+            return None
+    return total + current
+
+
+_CURRENCY_WORDS = r"(?:reais|real|conto|contos|pila|pilas|mangos?)"
+
+
+def normalize_amount(text: str) -> str | None:
+    """'R$ 1.500,00' -> '1500.00', '1,5k' -> '1500.00', 'mil e quinhentos' -> '1500.00'."""
+    t = strip_accents(text).lower().strip()
+    t = re.sub(r"^r\$\s*", "", t)
+    t = re.sub(rf"\s*{_CURRENCY_WORDS}$", "", t).strip()
+    value: Decimal | None = None
+    try:
+        if m := re.fullmatch(r"(\d+(?:[.,]\d+)?)\s*(?:k|mil)", t):
+            value = Decimal(m.group(1).replace(",", ".")) * 1000
+        elif re.fullmatch(r"\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?|\d+(?:,\d{1,2})?", t):
+            value = Decimal(t.replace(".", "").replace(",", "."))
+        else:
+            n = words_to_int(t)
+            value = Decimal(n) if n else None
+    except InvalidOperation:
+        return None
+    if value is None:
+        return None
+    return f"{value:.2f}"
+
+
+def normalize_installments(text: str) -> str | None:
+    """'5x' -> '5', 'dez vezes' -> '10', '3 parcelas' -> '3'."""
+    t = strip_accents(text).lower().strip()
+    t = re.sub(r"\s*(?:x|vezes|vez|parcelas|parcela|prestacoes|prestacao)$", "", t).strip()
+    if t.isdigit():
+        return str(int(t))
+    n = words_to_int(t)
+    return str(n) if n else None
+
+
+def normalize_phone(text: str) -> str | None:
+    digits = re.sub(r"\D", "", text)
+    if digits.startswith("55") and len(digits) in (12, 13):
+        digits = digits[2:]
+    digits = digits.lstrip("0")  # trunk prefix 0XX
+    if len(digits) not in (10, 11):
+        return None
+    return "+55" + digits
+
+
+def normalize_case_ref(text: str) -> str | None:
+    t = re.sub(r"[\s_./-]+", "-", text.strip().upper())
+    return t if re.fullmatch(r"INF-\d{4}-\d{6}", t) else None
+
+
+def normalize_marketplace(text: str) -> str | None:
+    key = re.sub(r"\s+", " ", strip_accents(text).lower().strip())
+    return MARKETPLACE_ALIASES.get(key)
+
+
+def expected_value(entity: str, text: str) -> str | None:
+    """The normalized value the contract expects for `text`, or None if unknown."""
+    if entity == "cpf":
+        digits = re.sub(r"\D", "", text)
+        return digits if len(digits) == 11 else None
+    if entity == "cnpj":
+        value = re.sub(r"[^0-9A-Za-z]", "", text).upper()
+        return value if len(value) == 14 else None
+    if entity == "amount":
+        return normalize_amount(text)
+    if entity == "installments":
+        return normalize_installments(text)
+    if entity == "phone":
+        return normalize_phone(text)
+    if entity == "email":
+        return text.strip().lower()
+    if entity == "url":
+        return text
+    if entity == "marketplace":
+        return normalize_marketplace(text)
+    if entity == "case_ref":
+        return normalize_case_ref(text)
+    return None
+
+
+def validate_entity(entity: str, text: str, value: str | None) -> list[str]:
+    """Problems with one annotation (empty list when fine)."""
+    problems: list[str] = []
+    if entity not in CONTRACT_ENTITIES:
+        return [f"entity {entity!r} is not in the contract"]
+    if value is None:
+        return [f"{entity} annotation [{text}] has no normalized value"]
+    if entity == "cpf":
+        if not re.fullmatch(r"\d{11}", value):
+            problems.append(f"cpf value {value!r} must be 11 digits")
+        elif not cpf_is_valid(value):
+            problems.append(f"cpf {text!r}: invalid check digits")
+    elif entity == "cnpj":
+        if not re.fullmatch(r"[0-9A-Z]{12}\d{2}", value):
+            problems.append(f"cnpj value {value!r} must be 12 uppercase letters/digits + 2 digits")
+        elif not cnpj_is_valid(value):
+            problems.append(f"cnpj {text!r}: invalid check digits")
+    elif entity == "amount" and not re.fullmatch(r"\d+\.\d{2}", value):
+        problems.append(f"amount value {value!r} must be a decimal with 2 places")
+    elif entity == "installments" and not re.fullmatch(r"[1-9]\d*", value):
+        problems.append(f"installments value {value!r} must be a positive integer")
+    elif entity == "phone" and not re.fullmatch(r"\+55\d{10,11}", value):
+        problems.append(f"phone value {value!r} must be E.164 (+55...)")
+    elif entity == "email" and not re.fullmatch(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}", value):
+        problems.append(f"email value {value!r} must be a lowercased address")
+    elif entity == "marketplace" and value not in CANONICAL_MARKETPLACES:
+        problems.append(f"marketplace value {value!r} is not a canonical name")
+    elif entity == "case_ref" and not re.fullmatch(r"INF-\d{4}-\d{6}", value):
+        problems.append(f"case_ref value {value!r} must look like INF-2026-000123")
+    if problems:
+        return problems
+    expected = expected_value(entity, text)
+    if expected is None:
+        problems.append(f"{entity} span {text!r} could not be normalized to check {value!r}")
+    elif expected != value:
+        problems.append(f"{entity} span {text!r}: value {value!r}, expected {expected!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------- parsing
+
+# [text]{"entity": ...}  |  [text](entity)  |  [text](entity:value)
+_ANNOTATION = re.compile(r"\[(?P<text>[^\[\]]+)\](?:(?P<json>\{[^{}]*\})|\((?P<short>[^()]+)\))")
+
+
+@dataclass
+class Entity:
+    entity: str
+    text: str
+    value: str | None
+
+
+@dataclass
+class Example:
+    raw: str
+    text: str
+    intent: str
+    file: str
+    line: int
+    entities: list[Entity] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def parse_example(raw: str, intent: str, file: str, line: int) -> Example:
+    ex = Example(raw=raw, text="", intent=intent, file=file, line=line)
+    pieces: list[str] = []
+    pos = 0
+    for m in _ANNOTATION.finditer(raw):
+        pieces.append(raw[pos : m.start()])
+        span = m.group("text")
+        pieces.append(span)
+        pos = m.end()
+        if m.group("json"):
+            try:
+                data = json.loads(m.group("json"))
+            except json.JSONDecodeError as exc:
+                ex.problems.append(f"bad JSON annotation {m.group('json')!r}: {exc}")
+                continue
+            name = data.get("entity")
+            value = data.get("value")
+            if not isinstance(name, str):
+                ex.problems.append(f"annotation without entity name: {m.group(0)!r}")
+                continue
+            ex.entities.append(Entity(name, span, None if value is None else str(value)))
+        else:
+            short = m.group("short")
+            name, _, value = short.partition(":")
+            ex.entities.append(Entity(name.strip(), span, value.strip() or None))
+    pieces.append(raw[pos:])
+    ex.text = "".join(pieces)
+    if re.search(r"[\[\]]", ex.text):
+        ex.problems.append("unbalanced or unannotated [brackets]")
+    for ent in ex.entities:
+        ex.problems.extend(validate_entity(ent.entity, ent.text, ent.value))
+    return ex
+
+
+def parse_nlu_file(path: Path) -> tuple[list[Example], list[str]]:
+    """Hand-made parser for the subset of Rasa NLU YAML used here."""
+    problems: list[str] = []
+    examples: list[Example] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rel = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    version_ok = False
+    in_nlu = False
+    intent: str | None = None
+    in_examples = False
+    intents_seen: list[str] = []
+    for no, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if in_examples:
+            if line.startswith("    - "):
+                text = line[6:].strip()
+                if not text:
+                    problems.append(f"{rel}:{no}: empty example")
+                    continue
+                if text.startswith(("/", "#")):
+                    problems.append(f"{rel}:{no}: example starts with {text[0]!r}")
+                assert intent is not None
+                examples.append(parse_example(text, intent, rel, no))
+                continue
+            if not stripped:
+                continue
+            if line.startswith("    ") or line.startswith("\t"):
+                problems.append(f"{rel}:{no}: example line must start with '    - '")
+                continue
+            in_examples = False
+        if not stripped or stripped.startswith("#"):
+            continue
+        if m := re.fullmatch(r"version:\s*[\"']?([\d.]+)[\"']?", stripped):
+            if line.startswith("version") and m.group(1) == "3.1":
+                version_ok = True
+            else:
+                problems.append(f'{rel}:{no}: expected version: "3.1"')
+            continue
+        if line.rstrip() == "nlu:":
+            in_nlu = True
+            continue
+        if not in_nlu:
+            problems.append(f"{rel}:{no}: unexpected top-level content {stripped!r}")
+            continue
+        if m := re.fullmatch(r"- (\w+):\s*(.*)", line.rstrip()):
+            kind, name = m.group(1), m.group(2).strip()
+            if kind != "intent":
+                problems.append(f"{rel}:{no}: '{kind}' blocks are not allowed (only intent)")
+                intent = None
+                continue
+            intent = name
+            intents_seen.append(name)
+            continue
+        if line.rstrip() == "  examples: |":
+            if intent is None:
+                problems.append(f"{rel}:{no}: examples without an intent")
+                continue
+            in_examples = True
+            continue
+        problems.append(f"{rel}:{no}: unexpected line {line!r}")
+    if not version_ok:
+        problems.append(f'{rel}: missing version: "3.1"')
+    if not in_nlu:
+        problems.append(f"{rel}: missing top-level nlu:")
+    for name, count in Counter(intents_seen).items():
+        if count > 1:
+            problems.append(f"{rel}: intent {name!r} declared {count} times in the same file")
+    problems.extend(_cross_check_with_pyyaml(path, rel, examples))
+    return examples, problems
+
+
+def _cross_check_with_pyyaml(path: Path, rel: str, examples: list[Example]) -> list[str]:
+    try:
+        import yaml
+    except ImportError:
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        return [f"{rel}: invalid YAML: {exc}"]
+    if not isinstance(data, dict) or not isinstance(data.get("nlu"), list):
+        return [f"{rel}: YAML has no nlu list"]
+    from_yaml: list[tuple[str, str]] = []
+    for block in data["nlu"]:
+        if not isinstance(block, dict) or "intent" not in block:
+            continue
+        body = block.get("examples") or ""
+        for item in str(body).splitlines():
+            item = item.strip()
+            if item.startswith("- "):
+                from_yaml.append((str(block["intent"]), item[2:].strip()))
+    by_hand = [(ex.intent, ex.raw) for ex in examples]
+    if from_yaml != by_hand:
+        return [f"{rel}: hand parser and PyYAML disagree ({len(by_hand)} vs {len(from_yaml)})"]
+    return []
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def is_formal(text: str) -> bool:
+    """Rough register heuristic for the report: e-mail register starts with a capital."""
+    return text[:1].isupper() and not text.isupper()
+
+
+def one_word_swap(a: list[str], b: list[str]) -> bool:
+    return len(a) == len(b) >= 3 and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
+def check_duplicates(train: list[Example], holdout: list[Example]) -> tuple[list[str], list[str]]:
+    errors: list[str] = []
+    warnings: list[str] = []
+    for split_name, split in (("train", train), ("holdout", holdout)):
+        exact: dict[str, Example] = {}
+        norm: dict[str, Example] = {}
+        for ex in split:
+            if ex.text in exact:
+                first = exact[ex.text]
+                errors.append(
+                    f"{split_name}: exact duplicate"
+                    f"{' with conflicting labels' if first.intent != ex.intent else ''}"
+                    f" {ex.text!r} ({first.intent} {first.file}:"
+                    f"{first.line} / {ex.intent} {ex.file}:{ex.line})"
+                )
+                continue
+            exact[ex.text] = ex
+            key = normalize_for_dup(ex.text)
+            if key in norm:
+                first = norm[key]
+                kind = "conflicting labels" if first.intent != ex.intent else "near duplicate"
+                errors.append(
+                    f"{split_name}: {kind}: {first.text!r} ({first.intent} {first.file}:"
+                    f"{first.line}) ~ {ex.text!r} ({ex.intent} {ex.file}:{ex.line})"
+                )
+                continue
+            norm[key] = ex
+    train_norm = {normalize_for_dup(ex.text): ex for ex in train}
+    train_tokens = [(normalize_for_dup(ex.text).split(), ex) for ex in train]
+    for ex in holdout:
+        key = normalize_for_dup(ex.text)
+        if key in train_norm:
+            tr = train_norm[key]
+            errors.append(
+                f"holdout example {ex.text!r} ({ex.intent} {ex.file}:{ex.line}) is in the "
+                f"training data as {tr.text!r} ({tr.intent} {tr.file}:{tr.line})"
+            )
+            continue
+        tokens = key.split()
+        for tr_tokens, tr in train_tokens:
+            if tr.intent == ex.intent and one_word_swap(tokens, tr_tokens):
+                errors.append(
+                    f"holdout example {ex.text!r} ({ex.intent}) only swaps one word of "
+                    f"training example {tr.text!r} ({tr.intent} {tr.file}:{tr.line})"
+                )
+                break
+    return errors, warnings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-dir", type=Path, default=REPO_ROOT / "data" / "nlu")
+    parser.add_argument(
+        "--holdout", type=Path, default=REPO_ROOT / "tests" / "data" / "nlu_holdout.yml"
+    )
+    parser.add_argument("--min-train", type=int, default=30)
+    parser.add_argument("--min-holdout", type=int, default=10)
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print problems")
+    args = parser.parse_args(argv)
+
+    errors: list[str] = []
+    train: list[Example] = []
+    train_files = sorted(args.train_dir.glob("*.yml")) + sorted(args.train_dir.glob("*.yaml"))
+    if not train_files:
+        errors.append(f"no training files in {args.train_dir}")
+    for path in train_files:
+        exs, probs = parse_nlu_file(path)
+        train.extend(exs)
+        errors.extend(probs)
+    holdout: list[Example] = []
+    if args.holdout.is_file():
+        holdout, probs = parse_nlu_file(args.holdout)
+        errors.extend(probs)
+    else:
+        errors.append(f"missing holdout file {args.holdout}")
+
+    for ex in train + holdout:
+        for problem in ex.problems:
+            errors.append(f"{ex.file}:{ex.line}: {problem}  <- {ex.raw}")
+
+    train_counts = Counter(ex.intent for ex in train)
+    holdout_counts = Counter(ex.intent for ex in holdout)
+    formal_counts = Counter(ex.intent for ex in train if is_formal(ex.text))
+    entity_counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for split_name, split in (("train", train), ("holdout", holdout)):
+        for ex in split:
+            for ent in ex.entities:
+                entity_counts[ent.entity][split_name] += 1
+
+    unknown = sorted((set(train_counts) | set(holdout_counts)) - set(CONTRACT_INTENTS))
+    for name in unknown:
+        errors.append(f"intent {name!r} is not in the contract")
+    for name in CONTRACT_INTENTS:
+        if train_counts[name] < args.min_train:
+            errors.append(
+                f"intent {name}: {train_counts[name]} train examples (< {args.min_train})"
+            )
+        if holdout_counts[name] < args.min_holdout:
+            errors.append(
+                f"intent {name}: {holdout_counts[name]} holdout examples (< {args.min_holdout})"
+            )
+
+    dup_errors, warnings = check_duplicates(train, holdout)
+    errors.extend(dup_errors)
+
+    if not args.quiet:
+        print(f"{'intent':<26}{'train':>7}{'holdout':>9}{'formal%':>9}")
+        for name in list(CONTRACT_INTENTS) + unknown:
+            n = train_counts[name]
+            formal = f"{100 * formal_counts[name] / n:.0f}" if n else "-"
+            print(f"{name:<26}{n:>7}{holdout_counts[name]:>9}{formal:>9}")
+        total_formal = 100 * sum(formal_counts.values()) / max(len(train), 1)
+        print(f"{'TOTAL':<26}{len(train):>7}{len(holdout):>9}{total_formal:>9.0f}")
+        print()
+        print(f"{'entity':<26}{'train':>7}{'holdout':>9}")
+        for name in CONTRACT_ENTITIES:
+            c = entity_counts.get(name, Counter())
+            print(f"{name:<26}{c['train']:>7}{c['holdout']:>9}")
+        print()
+    for w in warnings:
+        print(f"WARNING: {w}")
+    for e in errors:
+        print(f"ERROR: {e}")
+    if errors:
+        print(f"\n{len(errors)} problem(s) found.")
+        return 1
+    if not args.quiet:
+        print("NLU data OK.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
