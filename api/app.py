@@ -11,7 +11,9 @@ from api.analysts.routes import router as auth_router
 from api.cases.routes import router as cases_router
 from api.config import get_settings
 from api.engine.action_server import router as action_server_router
+from api.handoff.routes import router as handoff_router
 from api.health.routes import router as health_router
+from api.notifications.routes import router as events_router
 from api.public.routes import router as public_router
 from api.web.errors import install_error_handlers
 
@@ -30,6 +32,8 @@ def create_app() -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(cases_router)
+    app.include_router(handoff_router)
+    app.include_router(events_router)
     app.include_router(public_router)
     app.include_router(action_server_router)
     return app

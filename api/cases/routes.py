@@ -50,14 +50,14 @@ async def get_by_reference(
     case = await get_case_by_reference(session, reference=reference)
     if case is None:
         raise NotFound(f"Caso {reference} não encontrado.")
-    return _detail(case)
+    return case_detail(case)
 
 
 @router.get("/{case_id}")
 async def get_case_detail(
     session: SessionDep, _analyst: CurrentAnalyst, case_id: int
 ) -> CaseDetailOut:
-    return _detail(await access_case(session, case_id=case_id))
+    return case_detail(await access_case(session, case_id=case_id))
 
 
 @router.get("/{case_id}/timeline")
@@ -73,7 +73,7 @@ async def get_timeline(
     return [TimelineEntryOut.model_validate(e) for e in entries]
 
 
-def _detail(case: Case) -> CaseDetailOut:
+def case_detail(case: Case) -> CaseDetailOut:
     return CaseDetailOut(
         **CaseOut.model_validate(case).model_dump(),
         allowed_moves=sorted(allowed_moves(case.status)),

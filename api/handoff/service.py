@@ -1,13 +1,73 @@
-"""Requesting a human: the conversation waits for an analyst, with the reason on the timeline."""
+"""Requesting, claiming, releasing and resolving human attention on a conversation.
+
+Every step lands on the case timeline with who did it, tells analysts' browsers after commit,
+and keeps Rasa paused exactly while a person is needed.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.conversations.models import Conversation, Holder
-from api.db import utcnow
-from api.timeline.models import EntryKind
+from api.analysts.models import Analyst, Role
+from api.cases.models import Case
+from api.conversations.models import Channel, Conversation, Holder
+from api.db import on_commit, utcnow
+from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from api.notifications.bus import notify_after_commit
+from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
+
+
+def analyst_actor(analyst: Analyst) -> Actor:
+    return Actor(ActorKind.ANALYST, analyst_id=analyst.id, name=analyst.name)
+
+
+def _event(kind: str, conversation: Conversation, **extra: object) -> dict[str, object]:
+    return {
+        "type": kind,
+        "conversation_id": conversation.id,
+        "case_id": conversation.case_id,
+        "channel": str(conversation.channel),
+        "holder": str(conversation.holder),
+        "analyst_id": conversation.analyst_id,
+        **extra,
+    }
+
+
+def _sync_engine(session: AsyncSession, conversation: Conversation, *, paused: bool) -> None:
+    """After commit, pause or resume the conversation in Rasa (best effort: the service's own
+    holder state is what silences the bot)."""
+    from api.conversations.service import sender_id_for
+    from api.engine.client import EngineUnavailable
+    from api.engine.dispatch import get_gateway
+
+    sender = sender_id_for(conversation)
+
+    async def apply() -> None:
+        gateway = get_gateway()
+        if gateway is None:
+            return
+        try:
+            if paused:
+                await gateway.pause(sender)
+            else:
+                await gateway.send_events(
+                    sender=sender,
+                    events=[
+                        {"event": "slot", "name": "offer_amount", "value": None},
+                        {"event": "slot", "name": "offer_installments", "value": None},
+                        {"event": "resume"},
+                    ],
+                )
+        except EngineUnavailable:
+            pass
+
+    on_commit(session, apply)
 
 
 async def do_request_handoff(
@@ -28,4 +88,211 @@ async def do_request_handoff(
         summary=f"Encaminhado para atendimento humano: {reason}",
         data={"reason": reason, "holder": str(Holder.WAITING_HUMAN)},
     )
+    notify_after_commit(session, _event("handoff.requested", conversation, reason=reason))
+    if actor.kind is ActorKind.ANALYST:
+        _sync_engine(session, conversation, paused=True)
     return True
+
+
+async def access_conversation(
+    session: AsyncSession, *, conversation_id: int, lock: bool = False
+) -> Conversation:
+    query = sa.select(Conversation).where(Conversation.id == conversation_id)
+    if lock:
+        query = query.with_for_update()
+    conversation = await session.scalar(query)
+    if conversation is None:
+        raise NotFound(f"Conversa {conversation_id} não encontrada.")
+    return conversation
+
+
+def check_can_write(conversation: Conversation, analyst: Analyst) -> None:
+    """Only the holder (or a supervisor) writes into a conversation a person holds."""
+    if conversation.holder is Holder.HUMAN and conversation.analyst_id == analyst.id:
+        return
+    if analyst.has_role(Role.SUPERVISOR):
+        return
+    if conversation.holder is Holder.HUMAN:
+        raise PermissionDenied("Outro analista está com esta conversa.")
+    raise Conflict("Assuma a conversa antes de escrever nela.")
+
+
+async def do_claim(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    analyst: Analyst,
+    assign_to: Analyst | None = None,
+) -> Conversation:
+    """Take a conversation (one analyst at a time); a supervisor may (re)assign it."""
+    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    target = assign_to or analyst
+    if (
+        assign_to is not None
+        and assign_to.id != analyst.id
+        and not analyst.has_role(Role.SUPERVISOR)
+    ):
+        raise PermissionDenied("Somente supervisores atribuem conversas a outros analistas.")
+    taken_by_other = conversation.holder is Holder.HUMAN and conversation.analyst_id not in (
+        None,
+        target.id,
+    )
+    if taken_by_other and not analyst.has_role(Role.SUPERVISOR):
+        raise Conflict("Esta conversa já foi assumida por outro analista.")
+    if conversation.holder is Holder.HUMAN and conversation.analyst_id == target.id:
+        return conversation
+    previous = conversation.analyst_id
+    was_bot = conversation.holder is Holder.BOT
+    conversation.holder = Holder.HUMAN
+    conversation.analyst_id = target.id
+    if conversation.handoff_at is None or was_bot:
+        conversation.handoff_at = utcnow()
+        conversation.handoff_reason = conversation.handoff_reason or "assumida por analista"
+    summary = (
+        f"Conversa assumida por {target.name}."
+        if target.id == analyst.id
+        else f"Conversa atribuída a {target.name} por {analyst.name}."
+    )
+    await create_entry(
+        session,
+        kind=EntryKind.HANDOFF,
+        actor=analyst_actor(analyst),
+        case_id=conversation.case_id,
+        conversation_id=conversation.id,
+        summary=summary,
+        data={"holder": "human", "analyst_id": target.id, "previous_analyst_id": previous},
+    )
+    notify_after_commit(session, _event("conversation.claimed", conversation))
+    _sync_engine(session, conversation, paused=True)
+    return conversation
+
+
+async def do_release(
+    session: AsyncSession, *, conversation_id: int, analyst: Analyst, note: str | None = None
+) -> Conversation:
+    """Back to the bot, which resumes from the case as it now is (status, agreed terms)."""
+    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    if conversation.holder is Holder.BOT:
+        raise Conflict("A conversa já está com o bot.")
+    if conversation.holder is Holder.HUMAN:
+        check_can_write(conversation, analyst)
+    conversation.holder = Holder.BOT
+    conversation.analyst_id = None
+    conversation.handoff_reason = None
+    conversation.handoff_at = None
+    await create_entry(
+        session,
+        kind=EntryKind.HANDOFF,
+        actor=analyst_actor(analyst),
+        case_id=conversation.case_id,
+        conversation_id=conversation.id,
+        summary="Conversa devolvida ao bot." + (f" {note}" if note else ""),
+        data={"holder": "bot", "note": note},
+    )
+    notify_after_commit(session, _event("conversation.released", conversation))
+    _sync_engine(session, conversation, paused=False)
+    return conversation
+
+
+async def do_resolve(
+    session: AsyncSession, *, conversation_id: int, analyst: Analyst, note: str | None = None
+) -> Conversation:
+    """Close the conversation; the infringer's next message opens a new one."""
+    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    if conversation.closed_at is not None:
+        raise Conflict("A conversa já foi encerrada.")
+    if conversation.holder is Holder.HUMAN:
+        check_can_write(conversation, analyst)
+    conversation.closed_at = utcnow()
+    conversation.holder = Holder.BOT
+    conversation.analyst_id = None
+    await create_entry(
+        session,
+        kind=EntryKind.HANDOFF,
+        actor=analyst_actor(analyst),
+        case_id=conversation.case_id,
+        conversation_id=conversation.id,
+        summary="Conversa encerrada." + (f" {note}" if note else ""),
+        data={"resolved": True, "note": note},
+    )
+    notify_after_commit(session, _event("conversation.resolved", conversation))
+    _sync_engine(session, conversation, paused=False)
+    return conversation
+
+
+async def do_add_note(
+    session: AsyncSession,
+    *,
+    analyst: Analyst,
+    text: str,
+    conversation: Conversation | None = None,
+    case: Case | None = None,
+) -> None:
+    if not text.strip():
+        raise ValidationFailed("A nota está vazia.")
+    await create_entry(
+        session,
+        kind=EntryKind.NOTE,
+        actor=analyst_actor(analyst),
+        case_id=case.id if case else conversation.case_id if conversation else None,
+        conversation_id=conversation.id if conversation else None,
+        summary=text.strip()[:4000],
+        data={"note": True},
+    )
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    conversation: Conversation
+    case_reference: str | None
+    brand: str | None
+    analyst_name: str | None
+    waiting_seconds: int
+
+
+async def get_handoffs(
+    session: AsyncSession,
+    *,
+    state: str,
+    analyst: Analyst,
+    channel: Channel | None = None,
+    brand_id: int | None = None,
+    limit: int = 200,
+) -> Sequence[QueueItem]:
+    """waiting: oldest first; mine: held by me; held: held by anyone (supervisor view)."""
+    from api.brands.models import Brand
+
+    query = (
+        sa.select(Conversation, Case.reference, Brand.name, Analyst.name)
+        .outerjoin(Case, Case.id == Conversation.case_id)
+        .outerjoin(Brand, Brand.id == Case.brand_id)
+        .outerjoin(Analyst, Analyst.id == Conversation.analyst_id)
+        .where(Conversation.closed_at.is_(None))
+    )
+    if state == "waiting":
+        query = query.where(Conversation.holder == Holder.WAITING_HUMAN)
+    elif state == "mine":
+        query = query.where(
+            Conversation.holder == Holder.HUMAN, Conversation.analyst_id == analyst.id
+        )
+    elif state == "held":
+        query = query.where(Conversation.holder == Holder.HUMAN)
+    else:
+        raise ValidationFailed("state deve ser waiting, mine ou held.")
+    if channel is not None:
+        query = query.where(Conversation.channel == channel)
+    if brand_id is not None:
+        query = query.where(Case.brand_id == brand_id)
+    query = query.order_by(Conversation.handoff_at.asc().nulls_last(), Conversation.id).limit(limit)
+    now = utcnow()
+    rows = (await session.execute(query)).all()
+    return [
+        QueueItem(
+            conversation=row[0],
+            case_reference=row[1],
+            brand=row[2],
+            analyst_name=row[3],
+            waiting_seconds=int((now - (row[0].handoff_at or now)) / dt.timedelta(seconds=1)),
+        )
+        for row in rows
+    ]

@@ -1,0 +1,220 @@
+"""The handoff API (`/api/v1`): the queue, claim, reply, notes, release, resolve, case status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.analysts.models import Analyst
+from api.cases.routes import case_detail
+from api.cases.schemas import CaseDetailOut
+from api.cases.service import access_case, do_change_status
+from api.conversations.models import Channel, Conversation
+from api.conversations.outbound import Outbound, do_queue_outbound, window_open_until
+from api.errors import NotFound, ValidationFailed
+from api.handoff.schemas import (
+    ClaimIn,
+    ConversationOut,
+    EscalateIn,
+    HandoffOut,
+    MessageIn,
+    MessageOut,
+    NoteIn,
+    ReleaseIn,
+    StatusIn,
+)
+from api.handoff.service import (
+    access_conversation,
+    analyst_actor,
+    check_can_write,
+    do_add_note,
+    do_claim,
+    do_release,
+    do_request_handoff,
+    do_resolve,
+    get_handoffs,
+)
+from api.notifications.bus import notify_after_commit
+from api.templates.service import do_send_template
+from api.web.deps import CurrentAnalyst, SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["handoff"])
+
+
+def _conversation_out(conversation: Conversation) -> ConversationOut:
+    return ConversationOut(
+        id=conversation.id,
+        case_id=conversation.case_id,
+        channel=conversation.channel,
+        address=conversation.address,
+        holder=conversation.holder,
+        analyst_id=conversation.analyst_id,
+        handoff_reason=conversation.handoff_reason,
+        closed_at=conversation.closed_at,
+        window_open_until=window_open_until(conversation)
+        if conversation.channel is Channel.WHATSAPP
+        else None,
+    )
+
+
+@router.get("/handoffs")
+async def list_handoffs(
+    session: SessionDep,
+    analyst: CurrentAnalyst,
+    state: Annotated[str, Query(pattern="^(waiting|mine|held)$")] = "waiting",
+    channel: Channel | None = None,
+    brand_id: int | None = None,
+) -> list[HandoffOut]:
+    items = await get_handoffs(
+        session, state=state, analyst=analyst, channel=channel, brand_id=brand_id
+    )
+    return [
+        HandoffOut(
+            conversation_id=i.conversation.id,
+            case_id=i.conversation.case_id,
+            case_reference=i.case_reference,
+            brand=i.brand,
+            channel=i.conversation.channel,
+            address=i.conversation.address,
+            holder=i.conversation.holder,
+            reason=i.conversation.handoff_reason,
+            analyst_id=i.conversation.analyst_id,
+            analyst_name=i.analyst_name,
+            waiting_since=i.conversation.handoff_at,
+            waiting_seconds=i.waiting_seconds,
+        )
+        for i in items
+    ]
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(
+    session: SessionDep, _analyst: CurrentAnalyst, conversation_id: int
+) -> ConversationOut:
+    return _conversation_out(await access_conversation(session, conversation_id=conversation_id))
+
+
+@router.post("/conversations/{conversation_id}/claim")
+async def claim(
+    session: SessionDep,
+    analyst: CurrentAnalyst,
+    conversation_id: int,
+    body: ClaimIn | None = None,
+) -> ConversationOut:
+    assign_to: Analyst | None = None
+    if body is not None and body.analyst_id is not None:
+        assign_to = await session.get(Analyst, body.analyst_id)
+        if assign_to is None or not assign_to.active:
+            raise NotFound(f"Analista {body.analyst_id} não encontrado.")
+    conversation = await do_claim(
+        session, conversation_id=conversation_id, analyst=analyst, assign_to=assign_to
+    )
+    return _conversation_out(conversation)
+
+
+@router.post("/conversations/{conversation_id}/escalate")
+async def escalate(
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: EscalateIn
+) -> ConversationOut:
+    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    await do_request_handoff(
+        session, conversation=conversation, reason=body.reason, actor=analyst_actor(analyst)
+    )
+    return _conversation_out(conversation)
+
+
+@router.post("/conversations/{conversation_id}/messages", status_code=201)
+async def send_message(
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: MessageIn
+) -> MessageOut:
+    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    check_can_write(conversation, analyst)
+    actor = analyst_actor(analyst)
+    if body.template:
+        if conversation.case_id is None:
+            raise ValidationFailed("Modelos precisam de uma conversa vinculada a um caso.")
+        case = await access_case(session, case_id=conversation.case_id)
+        message = await do_send_template(
+            session,
+            conversation=conversation,
+            case=case,
+            name=body.template,
+            actor=actor,
+            overrides=body.variables,
+        )
+    else:
+        message = await do_queue_outbound(
+            session, conversation=conversation, outbound=Outbound(text=body.text or ""), actor=actor
+        )
+    notify_after_commit(
+        session,
+        {"type": "message.new", "conversation_id": conversation.id, "direction": "outbound"},
+    )
+    return MessageOut(
+        id=message.id,
+        conversation_id=conversation.id,
+        text=message.text,
+        delivery_status=message.delivery_status,
+    )
+
+
+@router.post("/conversations/{conversation_id}/notes", status_code=201)
+async def add_note(
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: NoteIn
+) -> dict[str, str]:
+    conversation = await access_conversation(session, conversation_id=conversation_id)
+    await do_add_note(session, analyst=analyst, text=body.text, conversation=conversation)
+    return {"status": "ok"}
+
+
+@router.post("/conversations/{conversation_id}/release")
+async def release(
+    session: SessionDep,
+    analyst: CurrentAnalyst,
+    conversation_id: int,
+    body: ReleaseIn | None = None,
+) -> ConversationOut:
+    conversation = await do_release(
+        session,
+        conversation_id=conversation_id,
+        analyst=analyst,
+        note=body.note if body else None,
+    )
+    return _conversation_out(conversation)
+
+
+@router.post("/conversations/{conversation_id}/resolve")
+async def resolve(
+    session: SessionDep,
+    analyst: CurrentAnalyst,
+    conversation_id: int,
+    body: ReleaseIn | None = None,
+) -> ConversationOut:
+    conversation = await do_resolve(
+        session,
+        conversation_id=conversation_id,
+        analyst=analyst,
+        note=body.note if body else None,
+    )
+    return _conversation_out(conversation)
+
+
+@router.post("/cases/{case_id}/status")
+async def change_status(
+    session: SessionDep, analyst: CurrentAnalyst, case_id: int, body: StatusIn
+) -> CaseDetailOut:
+    case = await access_case(session, case_id=case_id)
+    await do_change_status(
+        session, case=case, target=body.status, actor=analyst_actor(analyst), reason=body.reason
+    )
+    return case_detail(case)
+
+
+@router.post("/cases/{case_id}/notes", status_code=201)
+async def add_case_note(
+    session: SessionDep, analyst: CurrentAnalyst, case_id: int, body: NoteIn
+) -> dict[str, str]:
+    case = await access_case(session, case_id=case_id)
+    await do_add_note(session, analyst=analyst, text=body.text, case=case)
+    return {"status": "ok"}

@@ -1,0 +1,1 @@
+"""Live events for analysts' browsers, published only after the transaction commits."""

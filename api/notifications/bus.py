@@ -1,0 +1,87 @@
+"""The event bus: Redis pub/sub across processes, or an in-process fallback without Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.config import get_settings
+from api.db import on_commit
+
+log = logging.getLogger(__name__)
+CHANNEL = "tratativa:events"
+
+
+class EventBus(Protocol):
+    async def publish(self, event: dict[str, Any]) -> None: ...
+
+    def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class MemoryBus:
+    """One process: every subscriber gets its own queue."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        for queue in list(self._queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        self._queues.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.discard(queue)
+
+
+class RedisBus:
+    """Several processes: an event raised in one reaches browsers connected to another."""
+
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        self._redis = Redis.from_url(url)
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        await self._redis.publish(CHANNEL, json.dumps(event, default=str))
+
+    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(CHANNEL)
+        try:
+            async for item in pubsub.listen():
+                if item.get("type") == "message":
+                    yield json.loads(item["data"])
+        finally:
+            await pubsub.unsubscribe(CHANNEL)
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+@lru_cache(maxsize=1)
+def get_bus() -> EventBus:
+    url = get_settings().redis_url
+    return RedisBus(url) if url else MemoryBus()
+
+
+def notify_after_commit(session: AsyncSession, event: dict[str, Any]) -> None:
+    """Publish `event` once the caller's transaction has committed (never for a rollback)."""
+
+    async def publish() -> None:
+        try:
+            await get_bus().publish(event)
+        except Exception:  # a lost live event must not fail the request; the inbox reloads
+            log.exception("could not publish %s", event.get("type"))
+
+    on_commit(session, publish)
