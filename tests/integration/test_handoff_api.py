@@ -81,7 +81,7 @@ async def test_everything_needs_a_token(client: httpx.AsyncClient) -> None:
 
 
 async def test_escalate_claim_conflict_reply_note_release(client: httpx.AsyncClient) -> None:
-    conversation_id, case_id = await conversation_for_case()
+    conversation_id, _case_id = await conversation_for_case()
     ana, ana_id, _ = await login(client)
     bruno, _, _ = await login(client)
     supervisor, _, _ = await login(client, Role.SUPERVISOR)
