@@ -13,6 +13,8 @@ PYTEST_ARGS ?=
 
 .PHONY: help install run test test-pg test-sqlite test-unit lint services clean
 
+include mk/rasa.mk
+
 help:
 	@echo "make run    install what is missing, migrate, load demo data, serve on :8000"
 	@echo "make test   run the whole suite on PostgreSQL+Redis and on SQLite"
@@ -34,9 +36,7 @@ $(RASA_VENV)/.installed: requirements-rasa.txt
 install: $(VENV)/.installed $(RASA_VENV)/.installed
 
 run: install
-	mkdir -p var
-	$(TRATATIVA) setup
-	$(TRATATIVA) serve
+	scripts/run.sh
 
 services:
 	scripts/ensure-services.sh

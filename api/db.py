@@ -92,7 +92,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
+            # IMMEDIATE takes the write lock up front: a deferred transaction that read, then
+            # tries to write after another one committed, fails at once with "database is
+            # locked" instead of waiting on the busy timeout.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -242,5 +242,10 @@ def worker() -> None:
     asyncio.run(run_worker())
 
 
+from api.cli.chat_cmd import chat  # noqa: E402
+
+app.command("chat")(chat)
+
+
 if __name__ == "__main__":
     app()

@@ -34,7 +34,9 @@ async def get_session() -> AsyncIterator[AsyncSession]:
     await run_after_commit(session)
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens before the response is sent (with the default scope,
+# FastAPI finishes yield dependencies after responding, so a failed commit would answer 200).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def current_analyst(

@@ -36,9 +36,12 @@ async def _login(client: httpx.AsyncClient, session: AsyncSession) -> dict[str, 
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-async def test_health_and_ready(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json() == {"status": "ok"}
-    ready = await client.get("/ready")
+async def test_health_and_ready(database_url: str) -> None:
+    # Its own client: /ready opens its own connection, outside the test's rolled-back session.
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        ready = await client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok"
 

@@ -1,0 +1,1 @@
+"""WhatsApp through Twilio: signed webhooks in (`routes`), messages out (`sender`)."""

@@ -1,0 +1,169 @@
+"""Twilio's webhooks: incoming WhatsApp messages and delivery status callbacks.
+
+Both are signed (X-Twilio-Signature) over the public URL Twilio was given; anything unsigned
+is refused before it is read further. The incoming message is stored, and committed, before
+the 200 goes back, so Twilio never hears "OK" for a message we could lose; the bot turn runs
+after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.channels.whatsapp_twilio.adapter import (
+    MalformedWebhook,
+    Params,
+    parse_form_body,
+    parse_message_form,
+    public_url,
+    to_inbound,
+    verify_signature,
+)
+from api.channels.whatsapp_twilio.media import download_media
+from api.config import Settings, get_settings
+from api.conversations.delivery import do_update_delivery_status
+from api.conversations.inbound import do_receive_message
+from api.conversations.models import Channel, DeliveryStatus
+from api.db import utcnow
+from api.engine import dispatch
+from api.errors import AppError, PermissionDenied
+from api.web.deps import get_session
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+
+MESSAGE_PATH = "/webhooks/twilio/whatsapp"
+STATUS_PATH = "/webhooks/twilio/status"
+# Twilio's forms are a few KB; anything much bigger is not Twilio.
+MAX_FORM_BYTES = 256 * 1024
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+# The request's one transaction, committed before the response is sent ("function" scope):
+# with the default scope FastAPI would send the 200 first and commit afterwards.
+WebhookSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+_CALLBACK_STATUS = {
+    "queued": DeliveryStatus.QUEUED,
+    "accepted": DeliveryStatus.QUEUED,
+    "scheduled": DeliveryStatus.QUEUED,
+    "sending": DeliveryStatus.SENDING,
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "read": DeliveryStatus.READ,
+    "failed": DeliveryStatus.FAILED,
+    "undelivered": DeliveryStatus.UNDELIVERED,
+    "canceled": DeliveryStatus.FAILED,
+}
+
+
+class PayloadTooLarge(AppError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+@router.post("/whatsapp", include_in_schema=False)
+async def receive_whatsapp(request: Request, session: WebhookSession) -> Response:
+    """Store an incoming WhatsApp message once (by MessageSid) and answer empty TwiML."""
+    settings = get_settings()
+    params = await read_signed_form(request, settings)
+    parsed = parse_message_form(params)
+    # Media is fetched before any database work, so no connection waits on a slow download.
+    attachments = await download_media(
+        parsed.media,
+        auth=_credentials(settings),
+        max_bytes=settings.max_attachment_bytes,
+        message_sid=parsed.message_sid,
+    )
+    inbound = to_inbound(parsed, attachments=attachments, received_at=utcnow())
+    received = await do_receive_message(session, inbound)
+    if received.created and inbound.answerable:
+        dispatch.schedule_turns_after_commit(session, received.conversation.id)
+    elif not received.created:
+        log.info("replayed WhatsApp message %s ignored", parsed.message_sid)
+    return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+
+@router.post("/status", include_in_schema=False)
+async def receive_status(request: Request, session: WebhookSession) -> Response:
+    """Record a delivery status callback; a late, older status changes nothing."""
+    settings = get_settings()
+    params = await read_signed_form(request, settings)
+    sid = _one(params, "MessageSid") or _one(params, "SmsSid")
+    reported = (_one(params, "MessageStatus") or _one(params, "SmsStatus") or "").lower()
+    if not sid or not reported:
+        raise MalformedWebhook("Callback de status sem MessageSid ou MessageStatus.")
+    status = _CALLBACK_STATUS.get(reported)
+    if status is None:
+        log.info("status %r of %s not tracked", reported, sid)
+        return Response(status_code=200)
+    error = _error_text(_one(params, "ErrorCode"), _one(params, "ErrorMessage"))
+    message = await do_update_delivery_status(
+        session, channel=Channel.WHATSAPP, provider_id=sid, status=status, error=error
+    )
+    if message is None:
+        # Answer 2xx anyway: an error would only make Twilio retry a callback we cannot place.
+        log.warning("status callback for unknown message %s (%s)", sid, reported)
+    return Response(status_code=200)
+
+
+async def read_signed_form(request: Request, settings: Settings) -> Params:
+    """The POSTed form, once X-Twilio-Signature proves Twilio sent it for our public URL."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise PayloadTooLarge("Corpo do webhook grande demais.")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise PayloadTooLarge("Corpo do webhook grande demais.")
+    params = parse_form_body(body)
+    token = settings.twilio.auth_token.get_secret_value() if settings.twilio.auth_token else ""
+    signature = request.headers.get("x-twilio-signature")
+    signature_settings = request.headers.get("x-twilio-webhooks-signature-settings")
+    if not token:
+        log.error("Twilio webhook refused: TWILIO_AUTH_TOKEN is not set")
+    elif signature and any(
+        verify_signature(url, params, signature, token, signature_settings=signature_settings)
+        for url in candidate_urls(request, settings.public_base_url)
+    ):
+        return params
+    log.warning(
+        "Twilio webhook %s refused: %s signature from %s",
+        request.url.path,
+        "invalid" if signature else "missing",
+        request.client.host if request.client else "?",
+    )
+    raise PermissionDenied("Assinatura do Twilio ausente ou inválida.")
+
+
+def candidate_urls(request: Request, public_base_url: str) -> list[str]:
+    """PUBLIC_BASE_URL + path + query, then the name a proxy says it was reached under."""
+    path, query = request.url.path, request.url.query
+    urls = [public_url(path=path, query=query, public_base_url=public_base_url)]
+    if "x-forwarded-host" in request.headers or "x-forwarded-proto" in request.headers:
+        forwarded = public_url(
+            path=path, query=query, public_base_url=public_base_url, headers=request.headers
+        )
+        if forwarded not in urls:
+            urls.append(forwarded)
+    return urls
+
+
+def _credentials(settings: Settings) -> tuple[str, str] | None:
+    twilio = settings.twilio
+    if twilio.account_sid and twilio.auth_token:
+        return twilio.account_sid, twilio.auth_token.get_secret_value()
+    return None
+
+
+def _one(params: Params, key: str) -> str | None:
+    values = params.get(key)
+    return values[0].strip() or None if values else None
+
+
+def _error_text(code: str | None, message: str | None) -> str | None:
+    if code and message:
+        return f"{code}: {message}"
+    return code or message
