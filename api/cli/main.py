@@ -243,6 +243,9 @@ def worker() -> None:
 
 
 from api.cli.chat_cmd import chat  # noqa: E402
+from api.cli.eval_cmd import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
 
 app.command("chat")(chat)
 
