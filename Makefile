@@ -41,7 +41,7 @@ run: install
 services:
 	scripts/ensure-services.sh
 
-test: install services
+test: install services train
 	$(MAKE) test-pg
 	$(MAKE) test-sqlite
 

@@ -141,6 +141,17 @@ def _latest_action(tracker: DialogueStateTracker, message_id: str) -> str | None
     return None
 
 
+def _actions_after(tracker: DialogueStateTracker, message_id: str) -> list[str]:
+    """Every action (but action_listen) run after our user turn, in order."""
+    actions: list[str] = []
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            return list(reversed(actions))
+        if isinstance(event, ActionExecuted) and event.action_name not in (None, ACTION_LISTEN):
+            actions.append(str(event.action_name))
+    return []
+
+
 def _events(body: dict[str, Any], slot_names: set[str]) -> list[Event]:
     raw_events = body.get("events")
     if not isinstance(raw_events, list) or not raw_events:
@@ -263,6 +274,7 @@ class GatewayInput(InputChannel):
                     "nlu": _nlu_reading(tracker, message_id),
                     "paused": tracker.is_paused(),
                     "latest_action": _latest_action(tracker, message_id),
+                    "actions": _actions_after(tracker, message_id),
                 }
             )
 

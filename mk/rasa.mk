@@ -5,11 +5,6 @@
 #   make eval        held-out NLU report, 3-fold cross-validation, conversation tests
 #   make bench-nlu   latency/throughput of a RUNNING server (scripts/rasa-serve.sh)
 #
-# Conversation tests (`rasa test core --stories tests/stories/`) run custom actions, so the
-# action server (the Tratativa service) must answer at ACTION_ENDPOINT_URL. HOOK: set
-# ACTION_SERVER_CMD to a command that starts it in the foreground; `make eval` starts it in
-# the background, waits for ACTION_SERVER_PORT to accept connections, runs the tests and stops
-# it. Left empty, an already running service is assumed.
 
 RASA_VENV ?= .venv-rasa
 VENV ?= .venv
@@ -17,10 +12,6 @@ TRATATIVA ?= $(VENV)/bin/tratativa
 RESULTS ?= results
 RASA_MODEL ?= models/tratativa.tar.gz
 NLU_HOLDOUT ?= tests/data/nlu_holdout.yml
-CORE_STORIES ?= tests/stories
-ACTION_SERVER_CMD ?=
-ACTION_SERVER_PORT ?= 8000
-ACTION_ENDPOINT_URL ?= http://127.0.0.1:$(ACTION_SERVER_PORT)/actions/webhook
 RASA_URL ?= http://127.0.0.1:5005
 BENCH_REQUESTS ?= 200
 BENCH_CONCURRENCY ?= 10
@@ -45,24 +36,15 @@ eval-cv: $(RASA_VENV)/.installed
 		--cross-validation --folds 3 --out $(RESULTS)/cross_validation
 
 eval-core: export ACTION_SERVER_CMD := $(ACTION_SERVER_CMD)
-eval-core: train
-	@if [ ! -d $(CORE_STORIES) ]; then echo "eval-core: no $(CORE_STORIES)/, skipped"; exit 0; fi; \
-	set -e; \
-	if [ -n "$$ACTION_SERVER_CMD" ]; then \
-		setsid bash -c "$$ACTION_SERVER_CMD" & pid=$$!; \
-		trap 'kill -- -$$pid 2>/dev/null || true' EXIT; \
-		for i in $$(seq 1 240); do \
-			(exec 3<>/dev/tcp/127.0.0.1/$(ACTION_SERVER_PORT)) 2>/dev/null && break; \
-			kill -0 $$pid 2>/dev/null || { echo "eval-core: action server exited"; exit 1; }; \
-			[ $$i -lt 240 ] || { echo "eval-core: action server not listening on $(ACTION_SERVER_PORT)"; exit 1; }; \
-			sleep 0.5; \
-		done; \
-	fi; \
-	mkdir -p $(RESULTS)/core; \
-	$(RASA_ENV) ACTION_ENDPOINT_URL=$(ACTION_ENDPOINT_URL) \
-		ACTION_ENDPOINT_TOKEN="$${ACTION_ENDPOINT_TOKEN:-}" \
-		$(RASA_VENV)/bin/rasa test core --stories $(CORE_STORIES) --model $(RASA_MODEL) \
-		--endpoints endpoints.yml --out $(RESULTS)/core --fail-on-prediction-errors
+# Conversation tests: tests/stories/*.yml (Rasa test-story format) played by
+# tests/e2e/test_conversations.py against a real Rasa server whose actions run in a real
+# service on a real case (Rasa's own `rasa test core` would run them with no case behind the
+# sender). The report lands in $(RESULTS)/conversation_tests.jsonl.
+eval-core: train $(VENV)/.installed
+	mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/conversation_tests.jsonl
+	TRATATIVA_RESULTS_DIR=$(RESULTS) $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/e2e/test_conversations.py
 
 bench-nlu: $(VENV)/.installed
 	$(VENV)/bin/python scripts/bench_nlu.py --url $(RASA_URL) \

@@ -66,6 +66,19 @@ async def run_outbox_worker(
     idle_seconds: float = 0.5,
 ) -> None:
     """Deliver until `stop` is set; sleeps only when there was nothing to do."""
+    try:
+        await _deliver_until(senders, stop=stop, idle_seconds=idle_seconds)
+    finally:
+        for sender in senders.values():
+            close = getattr(sender, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+
+async def _deliver_until(
+    senders: Mapping[Channel, ChannelSender], *, stop: asyncio.Event, idle_seconds: float
+) -> None:
     while not stop.is_set():
         try:
             attempted = await deliver_due(senders)

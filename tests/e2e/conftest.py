@@ -9,12 +9,17 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from tests.e2e.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 120.0
@@ -76,9 +81,9 @@ def _wait_until_healthy(
     )
 
 
-@pytest.fixture(scope="session")
-def rasa_server() -> Iterator[RasaServer]:
-    """Start scripts/rasa-serve.sh on a free loopback port; stop it after the session."""
+@contextmanager
+def running_rasa(*, action_endpoint_url: str, action_token: str = "") -> Iterator[RasaServer]:
+    """scripts/rasa-serve.sh on a free loopback port, stopped (process group) on exit."""
     if not (REPO_ROOT / ".venv-rasa" / "bin" / "rasa").exists():
         pytest.skip("no Rasa environment (.venv-rasa); run `make .venv-rasa/.installed`")
     model = _newest_model()
@@ -93,9 +98,8 @@ def rasa_server() -> Iterator[RasaServer]:
         "RASA_HOST": "127.0.0.1",
         "RASA_PORT": str(port),
         "RASA_MODEL": str(model),
-        # No action server in these tests: point at a port nobody listens on.
-        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}/actions/webhook",
-        "ACTION_ENDPOINT_TOKEN": "",
+        "ACTION_ENDPOINT_URL": action_endpoint_url,
+        "ACTION_ENDPOINT_TOKEN": action_token,
     }
     env.pop("REDIS_URL", None)
     log = Path(tempfile.mkstemp(prefix="rasa-e2e-", suffix=".log")[1])
@@ -119,3 +123,21 @@ def rasa_server() -> Iterator[RasaServer]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def rasa_server() -> Iterator[RasaServer]:
+    """A Rasa server with no action server behind it (gateway-level tests)."""
+    with running_rasa(
+        action_endpoint_url=f"http://127.0.0.1:{_free_port()}/actions/webhook"
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def stack(database_url: str) -> AsyncIterator[Stack]:
+    """The whole product with a real Rasa; see tests/e2e/stack.py."""
+    from tests.e2e.stack import running_stack
+
+    async with running_stack() as running:
+        yield running
