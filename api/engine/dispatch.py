@@ -9,10 +9,14 @@ from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.channels.registry import build_senders
 from api.config import get_settings
+from api.conversations.models import Channel
 from api.db import on_commit
 from api.engine.client import RasaGateway
 from api.engine.turns import process_conversation
+from api.outbox.senders import ChannelSender
+from api.outbox.worker import deliver_due
 
 log = logging.getLogger(__name__)
 _tasks: set[asyncio.Task[int]] = set()
@@ -24,11 +28,23 @@ def get_gateway() -> RasaGateway | None:
     return RasaGateway(settings.rasa) if settings.rasa.url else None
 
 
+@lru_cache(maxsize=1)
+def get_senders() -> dict[Channel, ChannelSender]:
+    return build_senders(get_settings())
+
+
+async def _turns_then_deliver(conversation_id: int) -> int:
+    """Handle the pending turns, then send their replies right away instead of waiting for the
+    worker's next pass (claims are leased, so the worker and this never send a row twice)."""
+    handled = await process_conversation(conversation_id, gateway=get_gateway())
+    if handled:
+        await deliver_due(get_senders(), conversation_id=conversation_id)
+    return handled
+
+
 def schedule_turns(conversation_id: int) -> None:
     """Start handling a conversation's pending messages now, without waiting for it."""
-    task = asyncio.get_running_loop().create_task(
-        process_conversation(conversation_id, gateway=get_gateway())
-    )
+    task = asyncio.get_running_loop().create_task(_turns_then_deliver(conversation_id))
     _tasks.add(task)
     task.add_done_callback(_done)
 

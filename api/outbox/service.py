@@ -27,7 +27,9 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0.5, min(MAX_BACKOFF_SECONDS, 2.0**attempt))
 
 
-async def claim_due(session: AsyncSession, *, limit: int = 20) -> Sequence[OutboxItem]:
+async def claim_due(
+    session: AsyncSession, *, limit: int = 20, conversation_id: int | None = None
+) -> Sequence[OutboxItem]:
     """Take due rows for this worker; an earlier unsent row of a conversation holds back the
     later ones, so order is kept. A worker that died leaves its rows to be retried at lease end."""
     now = utcnow()
@@ -45,9 +47,10 @@ async def claim_due(session: AsyncSession, *, limit: int = 20) -> Sequence[Outbo
         sa.and_(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= now),
         sa.and_(OutboxItem.state == OutboxState.IN_FLIGHT, OutboxItem.locked_until < now),
     )
+    only = [] if conversation_id is None else [OutboxItem.conversation_id == conversation_id]
     query = (
         sa.select(OutboxItem)
-        .where(due, ~blocked_by_earlier)
+        .where(due, ~blocked_by_earlier, *only)
         .order_by(OutboxItem.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=OutboxItem)

@@ -23,11 +23,13 @@ async def deliver_due(
     *,
     maker: async_sessionmaker[AsyncSession] | None = None,
     limit: int = 20,
+    conversation_id: int | None = None,
 ) -> int:
     """One pass: returns how many rows were attempted."""
     maker = maker or get_sessionmaker()
     async with unit_of_work(maker) as session:
-        items = [(item.id, envelope_of(item)) for item in await claim_due(session, limit=limit)]
+        claimed = await claim_due(session, limit=limit, conversation_id=conversation_id)
+        items = [(item.id, envelope_of(item)) for item in claimed]
     for item_id, envelope in items:
         sender = senders.get(envelope.channel)
         try:

@@ -22,7 +22,7 @@ from api.app import create_app
 from api.channels.registry import build_senders
 from api.config import get_settings
 from api.devtools.twilio_simulator import SimConfig, SimulatorThread, sign
-from api.engine.dispatch import get_gateway
+from api.engine.dispatch import get_gateway, get_senders
 from api.outbox.worker import run_outbox_worker
 from tests.e2e.conftest import RasaServer, running_rasa
 
@@ -100,6 +100,7 @@ async def running_stack() -> AsyncIterator[Stack]:
         mp.delenv("TWILIO_MESSAGING_SERVICE_SID", raising=False)
         get_settings.cache_clear()
         get_gateway.cache_clear()
+        get_senders.cache_clear()
         sim.start()
         server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", lifespan="off"))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -123,3 +124,4 @@ async def running_stack() -> AsyncIterator[Stack]:
             sock.close()
             get_settings.cache_clear()
             get_gateway.cache_clear()
+            get_senders.cache_clear()
