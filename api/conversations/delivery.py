@@ -31,13 +31,30 @@ async def do_update_delivery_status(
     provider_id: str,
     status: DeliveryStatus,
     error: str | None = None,
+    message_id: int | None = None,
 ) -> Message | None:
-    """Apply a provider's status report; an older report arriving late changes nothing."""
+    """Apply a provider's status report; an older report arriving late changes nothing.
+
+    `message_id` (carried in the callback URL) finds a message whose provider id we have not
+    stored yet: the provider can report before our send call has returned.
+    """
     message = await session.scalar(
         sa.select(Message)
         .where(Message.channel == channel, Message.provider_id == provider_id)
         .with_for_update()
     )
+    if message is None and message_id is not None:
+        message = await session.scalar(
+            sa.select(Message)
+            .where(
+                Message.id == message_id,
+                Message.channel == channel,
+                Message.provider_id.is_(None),
+            )
+            .with_for_update()
+        )
+        if message is not None:
+            message.provider_id = provider_id
     if message is None:
         return None
     if RANK.get(status, -1) <= RANK.get(message.delivery_status, -1):

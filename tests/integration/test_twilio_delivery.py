@@ -137,7 +137,9 @@ async def test_a_reply_goes_out_through_the_twilio_library_and_is_delivered(
     assert sent["to"] == f"whatsapp:{queued.phone}"
     assert sent["from"] == WHATSAPP_FROM
     assert sent["body"] == "Olá! Sou o assistente da Tratativa."
-    assert sent["status_callback"] == stack.public_base_url + STATUS_PATH
+    assert sent["status_callback"] == (
+        f"{stack.public_base_url}{STATUS_PATH}?mid={queued.message_id}"
+    )
     message = await message_row(queued.message_id)
     assert message.provider_id == sent["sid"]
     # The simulator reports sent, then delivered, on signed callbacks to the service.
@@ -255,10 +257,25 @@ async def sent_message(provider_id: str) -> Queued:
     return queued
 
 
-async def callback(stack: TwilioStack, name: str, sid: str) -> int:
+async def callback(stack: TwilioStack, name: str, sid: str, *, query: str = "") -> int:
     form = load_form(name, MessageSid=sid)
-    response = await stack.post_signed(STATUS_PATH, form)
+    path = STATUS_PATH + (f"?{query}" if query else "")
+    response = await stack.post_signed(path, form)
     return response.status_code
+
+
+async def test_a_status_arriving_before_the_sid_is_stored_finds_its_message(
+    stack: TwilioStack,
+) -> None:
+    queued = await queue_reply()  # still in flight: no provider id stored yet
+    sid = new_sid()
+    assert await callback(stack, "status_sent", sid, query=f"mid={queued.message_id}") == 200
+    message = await message_row(queued.message_id)
+    assert (message.provider_id, message.delivery_status) == (sid, DeliveryStatus.SENT)
+    # Another message's id in the URL cannot steal a status: it already has a provider id.
+    other = await sent_message(new_sid())
+    assert await callback(stack, "status_read", new_sid(), query=f"mid={other.message_id}") == 200
+    assert (await message_row(other.message_id)).delivery_status is DeliveryStatus.QUEUED
 
 
 async def test_status_callbacks_out_of_order_never_go_backwards(stack: TwilioStack) -> None:

@@ -101,8 +101,14 @@ async def receive_status(request: Request, session: WebhookSession) -> Response:
         log.info("status %r of %s not tracked", reported, sid)
         return Response(status_code=200)
     error = _error_text(_one(params, "ErrorCode"), _one(params, "ErrorMessage"))
+    mid = request.query_params.get("mid", "")
     message = await do_update_delivery_status(
-        session, channel=Channel.WHATSAPP, provider_id=sid, status=status, error=error
+        session,
+        channel=Channel.WHATSAPP,
+        provider_id=sid,
+        status=status,
+        error=error,
+        message_id=int(mid) if mid.isdigit() else None,
     )
     if message is None:
         # Answer 2xx anyway: an error would only make Twilio retry a callback we cannot place.

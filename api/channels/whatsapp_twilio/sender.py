@@ -196,7 +196,9 @@ class TwilioWhatsAppSender:
                 envelope.message_id,
             )
         if self.status_callback_url:
-            kwargs["status_callback"] = self.status_callback_url
+            # Our message id rides in the (signed) callback URL: a callback that arrives before
+            # we stored Twilio's SID still finds its message.
+            kwargs["status_callback"] = f"{self.status_callback_url}?mid={envelope.message_id}"
         return kwargs
 
     async def aclose(self) -> None:
