@@ -18,7 +18,8 @@ from api.contacts.models import ContactKind, ContactPoint, Infringer, InfringerK
 from api.identifiers.documents import cpf_check_digits
 from api.timeline.service import Actor
 
-_seq = itertools.count(1)
+# Explicit small numbers (valid_cpf(41)) stay free for tests that need a known document.
+_seq = itertools.count(100_000)
 
 
 def valid_cpf(n: int | None = None) -> str:

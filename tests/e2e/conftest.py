@@ -134,9 +134,10 @@ def rasa_server() -> Iterator[RasaServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def stack(database_url: str) -> AsyncIterator[Stack]:
-    """The whole product with a real Rasa; see tests/e2e/stack.py."""
+    """The whole product with a real Rasa; see tests/e2e/stack.py. Module-scoped: its worker
+    and environment must not outlive the module that uses it."""
     from tests.e2e.stack import running_stack
 
     async with running_stack() as running:
