@@ -40,6 +40,7 @@ run: install
 
 services:
 	scripts/ensure-services.sh
+	scripts/ensure-chromium.sh
 
 test: install services train
 	$(MAKE) test-pg

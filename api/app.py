@@ -15,6 +15,7 @@ from api.engine.action_server import router as action_server_router
 from api.handoff.routes import router as handoff_router
 from api.health.routes import router as health_router
 from api.notifications.routes import router as events_router
+from api.panel import install_panel
 from api.public.routes import router as public_router
 from api.web.errors import install_error_handlers
 
@@ -30,6 +31,7 @@ def create_app() -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_panel(app)  # after the JSON handlers: /painel errors render as pages
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(cases_router)

@@ -26,6 +26,7 @@ from api.conversations.models import (
     Message,
 )
 from api.conversations.service import create_conversation, get_open_conversation
+from api.notifications.bus import notify_after_commit
 from api.storage import check_size, store_blob
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
@@ -149,6 +150,17 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             "direction": "inbound",
             "attachments": len(inbound.attachments),
             "answerable": inbound.answerable,
+        },
+    )
+    notify_after_commit(
+        session,
+        {
+            "type": "message.new",
+            "conversation_id": conversation.id,
+            "case_id": conversation.case_id,
+            "channel": str(conversation.channel),
+            "holder": str(conversation.holder),
+            "direction": "inbound",
         },
     )
     if conversation.case_id is not None and inbound.answerable:

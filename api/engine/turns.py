@@ -25,6 +25,7 @@ from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
 from api.handoff.service import do_request_handoff
+from api.notifications.bus import notify_after_commit
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -169,6 +170,16 @@ async def _finish(
             if reply.text:
                 # The opt-out confirmation is the one message allowed to a suppressed contact.
                 await _queue(session, conversation, reply.text, bot, allow_suppressed=True)
+        if result.messages:
+            notify_after_commit(
+                session,
+                {
+                    "type": "message.new",
+                    "conversation_id": conversation.id,
+                    "case_id": conversation.case_id,
+                    "direction": "outbound",
+                },
+            )
         if result.paused and conversation.holder is Holder.BOT:
             await do_request_handoff(
                 session, conversation=conversation, reason="bot pausou a conversa", actor=bot

@@ -11,8 +11,8 @@ from api.cases.routes import case_detail
 from api.cases.schemas import CaseDetailOut
 from api.cases.service import access_case, do_change_status
 from api.conversations.models import Channel, Conversation
-from api.conversations.outbound import Outbound, do_queue_outbound, window_open_until
-from api.errors import NotFound, ValidationFailed
+from api.conversations.outbound import window_open_until
+from api.errors import NotFound
 from api.handoff.schemas import (
     ClaimIn,
     ConversationOut,
@@ -27,16 +27,14 @@ from api.handoff.schemas import (
 from api.handoff.service import (
     access_conversation,
     analyst_actor,
-    check_can_write,
     do_add_note,
     do_claim,
     do_release,
     do_request_handoff,
     do_resolve,
+    do_send_analyst_message,
     get_handoffs,
 )
-from api.notifications.bus import notify_after_commit
-from api.templates.service import do_send_template
 from api.web.deps import CurrentAnalyst, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["handoff"])
@@ -128,32 +126,17 @@ async def escalate(
 async def send_message(
     session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: MessageIn
 ) -> MessageOut:
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
-    check_can_write(conversation, analyst)
-    actor = analyst_actor(analyst)
-    if body.template:
-        if conversation.case_id is None:
-            raise ValidationFailed("Modelos precisam de uma conversa vinculada a um caso.")
-        case = await access_case(session, case_id=conversation.case_id)
-        message = await do_send_template(
-            session,
-            conversation=conversation,
-            case=case,
-            name=body.template,
-            actor=actor,
-            overrides=body.variables,
-        )
-    else:
-        message = await do_queue_outbound(
-            session, conversation=conversation, outbound=Outbound(text=body.text or ""), actor=actor
-        )
-    notify_after_commit(
+    message = await do_send_analyst_message(
         session,
-        {"type": "message.new", "conversation_id": conversation.id, "direction": "outbound"},
+        conversation_id=conversation_id,
+        analyst=analyst,
+        text=body.text,
+        template=body.template,
+        variables=body.variables,
     )
     return MessageOut(
         id=message.id,
-        conversation_id=conversation.id,
+        conversation_id=message.conversation_id,
         text=message.text,
         delivery_status=message.delivery_status,
     )

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, Role
 from api.cases.models import Case
-from api.conversations.models import Channel, Conversation, Holder
+from api.conversations.models import Channel, Conversation, Holder, Message
 from api.db import on_commit, utcnow
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from api.notifications.bus import notify_after_commit
@@ -239,6 +239,46 @@ async def do_add_note(
         summary=text.strip()[:4000],
         data={"note": True},
     )
+
+
+async def do_send_analyst_message(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    analyst: Analyst,
+    text: str | None = None,
+    template: str | None = None,
+    variables: dict[str, str] | None = None,
+) -> Message:
+    """An analyst's reply on the conversation's own channel, through the outbox (API and panel
+    both come here): only the holder or a supervisor; the WhatsApp window applies."""
+    from api.cases.service import access_case
+    from api.conversations.outbound import Outbound, do_queue_outbound
+    from api.templates.service import do_send_template
+
+    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    check_can_write(conversation, analyst)
+    actor = analyst_actor(analyst)
+    if template:
+        if conversation.case_id is None:
+            raise ValidationFailed("Modelos precisam de uma conversa vinculada a um caso.")
+        case = await access_case(session, case_id=conversation.case_id)
+        message = await do_send_template(
+            session,
+            conversation=conversation,
+            case=case,
+            name=template,
+            actor=actor,
+            overrides=variables,
+        )
+    else:
+        if not (text and text.strip()):
+            raise ValidationFailed("Escreva a mensagem ou escolha um modelo.")
+        message = await do_queue_outbound(
+            session, conversation=conversation, outbound=Outbound(text=text.strip()), actor=actor
+        )
+    notify_after_commit(session, _event("message.new", conversation, direction="outbound"))
+    return message
 
 
 @dataclass(frozen=True)

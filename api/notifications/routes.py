@@ -25,7 +25,8 @@ async def event_stream(request: Request) -> AsyncIterator[str]:
 
     async def pump() -> None:
         async for event in subscription:
-            await queue.put(event)
+            if not str(event.get("type", "")).startswith("panel."):  # the panel's own probes
+                await queue.put(event)
 
     task = asyncio.create_task(pump())
     try:

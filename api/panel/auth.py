@@ -1,0 +1,267 @@
+"""Panel sessions: a signed HttpOnly cookie carrying the analyst and a per-session CSRF token,
+the dependencies that guard panel pages and form posts, and the live event stream (SSE)
+authenticated by that cookie.
+
+The cookie is a short JWT (HS256, SECRET_KEY) with its own audience, so an API bearer token is
+not a panel session and a panel cookie is not an API token. The CSRF token lives inside the
+signed cookie (the page cannot read it, an attacker cannot forge it) and is echoed by every
+form (hidden field) and HTMX request (`X-CSRF-Token` header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hmac
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.analysts.models import Analyst
+from api.config import get_settings
+from api.errors import AuthenticationRequired, PermissionDenied
+from api.notifications.bus import get_bus
+from api.web.deps import get_session
+
+PANEL_PREFIX = "/painel"
+SESSION_COOKIE = "tratativa_painel"
+LOGIN_COOKIE = "tratativa_painel_login"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_ALGORITHM = "HS256"
+_SESSION_AUDIENCE = "tratativa:painel"
+_LOGIN_AUDIENCE = "tratativa:painel-login"
+_LOGIN_TTL = dt.timedelta(hours=2)
+HEARTBEAT_SECONDS = 15.0
+# A private bus event each stream publishes to itself: once it comes back, the subscription is
+# live and the page can refetch whatever happened while it was connecting (never forwarded).
+PROBE_TYPE = "panel.stream_probe"
+PROBE_ATTEMPTS = 30
+PROBE_INTERVAL_SECONDS = 0.1
+
+
+# Commit before the response is sent (FastAPI's default "request" scope for yield dependencies
+# commits only after the response went out: a redirect could be followed before the commit, and
+# an SSE stream would hold a database connection for as long as the browser stays connected).
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class PanelLoginRequired(AuthenticationRequired):
+    """No valid panel session: the panel's error handler answers with a redirect to the login."""
+
+    code = "panel_login_required"
+
+
+@dataclass(frozen=True)
+class SessionCookie:
+    analyst_id: int
+    csrf_token: str
+
+
+def _key() -> str:
+    return get_settings().secret_key.get_secret_value()
+
+
+def _secure() -> bool:
+    return get_settings().public_base_url.lower().startswith("https://")
+
+
+def _encode(payload: dict[str, Any], *, audience: str, ttl: dt.timedelta) -> str:
+    now = dt.datetime.now(dt.UTC)
+    claims = {**payload, "aud": audience, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, _key(), algorithm=_ALGORITHM)
+
+
+def _decode(token: str | None, *, audience: str) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, _key(), algorithms=[_ALGORITHM], audience=audience
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims
+
+
+def read_session(request: Request) -> SessionCookie | None:
+    """The session in the request's cookie, or None when absent, forged or expired."""
+    claims = _decode(request.cookies.get(SESSION_COOKIE), audience=_SESSION_AUDIENCE)
+    if claims is None:
+        return None
+    try:
+        return SessionCookie(analyst_id=int(claims["sub"]), csrf_token=str(claims["csrf"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def start_session(response: Response, analyst: Analyst) -> None:
+    """Log the analyst in: a fresh session cookie with a fresh CSRF token."""
+    ttl = dt.timedelta(minutes=get_settings().token_ttl_minutes)
+    token = _encode(
+        {"sub": str(analyst.id), "csrf": secrets.token_urlsafe(32)},
+        audience=_SESSION_AUDIENCE,
+        ttl=ttl,
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(ttl.total_seconds()),
+        path=PANEL_PREFIX,
+        secure=_secure(),
+        httponly=True,
+        samesite="lax",
+    )
+    response.delete_cookie(LOGIN_COOKIE, path=PANEL_PREFIX)
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path=PANEL_PREFIX, secure=_secure(), httponly=True, samesite="lax"
+    )
+
+
+def login_form_token(request: Request) -> tuple[str, str | None]:
+    """The CSRF token of the login form (login CSRF), kept in a signed pre-session cookie:
+    (token, the cookie value to set, or None when the browser's cookie is still good)."""
+    claims = _decode(request.cookies.get(LOGIN_COOKIE), audience=_LOGIN_AUDIENCE)
+    if claims is not None and isinstance(claims.get("csrf"), str):
+        return str(claims["csrf"]), None
+    token = secrets.token_urlsafe(32)
+    return token, _encode({"csrf": token}, audience=_LOGIN_AUDIENCE, ttl=_LOGIN_TTL)
+
+
+def set_login_cookie(response: Response, value: str) -> None:
+    response.set_cookie(
+        LOGIN_COOKIE,
+        value,
+        max_age=int(_LOGIN_TTL.total_seconds()),
+        path=PANEL_PREFIX,
+        secure=_secure(),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+async def _submitted_csrf(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    form = await request.form()  # Starlette caches it; the route's Form() fields read the same
+    value = form.get(CSRF_FIELD)
+    return value if isinstance(value, str) else ""
+
+
+def _same(given: str, expected: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def check_login_csrf(request: Request) -> None:
+    """The login form must carry the token of its pre-session cookie."""
+    claims = _decode(request.cookies.get(LOGIN_COOKIE), audience=_LOGIN_AUDIENCE)
+    expected = str(claims.get("csrf", "")) if claims else ""
+    if not expected or not _same(await _submitted_csrf(request), expected):
+        raise PermissionDenied(
+            "Formulário de login expirado ou inválido. Recarregue a página e tente de novo.",
+            code="csrf_failed",
+        )
+
+
+async def panel_analyst(request: Request, session: DbSession) -> Analyst:
+    """The logged-in analyst; anyone else is sent to the login page."""
+    panel_session = read_session(request)
+    if panel_session is None:
+        raise PanelLoginRequired("Entre no painel para continuar.")
+    analyst = await session.get(Analyst, panel_session.analyst_id)
+    if analyst is None or not analyst.active:
+        raise PanelLoginRequired("Sessão encerrada. Entre novamente.")
+    request.state.panel_csrf = panel_session.csrf_token
+    return analyst
+
+
+PanelAnalyst = Annotated[Analyst, Depends(panel_analyst)]
+
+
+async def check_csrf(request: Request, analyst: PanelAnalyst) -> Analyst:
+    """Every state-changing panel request carries the session's CSRF token."""
+    if not _same(await _submitted_csrf(request), str(request.state.panel_csrf)):
+        raise PermissionDenied(
+            "Falha na verificação de segurança do formulário (CSRF). "
+            "Recarregue a página e tente de novo.",
+            code="csrf_failed",
+        )
+    return analyst
+
+
+PanelWriter = Annotated[Analyst, Depends(check_csrf)]
+
+
+def csrf_token_of(request: Request) -> str:
+    """The CSRF token for the forms of a page rendered for a logged-in analyst."""
+    return str(getattr(request.state, "panel_csrf", ""))
+
+
+async def panel_event_stream(request: Request) -> AsyncIterator[str]:
+    """Bus events as SSE frames; `event: ready` once the subscription is live, then a heartbeat
+    comment every 15 s so proxies keep the connection open. Ends (the browser reconnects) if
+    the bus subscription fails."""
+    bus = get_bus()
+    subscription = bus.subscribe()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+    nonce = secrets.token_hex(8)
+    live = asyncio.Event()
+
+    async def pump() -> None:
+        async for event in subscription:
+            if event.get("type") == PROBE_TYPE:
+                if event.get("nonce") == nonce:
+                    live.set()
+                continue
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield "retry: 3000\n: connected\n\n"
+        for _ in range(PROBE_ATTEMPTS):
+            if task.done():
+                break
+            with contextlib.suppress(Exception):
+                await bus.publish({"type": PROBE_TYPE, "nonce": nonce})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.wait(), timeout=PROBE_INTERVAL_SECONDS)
+                break
+        yield f"event: ready\ndata: {json.dumps({'live': live.is_set()})}\n\n"
+        while not task.done() and not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+            except TimeoutError:
+                yield ": heartbeat\n\n"
+                continue
+            kind = str(event.get("type", "message")).replace("\n", " ")
+            yield f"event: {kind}\ndata: {json.dumps(event, default=str)}\n\n"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
+
+
+@router.get("/events")
+async def panel_events(request: Request, _analyst: PanelAnalyst) -> StreamingResponse:
+    """The same live events as /api/v1/events, for a browser holding a panel session."""
+    return StreamingResponse(
+        panel_event_stream(request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
