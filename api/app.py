@@ -9,6 +9,7 @@ from fastapi import FastAPI
 import api.models  # noqa: F401  (all mappers configured before the first request)
 from api.analysts.routes import router as auth_router
 from api.cases.routes import router as cases_router
+from api.channels.email.routes import router as email_router
 from api.channels.whatsapp_twilio.routes import router as twilio_router
 from api.config import get_settings
 from api.engine.action_server import router as action_server_router
@@ -40,4 +41,5 @@ def create_app() -> FastAPI:
     app.include_router(public_router)
     app.include_router(action_server_router)
     app.include_router(twilio_router)
+    app.include_router(email_router)
     return app

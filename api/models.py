@@ -3,6 +3,7 @@
 from api.analysts.models import Analyst
 from api.brands.models import Brand
 from api.cases.models import Case, CaseRefCounter, Listing
+from api.channels.email.models import ImapCursor, MatchSuggestion
 from api.contacts.models import ContactPoint, Infringer
 from api.conversations.models import Attachment, Conversation, Message
 from api.db import Base
@@ -19,9 +20,11 @@ __all__ = [
     "CaseRefCounter",
     "ContactPoint",
     "Conversation",
+    "ImapCursor",
     "Infringer",
     "Installment",
     "Listing",
+    "MatchSuggestion",
     "Message",
     "OutboxItem",
     "PaymentRequest",

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.channels.email.composer import email_reply_outbound
 from api.contacts.models import ContactPoint
-from api.conversations.models import Conversation, Direction, Holder, Message
+from api.conversations.models import AuthorKind, Channel, Conversation, Direction, Holder, Message
 from api.conversations.outbound import ContactSuppressed, Outbound, WindowClosed, do_queue_outbound
 from api.conversations.service import sender_id_for
 from api.db import get_sessionmaker, unit_of_work, utcnow
@@ -26,7 +27,7 @@ from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
 from api.handoff.service import do_request_handoff
 from api.notifications.bus import notify_after_commit
-from api.timeline.models import EntryKind
+from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,27 @@ async def _next_pending(
 
 
 async def _queue(
-    session: AsyncSession, conversation: Conversation, text: str, actor: Actor, **kwargs: bool
+    session: AsyncSession,
+    conversation: Conversation,
+    text: str,
+    actor: Actor,
+    *,
+    reply_to: int | None = None,
+    **kwargs: bool,
 ) -> None:
     try:
+        outbound = Outbound(text=text)
+        if conversation.channel is Channel.EMAIL:
+            # Greeting, signature, [INF-…] subject and threading headers of a reply to that mail.
+            outbound = await email_reply_outbound(
+                session,
+                conversation=conversation,
+                texts=[text],
+                author=AuthorKind.BOT if actor.kind is ActorKind.BOT else AuthorKind.SYSTEM,
+                reply_to_message_id=reply_to,
+            )
         await do_queue_outbound(
-            session, conversation=conversation, outbound=Outbound(text=text), actor=actor, **kwargs
+            session, conversation=conversation, outbound=outbound, actor=actor, **kwargs
         )
     except (ContactSuppressed, WindowClosed) as exc:
         await create_entry(
@@ -161,15 +178,25 @@ async def _finish(
             if await do_request_handoff(
                 session, conversation=conversation, reason=failure, actor=Actor.system()
             ):
-                await _queue(session, conversation, ENGINE_DOWN_REPLY, Actor.system())
+                await _queue(
+                    session,
+                    conversation,
+                    ENGINE_DOWN_REPLY,
+                    Actor.system(),
+                    reply_to=turn.message_id,
+                )
             return
         assert result is not None
         if turn.holder is not Holder.BOT:
             return  # a person holds it: the reading is kept, the bot says nothing
-        for reply in result.messages:
-            if reply.text:
-                # The opt-out confirmation is the one message allowed to a suppressed contact.
-                await _queue(session, conversation, reply.text, bot, allow_suppressed=True)
+        texts = [reply.text for reply in result.messages if reply.text]
+        if conversation.channel is Channel.EMAIL and texts:
+            texts = ["\n\n".join(texts)]  # one e-mail per inbound mail: the turn's messages
+        for text in texts:
+            # The opt-out confirmation is the one message allowed to a suppressed contact.
+            await _queue(
+                session, conversation, text, bot, reply_to=turn.message_id, allow_suppressed=True
+            )
         if result.messages:
             notify_after_commit(
                 session,

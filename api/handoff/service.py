@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, Role
 from api.cases.models import Case
-from api.conversations.models import Channel, Conversation, Holder, Message
+from api.conversations.models import AuthorKind, Channel, Conversation, Holder, Message
 from api.db import on_commit, utcnow
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from api.notifications.bus import notify_after_commit
@@ -274,8 +274,20 @@ async def do_send_analyst_message(
     else:
         if not (text and text.strip()):
             raise ValidationFailed("Escreva a mensagem ou escolha um modelo.")
+        outbound = Outbound(text=text.strip())
+        if conversation.channel is Channel.EMAIL:
+            # Threaded reply: greeting, signature, [INF-…] subject, In-Reply-To/References.
+            from api.channels.email.composer import email_reply_outbound
+
+            outbound = await email_reply_outbound(
+                session,
+                conversation=conversation,
+                texts=[text.strip()],
+                author=AuthorKind.ANALYST,
+                author_name=analyst.name,
+            )
         message = await do_queue_outbound(
-            session, conversation=conversation, outbound=Outbound(text=text.strip()), actor=actor
+            session, conversation=conversation, outbound=outbound, actor=actor
         )
     notify_after_commit(session, _event("message.new", conversation, direction="outbound"))
     return message

@@ -67,7 +67,7 @@ def _socket() -> socket.socket:
 
 
 @asynccontextmanager
-async def running_stack() -> AsyncIterator[Stack]:
+async def running_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
     sock = _socket()
     service_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     action_token = secrets.token_urlsafe(16)
@@ -95,6 +95,7 @@ async def running_stack() -> AsyncIterator[Stack]:
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_WHATSAPP_FROM": WHATSAPP_FROM,
             "TWILIO_API_BASE_URL": sim.url,
+            **(extra_env or {}),
         }.items():
             mp.setenv(key, value)
         mp.delenv("TWILIO_MESSAGING_SERVICE_SID", raising=False)

@@ -1,0 +1,311 @@
+"""One raw e-mail into the inbound pipeline: parse, keep the original, classify, map bounces to our
+outbound message, match a case, and hand it to `do_receive_message` (the one way in).
+
+Idempotent: a mail seen before (same Message-ID, or the same content hash when it has none) is
+recognised by the messages table's unique (channel, provider_id) and changes nothing, so a
+re-fetch after a crash or a UIDVALIDITY change never doubles a message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.channels.email.classify import BounceReport, Classification, MailKind, classify
+from api.channels.email.matching import MatchResult, do_store_suggestions, match_email
+from api.channels.email.parser import (
+    FULL_TEXT_LIMIT,
+    ParsedAttachment,
+    ParsedEmail,
+    content_hash,
+    parse_email,
+    sanitize_html,
+)
+from api.config import get_settings
+from api.conversations.delivery import do_update_delivery_status
+from api.conversations.inbound import InboundAttachment, InboundMessage, do_receive_message
+from api.conversations.models import (
+    Channel,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+)
+from api.db import utcnow
+from api.identifiers.contact import normalize_email
+from api.identifiers.errors import InvalidIdentifier
+from api.storage import check_size, store_blob
+from api.timeline.models import EntryKind
+from api.timeline.service import Actor, create_entry
+
+# Bounces are matched to an outbound message sent to the failed address within this window
+# when the report does not quote our Message-ID.
+BOUNCE_LOOKBACK = dt.timedelta(days=14)
+UNKNOWN_SENDER = "remetente-desconhecido@tratativa.invalid"
+
+
+class Outcome(enum.StrEnum):
+    STORED = "stored"  # a new inbound message
+    DUPLICATE = "duplicate"  # seen before, nothing changed
+    BOUNCE = "bounce"  # a delivery report applied to our outbound message
+
+
+@dataclass(frozen=True)
+class Ingested:
+    outcome: Outcome
+    external_id: str
+    message_id: int | None = None  # the stored inbound message, or the bounced outbound one
+    conversation_id: int | None = None
+    case_id: int | None = None
+    answerable: bool = False
+    match: MatchResult | None = None
+
+
+async def do_ingest_email(
+    session: AsyncSession,
+    raw: bytes,
+    *,
+    received_at: dt.datetime | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> Ingested:
+    """Store one raw mail (idempotently) and everything it says; flushes, never commits."""
+    parsed = parse_email(raw)
+    external_id = parsed.message_id or content_hash(raw)
+    existing = await session.scalar(
+        sa.select(Message.id).where(
+            Message.channel == Channel.EMAIL, Message.provider_id == external_id
+        )
+    )
+    if existing is not None:
+        return Ingested(Outcome.DUPLICATE, external_id, message_id=existing)
+    raw_blob = store_blob(raw, "message/rfc822")
+    classification = classify(parsed)
+    if classification.kind is MailKind.REPLY and _from_ourselves(parsed):
+        # A copy of our own mail (a Bcc, a forwarding rule): answering it would loop.
+        classification = Classification(MailKind.AUTO_REPLY, "enviado pelo nosso próprio endereço")
+    if classification.bounce is not None:
+        bounced = await do_apply_bounce(
+            session, classification.bounce, raw_path=raw_blob.path, subject=parsed.subject
+        )
+        if bounced is not None:
+            return Ingested(
+                Outcome.BOUNCE,
+                external_id,
+                message_id=bounced.id,
+                conversation_id=bounced.conversation_id,
+                case_id=bounced.case_id,
+            )
+    match = await match_email(session, parsed)
+    inbound = InboundMessage(
+        channel=Channel.EMAIL,
+        external_id=external_id,
+        sender=_sender(parsed),
+        text=parsed.reply_text,
+        received_at=received_at or utcnow(),
+        raw={"raw_path": raw_blob.path, "size": len(raw), **dict(source or {})},
+        attachments=tuple(_inbound_attachment(a) for a in parsed.attachments),
+        subject=parsed.subject[:500] or None,
+        meta=_meta(parsed, classification, match, raw_blob.path, raw_blob.sha256, source),
+        case_hint=match.case_id,
+        answerable=classification.answerable,
+    )
+    received = await do_receive_message(session, inbound)
+    if not received.created:  # a concurrent ingester stored it between our check and insert
+        return Ingested(Outcome.DUPLICATE, external_id, message_id=received.message.id)
+    if received.conversation.case_id is None and match.suggestions:
+        await do_store_suggestions(
+            session, message_id=received.message.id, suggestions=match.suggestions
+        )
+    return Ingested(
+        Outcome.STORED,
+        external_id,
+        message_id=received.message.id,
+        conversation_id=received.conversation.id,
+        case_id=received.conversation.case_id,
+        answerable=classification.answerable,
+        match=match,
+    )
+
+
+async def do_apply_bounce(
+    session: AsyncSession, report: BounceReport, *, raw_path: str, subject: str
+) -> Message | None:
+    """Map a delivery report to the outbound e-mail it is about (by our Message-ID, else the
+    newest mail sent to the failed address) and record the outcome; None when it is about no
+    message of ours (the report is then stored as an ordinary, unanswerable inbound mail)."""
+    message = await _bounced_message(session, report)
+    if message is None:
+        return None
+    if ((message.meta or {}).get("bounce") or {}).get("raw_path") == raw_path:
+        return message  # the same report fetched again (a UIDVALIDITY change): nothing new
+    if report.failed:
+        assert message.provider_id is not None
+        await do_update_delivery_status(
+            session,
+            channel=Channel.EMAIL,
+            provider_id=message.provider_id,
+            status=DeliveryStatus.FAILED,
+            error=report.describe(),
+        )
+    else:
+        await create_entry(
+            session,
+            kind=EntryKind.DELIVERY,
+            actor=Actor.system(),
+            case_id=message.case_id,
+            conversation_id=message.conversation_id,
+            message_id=message.id,
+            summary=f"Aviso do servidor de e-mail: {report.describe()}",
+            data={"action": str(report.action), "status": report.status},
+        )
+    message.meta = {
+        **(message.meta or {}),
+        "bounce": {
+            "action": str(report.action),
+            "status": report.status,
+            "diagnostic": report.diagnostic,
+            "recipients": list(report.recipients),
+            "raw_path": raw_path,
+            "subject": subject[:200],
+        },
+    }
+    await session.flush()
+    return message
+
+
+async def _bounced_message(session: AsyncSession, report: BounceReport) -> Message | None:
+    outbound = sa.select(Message).where(
+        Message.channel == Channel.EMAIL, Message.direction == Direction.OUTBOUND
+    )
+    if report.original_message_ids:
+        found = await session.scalar(
+            outbound.where(Message.provider_id.in_(report.original_message_ids))
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        if found is not None:
+            return found
+    if report.recipients:
+        return await session.scalar(
+            outbound.join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                sa.func.lower(Conversation.address).in_(list(report.recipients)),
+                Message.provider_id.is_not(None),
+                Message.created_at >= utcnow() - BOUNCE_LOOKBACK,
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+    return None
+
+
+async def do_ingest_unparseable(
+    session: AsyncSession,
+    raw: bytes,
+    *,
+    error: str,
+    received_at: dt.datetime | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> Ingested:
+    """Keep a mail the pipeline could not handle (a bug, a pathological message) as an
+    unanswerable inbound message with its raw original, so it is not lost and does not block
+    the mailbox."""
+    external_id = content_hash(raw)
+    raw_blob = store_blob(raw, "message/rfc822")
+    received = await do_receive_message(
+        session,
+        InboundMessage(
+            channel=Channel.EMAIL,
+            external_id=external_id,
+            sender=UNKNOWN_SENDER,
+            text="[e-mail não processado automaticamente; veja o original]",
+            received_at=received_at or utcnow(),
+            raw={"raw_path": raw_blob.path, "size": len(raw)},
+            meta={
+                "raw_path": raw_blob.path,
+                "raw_sha256": raw_blob.sha256,
+                "ingest_error": error[:500],
+                "email_kind": "unparsed",
+                **({"imap": dict(source)} if source else {}),
+            },
+            answerable=False,
+        ),
+    )
+    outcome = Outcome.STORED if received.created else Outcome.DUPLICATE
+    return Ingested(outcome, external_id, message_id=received.message.id)
+
+
+def _from_ourselves(parsed: ParsedEmail) -> bool:
+    ours = parseaddr(get_settings().email_from)[1].lower()
+    return bool(ours) and parsed.from_address == ours
+
+
+def _sender(parsed: ParsedEmail) -> str:
+    """The sender's address as identification accepts it; odd ones (quoted local parts, no
+    From) are kept in meta and filed under one placeholder contact for an analyst to sort."""
+    try:
+        return normalize_email(parsed.from_address or "")
+    except InvalidIdentifier:
+        return UNKNOWN_SENDER
+
+
+def _inbound_attachment(item: ParsedAttachment) -> InboundAttachment:
+    refused = check_size(len(item.data))
+    if not item.data:
+        refused = refused or "anexo vazio"
+    return InboundAttachment(
+        content_type=item.content_type,
+        data=None if refused else item.data,
+        filename=item.filename or (f"{item.content_id}" if item.content_id else None),
+        refused_reason=refused,
+        size=len(item.data),
+    )
+
+
+def _meta(
+    parsed: ParsedEmail,
+    classification: Classification,
+    match: MatchResult,
+    raw_path: str,
+    raw_sha256: str,
+    source: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What the panel and the composer read later; documented keys, JSON-safe values."""
+    html = sanitize_html(parsed.html) if parsed.html else None
+    inline = {
+        a.content_id: store_blob(a.data, a.content_type).sha256
+        for a in parsed.attachments
+        if a.inline and a.content_id and a.data and check_size(len(a.data)) is None
+    }
+    meta: dict[str, Any] = {
+        "message_id": parsed.message_id,
+        "in_reply_to": parsed.in_reply_to[0] if parsed.in_reply_to else None,
+        "references": list(parsed.references),
+        "from": parsed.from_address,
+        "from_name": parsed.from_name,
+        "reply_to": parsed.reply_to,
+        "to": list(parsed.to),
+        "cc": list(parsed.cc),
+        "date": parsed.date.isoformat() if parsed.date else None,
+        "auto_submitted": parsed.header("Auto-Submitted"),
+        "email_kind": str(classification.kind),
+        "raw_path": raw_path,
+        "raw_sha256": raw_sha256,
+        "full_text": parsed.text[:FULL_TEXT_LIMIT],
+        "html": html,
+        "inline_images": inline,
+        "match_rule": match.rule,
+        "match_reason": match.reason,
+    }
+    if classification.kind is not MailKind.REPLY:
+        meta["auto_reason"] = classification.reason
+    if source:
+        meta["imap"] = dict(source)
+    return meta
