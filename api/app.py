@@ -12,6 +12,7 @@ from api.cases.routes import router as cases_router
 from api.channels.email.routes import router as email_router
 from api.channels.whatsapp_twilio.routes import router as twilio_router
 from api.config import get_settings
+from api.contacts.routes import router as contacts_router
 from api.engine.action_server import router as action_server_router
 from api.handoff.routes import router as handoff_router
 from api.health.routes import router as health_router
@@ -37,6 +38,7 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(cases_router)
     app.include_router(handoff_router)
+    app.include_router(contacts_router)
     app.include_router(events_router)
     app.include_router(public_router)
     app.include_router(action_server_router)

@@ -84,6 +84,8 @@ class Settings(_Group):
     # WhatsApp: free-form text only within this many hours of the infringer's last message.
     whatsapp_window_hours: int = 24
     outbox_max_attempts: int = 8
+    # How long a worker owns the rows it claimed; a worker that dies gives them back after this.
+    outbox_lease_seconds: float = 60.0
     email_from: str = "Tratativa <atendimento@tratativa.local>"
     firm_name: str = "Tratativa Proteção de Marcas"
     firm_site: str = "https://tratativa.example"

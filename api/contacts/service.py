@@ -12,8 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.cases.models import Case
 from api.cases.service import get_open_case_for_infringer
 from api.contacts.models import ContactKind, ContactPoint, Infringer
+from api.conversations.models import Conversation
+from api.errors import Conflict, NotFound, ValidationFailed
 from api.identifiers.contact import email_domain, normalize_email
 from api.identifiers.phones import normalize_phone, phone_variants
+from api.timeline.models import EntryKind
+from api.timeline.service import Actor, create_entry
 
 # Domains shared by many people: an address there says nothing about the company behind it.
 FREE_MAIL_DOMAINS = frozenset(
@@ -145,3 +149,35 @@ async def get_unmatched_contacts(
         .limit(limit)
     )
     return (await session.scalars(query)).all()
+
+
+async def do_lift_opt_out(
+    session: AsyncSession, *, contact_id: int, actor: Actor, reason: str
+) -> ContactPoint:
+    """An analyst takes an address off the suppression list (the infringer asked to be
+    contacted again, or the opt-out was a mistake); recorded on its cases' timelines."""
+    contact = await session.get(ContactPoint, contact_id, with_for_update=True)
+    if contact is None:
+        raise NotFound(f"Contato {contact_id} não encontrado.")
+    if contact.opted_out_at is None:
+        raise Conflict("Este contato não está na lista de supressão.")
+    if not reason.strip():
+        raise ValidationFailed("Informe o motivo para liberar o contato.")
+    contact.opted_out_at = None
+    contact.opt_out_reason = None
+    conversations = (
+        await session.scalars(
+            sa.select(Conversation).where(Conversation.contact_point_id == contact.id)
+        )
+    ).all()
+    for conversation in conversations:
+        await create_entry(
+            session,
+            kind=EntryKind.SYSTEM,
+            actor=actor,
+            case_id=conversation.case_id,
+            conversation_id=conversation.id,
+            summary=f"Contato {contact.value} liberado para mensagens: {reason.strip()}",
+            data={"contact_id": contact.id, "opt_out_lifted": True},
+        )
+    return contact

@@ -56,6 +56,7 @@ MAX_MESSAGES = 10_000
 MAX_MEDIA_ITEMS = 256
 MAX_MEDIA_TOTAL_BYTES = 128 * 1024 * 1024
 MAX_MEDIA_BYTES = 32 * 1024 * 1024
+MAX_FAULT_DELAY_SECONDS = 30.0
 MAX_BODY_BYTES = 48 * 1024 * 1024  # a base64 media upload of MAX_MEDIA_BYTES fits
 MAX_WAIT_SECONDS = 30.0
 MAX_FAULTS = 100
@@ -99,6 +100,7 @@ class Fault:
     remaining: int
     message: str | None = None
     to: str | None = None  # only requests to this address
+    delay_seconds: float = 0.0  # hold the request this long before answering (a slow Twilio)
 
 
 @dataclass
@@ -334,6 +336,8 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         fault = state.take_fault(to)
         if fault is not None:
             state.rejected += 1
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
             return twilio_error(fault.status, fault.code, fault.message)
         from_, service = one("From"), one("MessagingServiceSid")
         text, content_sid = one("Body") or "", one("ContentSid")
@@ -435,11 +439,12 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             status = int(spec.get("status", 500))
             code = int(spec.get("code") or _default_code(status))
             count = max(1, int(spec.get("count", 1)))
+            delay = min(MAX_FAULT_DELAY_SECONDS, max(0.0, float(spec.get("delay_seconds", 0))))
         except (ValueError, TypeError, AttributeError):
             return JSONResponse({"error": "expected {status, code?, count?, to?}"}, 400)
         if not 400 <= status <= 599 or len(state.faults) >= MAX_FAULTS:
             return JSONResponse({"error": "status must be 4xx/5xx; too many faults"}, 400)
-        fault = Fault(status, code, count, spec.get("message"), spec.get("to"))
+        fault = Fault(status, code, count, spec.get("message"), spec.get("to"), delay)
         state.faults.append(fault)
         return JSONResponse(dataclasses.asdict(fault), status_code=201)
 

@@ -18,7 +18,6 @@ from api.outbox.senders import Envelope, SendResult
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
-LEASE = dt.timedelta(seconds=60)
 MAX_BACKOFF_SECONDS = 15 * 60
 
 
@@ -58,7 +57,7 @@ async def claim_due(
     items = (await session.scalars(query)).all()
     for item in items:
         item.state = OutboxState.IN_FLIGHT
-        item.locked_until = now + LEASE
+        item.locked_until = now + dt.timedelta(seconds=get_settings().outbox_lease_seconds)
         item.attempts += 1
     await session.flush()
     return items

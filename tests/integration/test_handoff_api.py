@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from api.analysts.models import Role
 from api.app import create_app
 from api.cases.lifecycle import CaseStatus
-from api.contacts.models import ContactKind
+from api.contacts.models import ContactKind, ContactPoint
 from api.contacts.service import do_identify_sender
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, Conversation, Holder, Message
@@ -298,3 +298,40 @@ async def test_events_are_published_after_commit_only(client: httpx.AsyncClient)
             "reason": "revisão",
         }
     ]
+
+
+async def test_only_an_analyst_lifts_an_opt_out_and_messages_flow_again(
+    client: httpx.AsyncClient,
+) -> None:
+    conversation_id, _ = await conversation_for_case()
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        contact = await session.get(ContactPoint, conversation.contact_point_id)
+        assert contact is not None
+        contact.opted_out_at = utcnow()
+        contact_id = contact.id
+    ana, _, _ = await login(client)
+    await client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=ana)
+    refused = await client.post(
+        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "oi"}, headers=ana
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "contact_suppressed"
+    anonymous = await client.post(
+        f"/api/v1/contacts/{contact_id}/lift-opt-out", json={"reason": "pediu para voltar"}
+    )
+    assert anonymous.status_code == 401
+    lifted = await client.post(
+        f"/api/v1/contacts/{contact_id}/lift-opt-out",
+        json={"reason": "infrator pediu para retomar o contato"},
+        headers=ana,
+    )
+    assert lifted.status_code == 200 and lifted.json()["opted_out_at"] is None
+    again = await client.post(
+        f"/api/v1/contacts/{contact_id}/lift-opt-out", json={"reason": "de novo"}, headers=ana
+    )
+    assert again.status_code == 409
+    sent = await client.post(
+        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "oi"}, headers=ana
+    )
+    assert sent.status_code == 201
