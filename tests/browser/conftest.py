@@ -252,9 +252,9 @@ async def seed_whatsapp_conversation(*, phone: str | None = None) -> Seeded:
                 raw={},
             ),
         )
-        received.message.intent = "pedir_parcelamento"
+        received.message.intent = "ask_installments"
         received.message.intent_confidence = 0.91
-        received.message.entities = [{"entity": "parcelas", "value": "?"}]
+        received.message.entities = []
         await do_queue_outbound(
             session,
             conversation=received.conversation,
@@ -273,7 +273,7 @@ async def seed_whatsapp_conversation(*, phone: str | None = None) -> Seeded:
                 attachments=(InboundAttachment("image/png", png_bytes(), "produto.png"),),
             ),
         )
-        photo.message.intent = "pedir_humano"
+        photo.message.intent = "request_human"
         photo.message.intent_confidence = 0.97
         return Seeded(received.conversation.id, case.id, phone)
 

@@ -4,13 +4,11 @@ claim, reply, release, live events across processes, and an inert XSS payload.""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -200,107 +198,68 @@ async def test_an_escalation_in_one_process_reaches_a_browser_on_another(
         await asyncio.gather(stop_service(first), stop_service(second))
 
 
-_NEEDS = ("TRATATIVA_TWILIO_SIM_URL", "RASA_URL")
-
-
-@pytest.mark.skipif(
-    not all(os.environ.get(name) for name in _NEEDS),
-    reason=(
-        "needs a running Twilio simulator (TRATATIVA_TWILIO_SIM_URL) and a trained Rasa server "
-        "with the gateway channel (RASA_URL, RASA_GATEWAY_SECRET; its action endpoint must reach "
-        "the service at TRATATIVA_E2E_SERVICE_PORT)"
-    ),
-)
 async def test_reply_reaches_twilio_and_the_bot_answers_after_release(
     database_url: str, chromium: str, page: Page
 ) -> None:
-    """The parts of the issue's scenario that need the Twilio-compatible server and real Rasa."""
-    import sys
+    """The issue's whole scenario with the Twilio-compatible server and a real Rasa: the
+    analyst's reply reaches the simulator; after release the bot answers the next message."""
     import uuid
 
     from playwright.async_api import expect
 
-    from api.devtools.twilio_simulator import (
-        DEV_ACCOUNT_SID,
-        DEV_AUTH_TOKEN,
-        DEV_WHATSAPP_NUMBER,
-        MESSAGE_WEBHOOK_PATH,
-        build_inbound_form,
-        sign,
-    )
-    from tests.browser.conftest import free_port, spawn, stop_process
+    from api.devtools.twilio_simulator import MESSAGE_WEBHOOK_PATH, build_inbound_form
+    from tests.e2e.stack import ACCOUNT_SID, WHATSAPP_FROM, running_stack
 
-    sim = os.environ["TRATATIVA_TWILIO_SIM_URL"].rstrip("/")
-    account_sid = os.environ.get("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
-    auth_token = os.environ.get("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
-    port = int(os.environ.get("TRATATIVA_E2E_SERVICE_PORT") or free_port())
-    extra = {
-        "RASA_URL": os.environ["RASA_URL"],
-        "RASA_GATEWAY_SECRET": os.environ.get("RASA_GATEWAY_SECRET", "dev-gateway-secret"),
-        "ACTION_ENDPOINT_TOKEN": os.environ.get("ACTION_ENDPOINT_TOKEN", "dev-action-token"),
-        "TWILIO_API_BASE_URL": sim,
-        "TWILIO_ACCOUNT_SID": account_sid,
-        "TWILIO_AUTH_TOKEN": auth_token,
-        "TWILIO_WHATSAPP_FROM": os.environ.get("TWILIO_WHATSAPP_FROM", DEV_WHATSAPP_NUMBER),
-    }
-    service = await start_service(database_url, extra, port=port)
-    worker, worker_log = await spawn([sys.executable, "-m", "api.cli.main", "worker"], service.env)
-    try:
+    async with running_stack() as stack:
+        sim, service_url = stack.sim.url, stack.service_url
         _analyst_id, email = await seed_analyst()
         seeded = await seed_whatsapp_conversation()
         to = f"whatsapp:{seeded.address}"
-        async with httpx.AsyncClient(timeout=40) as client:
-            last = (await client.get(f"{sim}/_sim/messages", params={"to": to})).json()["last_seq"]
-            await log_in(page, service.url, email)
-            await escalate(service.url, email, seeded.conversation_id, "pedido de humano")
-            row = page.locator(f"#conversa-{seeded.conversation_id}")
-            await expect(row).to_be_visible()
-            await row.get_by_role("link", name="Abrir").click()
-            await page.get_by_role("button", name="Assumir conversa").click()
-            await expect(page.locator("#estado")).to_contain_text("Com você")
-            reply = "Olá, Maria, aqui é a analista. Podemos fechar em 3x."
-            await page.locator("#texto").fill(reply)
-            await page.get_by_role("button", name="Enviar mensagem").click()
-            await expect(page.locator(".msg.saida", has_text=reply)).to_be_visible()
+        client = stack.http
+        # The seeded bot reply is still in the outbox: let the worker deliver it first.
+        seeded_reply = (
+            await client.get(f"{sim}/_sim/messages", params={"to": to, "after": 0, "wait": 30})
+        ).json()["messages"]
+        assert [m["body"][:6] for m in seeded_reply] == ["Claro!"]
+        last = seeded_reply[-1]["seq"]
+        await log_in(page, service_url, email)
+        await escalate(service_url, email, seeded.conversation_id, "pedido de humano")
+        row = page.locator(f"#conversa-{seeded.conversation_id}")
+        await expect(row).to_be_visible()
+        await row.get_by_role("link", name="Abrir").click()
+        await page.get_by_role("button", name="Assumir conversa").click()
+        await expect(page.locator("#estado")).to_contain_text("Com você")
+        reply = "Olá, Maria, aqui é a analista. Podemos fechar em 3x."
+        await page.locator("#texto").fill(reply)
+        await page.get_by_role("button", name="Enviar mensagem").click()
+        await expect(page.locator(".msg.saida", has_text=reply)).to_be_visible()
 
-            # The reply reaches the Twilio-compatible server (the worker delivers the outbox).
-            found = (
-                await client.get(
-                    f"{sim}/_sim/messages", params={"to": to, "after": last, "wait": 30}
-                )
-            ).json()["messages"]
-            assert [m["body"] for m in found] == [reply]
-            last = max(m["seq"] for m in found)
+        # The reply reaches the Twilio-compatible server (the worker delivers the outbox).
+        found = (
+            await client.get(f"{sim}/_sim/messages", params={"to": to, "after": last, "wait": 30})
+        ).json()["messages"]
+        assert [m["body"] for m in found] == [reply]
+        last = max(m["seq"] for m in found)
 
-            await page.get_by_role("button", name="Devolver ao bot").click()
-            await expect(page.locator("#estado")).to_contain_text("Com o bot")
+        await page.get_by_role("button", name="Devolver ao bot").click()
+        await expect(page.locator("#estado")).to_contain_text("Com o bot")
 
-            # The infringer writes again; the bot (real Rasa) answers.
-            form = build_inbound_form(
-                account_sid=account_sid,
-                to=extra["TWILIO_WHATSAPP_FROM"],
-                sender=seeded.address,
-                body="ok, como faço para pagar?",
-                message_sid=f"SM{uuid.uuid4().hex}",
-            )
-            webhook = service.url + MESSAGE_WEBHOOK_PATH
-            posted = await client.post(
-                webhook,
-                data=form,
-                headers={"X-Twilio-Signature": sign(webhook, form, auth_token)},
-            )
-            assert posted.status_code in (200, 204), posted.text
-            answered = (
-                await client.get(
-                    f"{sim}/_sim/messages", params={"to": to, "after": last, "wait": 30}
-                )
-            ).json()["messages"]
-            assert answered and all(m["body"] for m in answered)
-            await page.reload()
-            bot_reply = page.locator(".msg.saida.autor-bot", has_text=answered[0]["body"][:40])
-            await expect(bot_reply).to_be_visible()
-            await expect(page.locator(".linha")).to_contain_text(re.compile("como faço para pagar"))
-    finally:
-        await stop_process(worker)
-        worker_log.unlink(missing_ok=True)
-        await stop_service(service)
+        # The infringer writes again; the bot (real Rasa) answers, and the page shows it.
+        form = build_inbound_form(
+            account_sid=ACCOUNT_SID,
+            to=WHATSAPP_FROM,
+            sender=seeded.address,
+            body="quanto é pra resolver?",
+            message_sid=f"SM{uuid.uuid4().hex}",
+        )
+        posted = await stack.webhook(form)
+        assert posted.status_code in (200, 204), posted.text
+        assert MESSAGE_WEBHOOK_PATH == "/webhooks/twilio/whatsapp"
+        answered = (
+            await client.get(f"{sim}/_sim/messages", params={"to": to, "after": last, "wait": 30})
+        ).json()["messages"]
+        assert answered and "R$" in answered[0]["body"]
+        await page.reload()
+        bot_reply = page.locator(".msg.saida.autor-bot", has_text=answered[0]["body"][:40])
+        await expect(bot_reply).to_be_visible()
+        await expect(page.locator(".linha")).to_contain_text(re.compile("quanto é pra resolver"))

@@ -103,7 +103,11 @@ async def running_stack(extra_env: dict[str, str] | None = None) -> AsyncIterato
         get_gateway.cache_clear()
         get_senders.cache_clear()
         sim.start()
-        server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", lifespan="off"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=3
+            )
+        )
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         stop = asyncio.Event()
         worker = asyncio.create_task(
