@@ -81,7 +81,7 @@ async def test_escalation_arrives_live_then_claim_reply_release(
     state = page.locator("#estado")
     await expect(state).to_contain_text("Aguardando analista")
     await expect(page.locator(".msg.entrada img.midia")).to_be_visible()
-    await expect(page.locator(".leitura").first).to_contain_text("pedir_parcelamento")
+    await expect(page.locator(".leitura").first).to_contain_text("ask_installments")
     await expect(page.locator(".janela")).to_contain_text("aberta até")
 
     await page.get_by_role("button", name="Assumir conversa").click()
@@ -110,7 +110,10 @@ async def test_escalation_arrives_live_then_claim_reply_release(
     await expect(page.locator("#previa .previa")).to_contain_text("Olá, Maria")
     await page.locator("#modelo").select_option("lembrete_prazo")
     await expect(page.locator("#previa .erro")).to_contain_text("deadline")
-    await page.locator("input[name='var_deadline']").fill("15/12/2026")
+    # htmx binds the swapped-in input when it settles; typing before that sends nothing.
+    await expect(page.locator("#previa .htmx-added")).to_have_count(0)
+    async with page.expect_response(lambda r: "/previa" in r.url and "var_deadline" in r.url):
+        await page.locator("input[name='var_deadline']").fill("15/12/2026")
     await expect(page.locator("#previa .previa")).to_contain_text("15/12/2026")
     if screenshot_dir is not None:
         await page.screenshot(path=str(screenshot_dir / "conversa.png"), full_page=True)
