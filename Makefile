@@ -11,7 +11,7 @@ PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-pg test-sqlite test-unit lint services clean
+.PHONY: help install run test test-pg test-sqlite test-unit lint services clean bench
 
 include mk/rasa.mk
 
@@ -54,6 +54,9 @@ test-sqlite:
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
+
+bench: install services train
+	scripts/bench.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check api actions bot tests scripts

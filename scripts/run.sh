@@ -2,9 +2,13 @@
 # `make run`: start the whole product on its embedded defaults (SQLite, in-process events).
 # Starts the Twilio simulator when no Twilio credentials are configured, the Rasa server, the
 # worker and the service; Ctrl-C stops them all.
+#
+# `scripts/run.sh -- COMMAND…` starts the same stack, runs COMMAND against it, stops everything
+# and exits with COMMAND's status (used by `make bench`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+[[ "${1:-}" == "--" ]] && shift
 [[ -f .env ]] && { set -a; . ./.env; set +a; }
 
 export PORT="${PORT:-8000}"
@@ -63,6 +67,12 @@ wait_port "$RASA_PORT" "Rasa" "${pids[-1]}"
 
 .venv/bin/tratativa worker &
 pids+=($!)
+
+if [[ $# -gt 0 ]]; then
+  status=0
+  "$@" || status=$?
+  exit "$status"
+fi
 
 cat <<MSG
 
