@@ -30,6 +30,11 @@ class ValidationFailed(AppError):
     status_code = 422
 
 
+class PayloadTooLarge(AppError):
+    code = "payload_too_large"
+    status_code = 413
+
+
 class NotFound(AppError):
     code = "not_found"
     status_code = 404

@@ -58,3 +58,16 @@ def read_blob(relative: str) -> bytes:
     if root not in path.parents:
         raise ValueError("path outside storage")
     return path.read_bytes()
+
+
+def blob_path(sha256: str) -> str:
+    """The relative path a blob with this hash is stored under."""
+    return str(Path(sha256[:2]) / sha256[2:4] / sha256)
+
+
+def get_blob(sha256: str) -> bytes | None:
+    """The stored bytes of a blob, or None when no such blob exists."""
+    try:
+        return read_blob(blob_path(sha256))
+    except (FileNotFoundError, ValueError):
+        return None

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.config import get_settings
 from api.contacts.models import ContactPoint
 from api.conversations.models import (
+    Attachment,
     AuthorKind,
     Channel,
     Conversation,
@@ -48,6 +49,13 @@ class OutboundAttachment:
     storage_path: str
     filename: str
     content_type: str
+    sha256: str | None = None
+    size: int = 0
+
+
+def public_media_url(sha256: str) -> str:
+    """Where a provider that fetches media (Twilio) downloads an attachment we send."""
+    return f"{get_settings().public_base_url.rstrip('/')}/media/{sha256}"
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,17 @@ async def do_queue_outbound(
     )
     session.add(message)
     await session.flush()
+    for item in outbound.attachments:
+        session.add(
+            Attachment(
+                message_id=message.id,
+                filename=item.filename,
+                content_type=item.content_type,
+                size=item.size,
+                sha256=item.sha256,
+                storage_path=item.storage_path,
+            )
+        )
     session.add(
         OutboxItem(
             message_id=message.id,
@@ -145,7 +164,12 @@ async def do_queue_outbound(
                 "content_sid": outbound.template.content_sid if outbound.template else None,
                 "content_variables": outbound.template.variables if outbound.template else None,
                 "attachments": [
-                    {"path": a.storage_path, "filename": a.filename, "content_type": a.content_type}
+                    {
+                        "path": a.storage_path,
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        **({"url": public_media_url(a.sha256)} if a.sha256 else {}),
+                    }
                     for a in outbound.attachments
                 ],
                 "meta": outbound.meta,

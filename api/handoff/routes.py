@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, UploadFile
 
 from api.analysts.models import Analyst
 from api.cases.routes import case_detail
 from api.cases.schemas import CaseDetailOut
 from api.cases.service import access_case, do_change_status
+from api.config import get_settings
 from api.conversations.models import Channel, Conversation
-from api.conversations.outbound import window_open_until
-from api.errors import NotFound
+from api.conversations.outbound import OutboundAttachment, window_open_until
+from api.errors import NotFound, PayloadTooLarge, ValidationFailed
 from api.handoff.schemas import (
+    AttachmentOut,
+    AttachmentRef,
     ClaimIn,
     ConversationOut,
     EscalateIn,
+    FollowUpIn,
     HandoffOut,
     MessageIn,
     MessageOut,
@@ -35,6 +39,7 @@ from api.handoff.service import (
     do_send_analyst_message,
     get_handoffs,
 )
+from api.storage import blob_path, get_blob, sniff_content_type, store_blob
 from api.web.deps import CurrentAnalyst, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["handoff"])
@@ -50,6 +55,7 @@ def _conversation_out(conversation: Conversation) -> ConversationOut:
         analyst_id=conversation.analyst_id,
         handoff_reason=conversation.handoff_reason,
         closed_at=conversation.closed_at,
+        follow_up_at=conversation.follow_up_at,
         window_open_until=window_open_until(conversation)
         if conversation.channel is Channel.WHATSAPP
         else None,
@@ -122,6 +128,42 @@ async def escalate(
     return _conversation_out(conversation)
 
 
+@router.post("/attachments", status_code=201)
+async def upload_attachment(_analyst: CurrentAnalyst, file: UploadFile) -> AttachmentOut:
+    """Store a file to attach to a message (content-addressed; sniffed type; size-limited)."""
+    limit = get_settings().max_attachment_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"O arquivo excede o limite de {limit} bytes.")
+    if not data:
+        raise ValidationFailed("O arquivo está vazio.")
+    blob = store_blob(data, file.content_type)
+    return AttachmentOut(
+        sha256=blob.sha256,
+        filename=file.filename or "anexo",
+        content_type=blob.content_type,
+        size=blob.size,
+    )
+
+
+def _attachments(refs: list[AttachmentRef]) -> list[OutboundAttachment]:
+    found = []
+    for ref in refs:
+        data = get_blob(ref.sha256)
+        if data is None:
+            raise ValidationFailed(f"Anexo {ref.sha256[:12]}… não encontrado; envie-o antes.")
+        found.append(
+            OutboundAttachment(
+                storage_path=blob_path(ref.sha256),
+                filename=ref.filename,
+                content_type=sniff_content_type(data, None),
+                sha256=ref.sha256,
+                size=len(data),
+            )
+        )
+    return found
+
+
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
 async def send_message(
     session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: MessageIn
@@ -133,6 +175,7 @@ async def send_message(
         text=body.text,
         template=body.template,
         variables=body.variables,
+        attachments=_attachments(body.attachments),
     )
     return MessageOut(
         id=message.id,
@@ -140,6 +183,20 @@ async def send_message(
         text=message.text,
         delivery_status=message.delivery_status,
     )
+
+
+@router.post("/conversations/{conversation_id}/follow-up")
+async def set_follow_up(
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: FollowUpIn
+) -> ConversationOut:
+    """When to chase this conversation (alerts read it; e-mail ignored for N days)."""
+    from api.channels.email.followups import do_set_follow_up
+
+    conversation = await access_conversation(session, conversation_id=conversation_id)
+    await do_set_follow_up(
+        session, conversation=conversation, when=body.at, actor=analyst_actor(analyst)
+    )
+    return _conversation_out(conversation)
 
 
 @router.post("/conversations/{conversation_id}/notes", status_code=201)

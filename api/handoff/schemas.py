@@ -29,16 +29,37 @@ class ClaimIn(BaseModel):
     analyst_id: int | None = Field(default=None, description="Supervisors: assign to this analyst")
 
 
+class AttachmentRef(BaseModel):
+    """A file uploaded with POST /api/v1/attachments."""
+
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    filename: str = Field(min_length=1, max_length=255)
+
+
+class AttachmentOut(BaseModel):
+    sha256: str
+    filename: str
+    content_type: str
+    size: int
+
+
 class MessageIn(BaseModel):
     text: str | None = Field(default=None, max_length=4000)
     template: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
     def _one_of(self) -> MessageIn:
-        if bool(self.text and self.text.strip()) == bool(self.template):
-            raise ValueError("envie 'text' ou 'template' (um dos dois)")
+        if self.template and (self.text or self.attachments):
+            raise ValueError("um modelo vai sozinho: sem 'text' nem anexos")
+        if not self.template and not (self.text and self.text.strip()) and not self.attachments:
+            raise ValueError("envie 'text', 'template' ou anexos")
         return self
+
+
+class FollowUpIn(BaseModel):
+    at: dt.datetime | None = Field(description="When to follow up; null clears it")
 
 
 class MessageOut(BaseModel):
@@ -75,3 +96,4 @@ class ConversationOut(BaseModel):
     handoff_reason: str | None
     closed_at: dt.datetime | None
     window_open_until: dt.datetime | None
+    follow_up_at: dt.datetime | None = None

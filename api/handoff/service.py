@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.analysts.models import Analyst, Role
 from api.cases.models import Case
 from api.conversations.models import AuthorKind, Channel, Conversation, Holder, Message
+from api.conversations.outbound import OutboundAttachment
 from api.db import on_commit, utcnow
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from api.notifications.bus import notify_after_commit
@@ -249,6 +250,7 @@ async def do_send_analyst_message(
     text: str | None = None,
     template: str | None = None,
     variables: dict[str, str] | None = None,
+    attachments: Sequence[OutboundAttachment] = (),
 ) -> Message:
     """An analyst's reply on the conversation's own channel, through the outbox (API and panel
     both come here): only the holder or a supervisor; the WhatsApp window applies."""
@@ -272,9 +274,10 @@ async def do_send_analyst_message(
             overrides=variables,
         )
     else:
-        if not (text and text.strip()):
+        if not (text and text.strip()) and not attachments:
             raise ValidationFailed("Escreva a mensagem ou escolha um modelo.")
-        outbound = Outbound(text=text.strip())
+        text = (text or "").strip()
+        outbound = Outbound(text=text, attachments=tuple(attachments))
         if conversation.channel is Channel.EMAIL:
             # Threaded reply: greeting, signature, [INF-…] subject, In-Reply-To/References.
             from api.channels.email.composer import email_reply_outbound
@@ -282,9 +285,10 @@ async def do_send_analyst_message(
             outbound = await email_reply_outbound(
                 session,
                 conversation=conversation,
-                texts=[text.strip()],
+                texts=[text],
                 author=AuthorKind.ANALYST,
                 author_name=analyst.name,
+                attachments=attachments,
             )
         message = await do_queue_outbound(
             session, conversation=conversation, outbound=outbound, actor=actor

@@ -6,18 +6,20 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import joinedload, selectinload
 
 from api.assistant.context import load_case
 from api.cases.models import Case, ListingStatus
 from api.config import get_settings
+from api.conversations.models import Attachment, Direction, Message
 from api.errors import NotFound
 from api.identifiers.documents import parse_document
 from api.identifiers.money import format_brl
 from api.payments.models import InstallmentStatus
 from api.payments.service import get_payment_request_by_token, installments_of
+from api.storage import get_blob
 from api.web.deps import SessionDep
 
 router = APIRouter(tags=["public"], include_in_schema=False)
@@ -69,6 +71,34 @@ async def notice_page(request: Request, session: SessionDep, token: str) -> HTML
             else "—",
             "listing_status": LISTING_STATUS_PT,
             **_firm(),
+        },
+    )
+
+
+@router.get("/media/{sha256}")
+async def outbound_media(session: SessionDep, sha256: str) -> Response:
+    """A file we sent, fetched by the provider (Twilio downloads MediaUrl). Only attachments of
+    outbound messages are served; the hash is the unguessable name."""
+    attachment = await session.scalar(
+        sa.select(Attachment)
+        .join(Message, Message.id == Attachment.message_id)
+        .where(
+            Attachment.sha256 == sha256,
+            Message.direction == Direction.OUTBOUND,
+            Attachment.storage_path.is_not(None),
+        )
+        .limit(1)
+    )
+    data = get_blob(sha256) if attachment is not None else None
+    if attachment is None or data is None:
+        raise NotFound("Arquivo não encontrado.")
+    return Response(
+        data,
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{attachment.filename or "anexo"}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
         },
     )
 

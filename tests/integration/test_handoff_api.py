@@ -335,3 +335,78 @@ async def test_only_an_analyst_lifts_an_opt_out_and_messages_flow_again(
         f"/api/v1/conversations/{conversation_id}/messages", json={"text": "oi"}, headers=ana
     )
     assert sent.status_code == 201
+
+
+async def test_analysts_attach_files_and_providers_can_fetch_them(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id, _ = await conversation_for_case()
+    ana, _, _ = await login(client)
+    await client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=ana)
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n" + b"x" * 100
+    uploaded = await client.post(
+        "/api/v1/attachments",
+        files={"file": ("acordo.pdf", pdf, "application/octet-stream")},
+        headers=ana,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    blob = uploaded.json()
+    assert blob["content_type"] == "application/pdf"  # sniffed, not the declared type
+    sent = await client.post(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        json={
+            "text": "Segue o termo.",
+            "attachments": [{"sha256": blob["sha256"], "filename": "termo.pdf"}],
+        },
+        headers=ana,
+    )
+    assert sent.status_code == 201, sent.text
+    async with unit_of_work() as session:
+        item = await session.scalar(
+            sa.select(OutboxItem).where(OutboxItem.message_id == sent.json()["id"])
+        )
+    assert item is not None
+    (attachment,) = item.payload["attachments"]
+    assert attachment["filename"] == "termo.pdf" and attachment["url"].endswith(blob["sha256"])
+    media = await client.get(f"/media/{blob['sha256']}")
+    assert media.status_code == 200 and media.content == pdf
+    assert media.headers["x-content-type-options"] == "nosniff"
+    assert (await client.get(f"/media/{'0' * 64}")).status_code == 404
+
+    unknown = await client.post(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        json={"attachments": [{"sha256": "f" * 64, "filename": "x.pdf"}]},
+        headers=ana,
+    )
+    assert unknown.status_code == 422
+    monkeypatch.setenv("MAX_ATTACHMENT_BYTES", "50")
+    from api.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        big = await client.post(
+            "/api/v1/attachments", files={"file": ("big.pdf", pdf, "application/pdf")}, headers=ana
+        )
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_a_follow_up_date_is_set_and_recorded(client: httpx.AsyncClient) -> None:
+    conversation_id, _ = await conversation_for_case()
+    ana, _, _ = await login(client)
+    when = (utcnow() + dt.timedelta(days=3)).replace(microsecond=0)
+    response = await client.post(
+        f"/api/v1/conversations/{conversation_id}/follow-up",
+        json={"at": when.isoformat()},
+        headers=ana,
+    )
+    assert response.status_code == 200
+    assert dt.datetime.fromisoformat(response.json()["follow_up_at"]) == when
+    naive = await client.post(
+        f"/api/v1/conversations/{conversation_id}/follow-up",
+        json={"at": "2026-12-01T10:00:00"},
+        headers=ana,
+    )
+    assert naive.status_code == 422
