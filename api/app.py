@@ -20,11 +20,13 @@ from api.notifications.routes import router as events_router
 from api.panel import install_panel
 from api.public.routes import router as public_router
 from api.web.errors import install_error_handlers
+from api.web.logging import install_log_redaction
 
 
 def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     app = FastAPI(
         title="Tratativa",
         description="CRM conversacional para proteção de marcas: casos, conversas, handoff.",
