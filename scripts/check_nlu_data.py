@@ -30,11 +30,19 @@ import re
 import sys
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from api.identifiers import phones  # noqa: E402
+from api.identifiers.case_ref import parse_case_ref  # noqa: E402
+from api.identifiers.contact import canonical_marketplace  # noqa: E402
+from api.identifiers.documents import is_valid_cnpj, is_valid_cpf  # noqa: E402
+from api.identifiers.errors import InvalidIdentifier  # noqa: E402
+from api.identifiers.money import parse_amount, parse_installments  # noqa: E402
 
 # --------------------------------------------------------------------------- contract
 
@@ -99,39 +107,6 @@ CANONICAL_MARKETPLACES: tuple[str, ...] = (
     "own website",
 )
 
-# surface form (lowercase, no accents) -> canonical marketplace name
-MARKETPLACE_ALIASES: dict[str, str] = {
-    "mercado livre": "Mercado Livre",
-    "mercadolivre": "Mercado Livre",
-    "mercado libre": "Mercado Livre",
-    "ml": "Mercado Livre",
-    "meli": "Mercado Livre",
-    "shopee": "Shopee",
-    "amazon": "Amazon",
-    "amazon.com.br": "Amazon",
-    "magalu": "Magalu",
-    "magazine luiza": "Magalu",
-    "olx": "OLX",
-    "instagram": "Instagram",
-    "insta": "Instagram",
-    "ig": "Instagram",
-    "facebook": "Facebook",
-    "face": "Facebook",
-    "fb": "Facebook",
-    "marketplace do facebook": "Facebook",
-    "tiktok": "TikTok Shop",
-    "tiktok shop": "TikTok Shop",
-    "tik tok": "TikTok Shop",
-    "shein": "Shein",
-    "aliexpress": "AliExpress",
-    "ali express": "AliExpress",
-    "meu site": "own website",
-    "nosso site": "own website",
-    "site proprio": "own website",
-    "loja propria": "own website",
-    "loja virtual propria": "own website",
-}
-
 # --------------------------------------------------------------------------- text helpers
 
 
@@ -147,156 +122,41 @@ def normalize_for_dup(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-# --------------------------------------------------------------------------- identifiers
+# ------------------------------------------------------- identifiers (the service's own rules)
+# Annotations are checked with the same validators the bot's entity extractor uses
+# (api/identifiers), so training data and extraction cannot drift apart.
 
 
-def cpf_is_valid(digits: str) -> bool:
-    if not re.fullmatch(r"\d{11}", digits) or len(set(digits)) == 1:
-        return False
-    for size in (9, 10):
-        total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1), strict=True))
-        rest = total % 11
-        check = 0 if rest < 2 else 11 - rest
-        if int(digits[size]) != check:
-            return False
-    return True
-
-
-_CNPJ_W1 = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
-_CNPJ_W2 = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
-
-
-def cnpj_is_valid(value: str) -> bool:
-    """CNPJ, numeric or alphanumeric (July 2026 rule: char value = ASCII code - 48)."""
-    if not re.fullmatch(r"[0-9A-Z]{12}\d{2}", value) or len(set(value)) == 1:
-        return False
-    for weights in (_CNPJ_W1, _CNPJ_W2):
-        size = len(weights)
-        total = sum((ord(c) - 48) * w for c, w in zip(value[:size], weights, strict=True))
-        rest = total % 11
-        check = 0 if rest < 2 else 11 - rest
-        if int(value[size]) != check:
-            return False
-    return True
-
-
-# --------------------------------------------------------------------------- numbers in words
-
-_WORD_NUMBERS: dict[str, int] = {
-    "um": 1,
-    "uma": 1,
-    "dois": 2,
-    "duas": 2,
-    "tres": 3,
-    "quatro": 4,
-    "cinco": 5,
-    "seis": 6,
-    "sete": 7,
-    "oito": 8,
-    "nove": 9,
-    "dez": 10,
-    "onze": 11,
-    "doze": 12,
-    "treze": 13,
-    "catorze": 14,
-    "quatorze": 14,
-    "quinze": 15,
-    "dezesseis": 16,
-    "dezessete": 17,
-    "dezoito": 18,
-    "dezenove": 19,
-    "vinte": 20,
-    "trinta": 30,
-    "quarenta": 40,
-    "cinquenta": 50,
-    "sessenta": 60,
-    "setenta": 70,
-    "oitenta": 80,
-    "noventa": 90,
-    "cem": 100,
-    "cento": 100,
-    "duzentos": 200,
-    "trezentos": 300,
-    "quatrocentos": 400,
-    "quinhentos": 500,
-    "seiscentos": 600,
-    "setecentos": 700,
-    "oitocentos": 800,
-    "novecentos": 900,
-}
-
-
-def words_to_int(text: str) -> int | None:
-    tokens = [t for t in re.split(r"[\s-]+", strip_accents(text).lower()) if t and t != "e"]
-    if not tokens:
-        return None
-    total = 0
-    current = 0
-    for tok in tokens:
-        if tok in _WORD_NUMBERS:
-            current += _WORD_NUMBERS[tok]
-        elif tok == "mil":
-            total += (current or 1) * 1000
-            current = 0
-        elif tok.isdigit():
-            current += int(tok)
-        else:
+def _or_none(parse: Callable[[str], object]) -> Callable[[str], str | None]:
+    def wrapped(text: str) -> str | None:
+        try:
+            return str(parse(text))
+        except InvalidIdentifier:
             return None
-    return total + current
+
+    return wrapped
 
 
-_CURRENCY_WORDS = r"(?:reais|real|conto|contos|pila|pilas|mangos?)"
-
-
-def normalize_amount(text: str) -> str | None:
-    """'R$ 1.500,00' -> '1500.00', '1,5k' -> '1500.00', 'mil e quinhentos' -> '1500.00'."""
-    t = strip_accents(text).lower().strip()
-    t = re.sub(r"^r\$\s*", "", t)
-    t = re.sub(rf"\s*{_CURRENCY_WORDS}$", "", t).strip()
-    value: Decimal | None = None
-    try:
-        if m := re.fullmatch(r"(\d+(?:[.,]\d+)?)\s*(?:k|mil)", t):
-            value = Decimal(m.group(1).replace(",", ".")) * 1000
-        elif re.fullmatch(r"\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?|\d+(?:,\d{1,2})?", t):
-            value = Decimal(t.replace(".", "").replace(",", "."))
-        else:
-            n = words_to_int(t)
-            value = Decimal(n) if n else None
-    except InvalidOperation:
-        return None
-    if value is None:
-        return None
-    return f"{value:.2f}"
+normalize_amount = _or_none(lambda text: f"{parse_amount(text):.2f}")
+_installments = _or_none(parse_installments)
 
 
 def normalize_installments(text: str) -> str | None:
-    """'5x' -> '5', 'dez vezes' -> '10', '3 parcelas' -> '3'."""
-    t = strip_accents(text).lower().strip()
-    t = re.sub(r"\s*(?:x|vezes|vez|parcelas|parcela|prestacoes|prestacao)$", "", t).strip()
-    if t.isdigit():
-        return str(int(t))
-    n = words_to_int(t)
-    return str(n) if n else None
+    # Spans annotate "[dez vezes]" in "em dez vezes": the parser needs the "em" to read
+    # "N vezes" as a payment plan (it ignores "liguei 3 vezes").
+    return _installments(text) or _installments(f"em {text}")
 
 
-def normalize_phone(text: str) -> str | None:
-    digits = re.sub(r"\D", "", text)
-    if digits.startswith("55") and len(digits) in (12, 13):
-        digits = digits[2:]
-    digits = digits.lstrip("0")  # trunk prefix 0XX
-    if len(digits) not in (10, 11):
-        return None
-    return "+55" + digits
-
-
-def normalize_case_ref(text: str) -> str | None:
-    t = re.sub(r"[\s_./-]+", "-", text.strip().upper())
-    return t if re.fullmatch(r"INF-\d{4}-\d{6}", t) else None
+normalize_phone = _or_none(lambda text: phones.normalize_phone(text))
+normalize_case_ref = _or_none(parse_case_ref)
 
 
 def normalize_marketplace(text: str) -> str | None:
-    key = re.sub(r"\s+", " ", strip_accents(text).lower().strip())
-    return MARKETPLACE_ALIASES.get(key)
+    return canonical_marketplace(text)
+
+
+cpf_is_valid = is_valid_cpf
+cnpj_is_valid = is_valid_cnpj
 
 
 def expected_value(entity: str, text: str) -> str | None:
