@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -19,7 +18,3 @@ def str_enum(enum_cls: type[enum.StrEnum], length: int = 32) -> sa.Enum:
         create_constraint=True,
         name=enum_cls.__name__.lower(),
     )
-
-
-def enum_values(enum_cls: type[enum.StrEnum]) -> list[Any]:
-    return [m.value for m in enum_cls]

@@ -87,22 +87,6 @@ async def create_contact_point(
     return contact
 
 
-async def do_attach_contact(
-    session: AsyncSession, *, infringer: Infringer, kind: ContactKind, value: str
-) -> tuple[ContactPoint, bool]:
-    """Tie an address to an infringer; returns (contact, changed)."""
-    contact = await get_contact_point(session, kind=kind, value=value)
-    if contact is None:
-        return (
-            await create_contact_point(session, kind=kind, value=value, infringer_id=infringer.id),
-            True,
-        )
-    if contact.infringer_id != infringer.id:
-        contact.infringer_id = infringer.id
-        return contact, True
-    return contact, False
-
-
 async def do_identify_sender(
     session: AsyncSession, *, kind: ContactKind, raw: str
 ) -> Identification:
