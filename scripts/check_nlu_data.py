@@ -2,7 +2,8 @@
 """Sanity checks for the Rasa NLU training data and the held-out test split.
 
 Usage:
-    python scripts/check_nlu_data.py [--train-dir data/nlu] [--holdout tests/data/nlu_holdout.yml]
+    python scripts/check_nlu_data.py [--train-dir data/nlu] [--holdout tests/data/nlu_test.yml]
+                                     [--oos tests/data/nlu_test_oos.yml]
                                      [--min-train 30] [--min-holdout 10]
 
 What it checks (exit status 1 on any problem):
@@ -443,7 +444,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-dir", type=Path, default=REPO_ROOT / "data" / "nlu")
     parser.add_argument(
-        "--holdout", type=Path, default=REPO_ROOT / "tests" / "data" / "nlu_holdout.yml"
+        "--holdout", type=Path, default=REPO_ROOT / "tests" / "data" / "nlu_test.yml"
+    )
+    parser.add_argument(
+        "--oos",
+        type=Path,
+        default=REPO_ROOT / "tests" / "data" / "nlu_test_oos.yml",
+        help="out-of-scope test slice: only out_of_scope examples, checked for leaks like the "
+        "held-out set but without per-intent minimums (a missing file is skipped)",
     )
     parser.add_argument("--min-train", type=int, default=30)
     parser.add_argument("--min-holdout", type=int, default=10)
@@ -465,8 +473,17 @@ def main(argv: list[str] | None = None) -> int:
         errors.extend(probs)
     else:
         errors.append(f"missing holdout file {args.holdout}")
+    oos: list[Example] = []
+    if args.oos.is_file():
+        oos, probs = parse_nlu_file(args.oos)
+        errors.extend(probs)
+        errors.extend(
+            f"{ex.file}:{ex.line}: the out-of-scope slice holds only out_of_scope, not {ex.intent}"
+            for ex in oos
+            if ex.intent != "out_of_scope"
+        )
 
-    for ex in train + holdout:
+    for ex in train + holdout + oos:
         for problem in ex.problems:
             errors.append(f"{ex.file}:{ex.line}: {problem}  <- {ex.raw}")
 
@@ -492,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"intent {name}: {holdout_counts[name]} holdout examples (< {args.min_holdout})"
             )
 
-    dup_errors, warnings = check_duplicates(train, holdout)
+    dup_errors, warnings = check_duplicates(train, holdout + oos)
     errors.extend(dup_errors)
 
     if not args.quiet:
