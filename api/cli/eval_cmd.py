@@ -44,7 +44,7 @@ def print_report(report: Report, console: Console, *, errors: int = 20) -> None:
     console.print(intents)
 
     if report.per_entity:
-        entities = Table(title="Entities (entity, value) per example", title_justify="left")
+        entities = Table(title="Entities (label and span, as rasa test)", title_justify="left")
         for column in ("entity", "precision", "recall", "F1", "support"):
             entities.add_column(column, justify="left" if column == "entity" else "right")
         for name, s in report.per_entity.items():

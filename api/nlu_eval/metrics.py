@@ -39,8 +39,8 @@ class Prediction:
                 None if row.get("predicted_intent") is None else str(row["predicted_intent"])
             ),
             confidence=float(row.get("confidence") or 0.0),
-            expected_entities=entity_pairs(row.get("expected_entities") or []),
-            predicted_entities=entity_pairs(row.get("predicted_entities") or []),
+            expected_entities=entity_spans(row.get("expected_entities") or []),
+            predicted_entities=entity_spans(row.get("predicted_entities") or []),
         )
 
     @property
@@ -120,6 +120,21 @@ def entity_pairs(entities: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str]
     return tuple(sorted((str(e["entity"]), normalize_value(e.get("value"))) for e in entities))
 
 
+def entity_spans(entities: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """(entity, "start:end") pairs, as `rasa test` scores entities: by label and span.
+
+    The value is not compared: an extractor that normalizes "145.382.206-20" to
+    "14538220620" found the same entity as the annotation. An entity without offsets falls
+    back to its value.
+    """
+    pairs = []
+    for e in entities:
+        start, end = e.get("start"), e.get("end")
+        where = f"{start}:{end}" if start is not None and end is not None else None
+        pairs.append((str(e["entity"]), where or normalize_value(e.get("value"))))
+    return tuple(sorted(pairs))
+
+
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else 0.0
 
@@ -152,7 +167,7 @@ def confused_pairs(predictions: Sequence[Prediction], top: int = 10) -> list[Con
 
 
 def entity_scores(predictions: Sequence[Prediction]) -> tuple[Scores, dict[str, Scores]]:
-    """Overall and per-type scores, matching (entity, value) pairs per example as multisets."""
+    """Overall and per-type scores, matching (entity, span) pairs per example as multisets."""
     true_positives: Counter[str] = Counter()
     expected: Counter[str] = Counter()
     predicted: Counter[str] = Counter()

@@ -183,7 +183,7 @@ class PortugueseTextNormalizer(Tokenizer):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._keep_question_mark = bool(config.get("keep_question_mark", True))
-        self._nlp = spacy.blank("pt")
+        self._nlp = blank_pipeline()
 
     @classmethod
     def create(
@@ -199,31 +199,44 @@ class PortugueseTextNormalizer(Tokenizer):
     def tokenize(self, message: Message, attribute: str) -> list[Token]:
         """Tokens with raw text and offsets and a normalized lemma."""
         text = message.get(attribute)
-        tokens: list[Token] = []
-        for word in self._nlp.make_doc(text):
-            if word.is_space:
-                continue
-            lemma: str | None = None
-            if word.like_email:
-                lemma = "email"
-            elif word.like_url:
-                # Which link it is does not change what the message means.
-                lemma = "link"
-            elif _SKIP_RE.fullmatch(word.text) and not word.like_url:
-                if self._keep_question_mark and "?" in word.text:
-                    lemma = "?"
-                elif not any(unicodedata.category(c) == "So" for c in word.text):
-                    # Punctuation is dropped, as WhitespaceTokenizer does; emoji are kept.
-                    continue
-            tokens.append(
-                Token(
-                    word.text,
-                    word.idx,
-                    end=word.idx + len(word.text),
-                    lemma=lemma or normalize_word(word.text, word.like_num),
-                )
-            )
+        tokens = [
+            Token(word, start, end=start + len(word), lemma=lemma)
+            for word, start, lemma in lemmatize(self._nlp, text, self._keep_question_mark)
+        ]
         if not tokens:
             # Like WhitespaceTokenizer: a message of only punctuation is one token.
             tokens = [Token(text, 0, lemma=fold(text))]
         return self._apply_token_pattern(tokens)
+
+
+def blank_pipeline() -> Any:
+    """spaCy's blank Portuguese pipeline (tokenizer and `like_num` only, no model)."""
+    return spacy.blank("pt")
+
+
+def lemmatize(nlp: Any, text: str, keep_question_mark: bool = True) -> list[tuple[str, int, str]]:
+    """(raw word, offset, normalized lemma) for each kept token of `text`."""
+    out: list[tuple[str, int, str]] = []
+    for word in nlp.make_doc(text):
+        if word.is_space:
+            continue
+        lemma: str | None = None
+        if word.like_email:
+            lemma = "email"
+        elif word.like_url:
+            # Which link it is does not change what the message means.
+            lemma = "link"
+        elif _SKIP_RE.fullmatch(word.text) and not word.like_url:
+            if keep_question_mark and "?" in word.text:
+                lemma = "?"
+            elif not any(unicodedata.category(c) == "So" for c in word.text):
+                # Punctuation is dropped, as WhitespaceTokenizer does; emoji are kept.
+                continue
+        out.append((word.text, word.idx, lemma or normalize_word(word.text, word.like_num)))
+    return out
+
+
+def normalized_text(nlp: Any, text: str) -> str:
+    """The lemmas of `text` joined by spaces: what the intent classifier reads."""
+    lemmas = [lemma for _, _, lemma in lemmatize(nlp, text)]
+    return " ".join(lemmas) if lemmas else fold(text)

@@ -143,8 +143,32 @@ def test_from_dict_reads_predict_script_rows() -> None:
 
     assert prediction.is_correct
     assert prediction.confidence == pytest.approx(0.93)
-    assert prediction.expected_entities == (("cpf", "14538220620"),)
+    assert prediction.expected_entities == (("cpf", "10:24"),)
     assert prediction.predicted_entities == prediction.expected_entities
+
+
+def test_entities_are_scored_by_label_and_span_not_by_value() -> None:
+    """A value normalized to digits is the entity the annotation marks (as `rasa test`)."""
+    row = {
+        "text": "cnpj 11.222.333/0001-81 e 5x",
+        "expected_intent": "inform_document",
+        "expected_entities": [
+            {"entity": "cnpj", "value": "11.222.333/0001-81", "start": 5, "end": 23},
+            {"entity": "installments", "value": "5", "start": 26, "end": 28},
+        ],
+        "predicted_intent": "inform_document",
+        "predicted_entities": [
+            {"entity": "cnpj", "value": "11222333000181", "start": 5, "end": 23},
+            # right value, wrong span: a miss
+            {"entity": "installments", "value": "5", "start": 25, "end": 28},
+        ],
+    }
+
+    overall, per_type = entity_scores([Prediction.from_dict(row)])
+
+    assert per_type["cnpj"].f1 == pytest.approx(1.0)
+    assert per_type["installments"].f1 == 0.0
+    assert overall == scores(1, 2, 2)
 
 
 def test_entity_values_compared_as_text() -> None:

@@ -1,0 +1,140 @@
+"""Rasa wrapper of bot.nlu_model.IntentModel: intents and the out-of-scope fallback.
+
+It reads the normalized lemmas PortugueseTextNormalizer put on the tokens (the same text
+bot.nlu_model is cross-validated on), ranks the intents, and sets `nlu_fallback` itself when
+the message is out of scope (unknown words or a confidence under the calibrated threshold),
+as Rasa's FallbackClassifier would, so that one place decides and the evaluation measures it.
+
+Persistence: the training texts and labels are stored (JSON) and the model is refitted on
+load (about two seconds, deterministic): no pickle in the model archive.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.tokenizers.tokenizer import Tokenizer
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.components.normalizer import fold
+from bot.nlu_model import IntentModel
+
+_FILE = "intent_model.json"
+
+
+def message_text(message: Message) -> str:
+    """The normalized text of a tokenized message (its lemmas joined by spaces)."""
+    tokens = message.get(TOKENS_NAMES[TEXT]) or []
+    lemmas = [t.lemma for t in tokens if t.lemma]
+    return " ".join(lemmas) if lemmas else fold(message.get(TEXT) or "")
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class LexiconIntentClassifier(GraphComponent, IntentClassifier):
+    """Calibrated linear SVM over words, characters and domain word classes."""
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        """A tokenizer must put the normalized lemmas on the tokens first."""
+        return [Tokenizer]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """See bot.nlu_model.IntentModel for the meaning of each option."""
+        defaults = IntentModel()
+        return {
+            "c": defaults.c,
+            "lexicon_weight": defaults.lexicon_weight,
+            "threshold": defaults.threshold,
+            "min_coverage": defaults.min_coverage,
+            "unknown_threshold": defaults.unknown_threshold,
+            "ranking_length": 10,
+        }
+
+    def __init__(
+        self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource
+    ) -> None:
+        self._config = config
+        self._storage = model_storage
+        self._resource = resource
+        self._model: IntentModel | None = None
+
+    def _new_model(self) -> IntentModel:
+        return IntentModel(
+            c=float(self._config["c"]),
+            lexicon_weight=float(self._config["lexicon_weight"]),
+            threshold=float(self._config["threshold"]),
+            min_coverage=float(self._config["min_coverage"]),
+            unknown_threshold=float(self._config["unknown_threshold"]),
+        )
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> LexiconIntentClassifier:
+        """A new, untrained classifier."""
+        return cls({**cls.get_default_config(), **config}, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fit on the intent examples and store them."""
+        examples = [m for m in training_data.intent_examples if m.get(INTENT)]
+        texts = [message_text(m) for m in examples]
+        intents = [str(m.get(INTENT)) for m in examples]
+        if texts:
+            self._model = self._new_model().fit(texts, intents)
+        with self._storage.write_to(self._resource) as directory:
+            (directory / _FILE).write_text(
+                json.dumps({"texts": texts, "intents": intents}, ensure_ascii=False),
+                encoding="utf-8",
+            )
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> LexiconIntentClassifier:
+        """Refit from the stored examples (deterministic)."""
+        component = cls.create(config, model_storage, resource, execution_context)
+        try:
+            with model_storage.read_from(resource) as directory:
+                stored = json.loads((directory / _FILE).read_text(encoding="utf-8"))
+        except (ValueError, FileNotFoundError):
+            return component
+        if stored["texts"]:
+            component._model = component._new_model().fit(stored["texts"], stored["intents"])
+        return component
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Set the intent (nlu_fallback when out of scope) and the ranking."""
+        if self._model is None:
+            return messages
+        decisions = self._model.decide([message_text(m) for m in messages])
+        length = int(self._config["ranking_length"])
+        for message, decision in zip(messages, decisions, strict=True):
+            ranking = [{"name": n, "confidence": c} for n, c in decision.ranking]
+            if decision.intent != decision.ranking[0][0]:
+                # Like FallbackClassifier: nlu_fallback on top, the classifier's view below.
+                ranking.insert(0, {"name": decision.intent, "confidence": self._model.threshold})
+            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set(
+                INTENT_RANKING_KEY, ranking[:length] if length > 0 else ranking, add_to_output=True
+            )
+        return messages
