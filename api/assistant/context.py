@@ -35,7 +35,13 @@ class Turn:
         return [str(e["value"]) for e in self.entities if e.get("entity") == name]
 
     def first_amount(self) -> Decimal | None:
-        values = self.entity_values("amount")
+        """The first amount offered; one the bot's extractor marked as only mentioned
+        (role "mention": "paguei 50 de frete") is not a counteroffer."""
+        values = [
+            str(e["value"])
+            for e in self.entities
+            if e.get("entity") == "amount" and e.get("role") != "mention"
+        ]
         return Decimal(values[0]) if values else None
 
     def first_installments(self) -> int | None:

@@ -42,7 +42,6 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "mercado libre",
         "mercadolibre",
         "meli",
-        "mlb",
     ),
     SHOPEE: ("shopee", "shoppe", "shoppee", "xopee", "xope", "shopii"),
     AMAZON: ("amazon", "amazon com br", "amazon br"),
@@ -243,6 +242,9 @@ _MARKETPLACE_RE = re.compile(
 )
 # "ML" means Mercado Livre only in capitals and not after a number ("500 ML" is a volume).
 _ML_RE = re.compile(r"(?<![A-Za-z0-9])(?<!\d )ML(?![A-Za-z0-9])")
+# "MLB" alone is not Mercado Livre (baseball, a brand, an acronym); a Mercado Livre listing
+# code ("MLB-1234567890", "MLB1234567890") is.
+_MLB_ITEM_RE = re.compile(r"(?<![A-Za-z0-9])MLB-?\d{6,}(?![0-9])", re.IGNORECASE)
 
 
 def find_marketplaces(text: str) -> list[tuple[str, int, int]]:
@@ -263,8 +265,9 @@ def find_marketplaces(text: str) -> list[tuple[str, int, int]]:
     for match in _MARKETPLACE_RE.finditer(folded):
         if is_free(match.start(), match.end()):
             found.append((_BY_KEY[_key(match.group())], match.start(), match.end()))
-    for match in _ML_RE.finditer(text):
-        if is_free(match.start(), match.end()):
-            found.append((MERCADO_LIVRE, match.start(), match.end()))
+    for pattern in (_ML_RE, _MLB_ITEM_RE):
+        for match in pattern.finditer(text):
+            if is_free(match.start(), match.end()):
+                found.append((MERCADO_LIVRE, match.start(), match.end()))
     found.sort(key=lambda item: item[1])
     return found

@@ -300,11 +300,27 @@ _VERB_WINDOW = 40
 _PAYMENT_PHRASE_AFTER_RE = re.compile(r"\s+(?:de|sem|com|no|na)(?![a-z])")
 
 
-def find_installments(text: str) -> list[tuple[int, int, int]]:
-    """Find numbers of installments ("5x", "em dez vezes", "3 parcelas") with their offsets."""
+# "um"/"uma" before a singular noun is an article ("atraso de uma parcela"), not a count;
+# only "em uma parcela" (a plan) counts.
+_ARTICLE_RE = re.compile(r"uma?")
+
+
+def find_installments(text: str, *, article_counts: bool = False) -> list[tuple[int, int, int]]:
+    """Find numbers of installments ("5x", "em dez vezes", "3 parcelas") with their offsets.
+
+    `article_counts`: read "uma parcela" as 1 even without "em" (a whole value, not a
+    sentence).
+    """
     folded = fold_text(text)
     found: list[tuple[int, int, int]] = []
     for match in _INSTALLMENTS_RE.finditer(folded):
+        if (
+            not article_counts
+            and match.group("n") is not None
+            and match.group("em") is None
+            and _ARTICLE_RE.fullmatch(match.group("n"))
+        ):
+            continue
         if (
             match.group("times") is not None
             and match.group("em") is None
@@ -324,10 +340,45 @@ def find_installments(text: str) -> list[tuple[int, int, int]]:
 
 def parse_installments(text: str) -> int:
     """Parse a number of installments: "5x", "em 10 vezes", "doze parcelas", or a bare "5"."""
-    found = find_installments(text)
+    found = find_installments(text, article_counts=True)
     if found:
         return found[0][0]
     count = words_to_number(text.strip().rstrip(".!?"))
     if count is None or not 1 <= count <= MAX_INSTALLMENTS:
         raise InvalidIdentifier("installments", "not a number of installments")
     return count
+
+
+# An amount is an offer unless its own clause says it is something already paid, spent, sold
+# or charged ("paguei 50 de frete", "vendi por 30", "custou 200"), or it prices an extra
+# ("50 de frete", "R$ 10 de taxa"). The flows take only offers as counteroffers.
+_CLAUSE_BREAK_RE = re.compile(r"[.;!?\n,]|\s(?:mas|porem|entao|e)\s")
+_NOT_OFFER_VERB_RE = re.compile(
+    r"(?<![a-z])(?:pagu?ei|pagamos|pagou|pagaram|gastei|gastamos|gastou|custou|custaram|custa|"
+    r"custam|vendi|vendemos|vendeu|vendo|comprei|compramos|comprou|recebi|recebemos|faturei|"
+    r"faturamos|lucrei|lucramos|ganhei|ganhamos|cobrei|cobrou|cobraram|saiu|perdi|"
+    r"transferi|depositei)(?![a-z])"
+)
+_OFFER_VERB_RE = re.compile(
+    r"(?<![a-z])(?:consigo|posso|podemos|pago|pagaria|pagamos\s+so|ofere[cç]o|oferecemos|"
+    r"proponho|propomos|dou|daria|damos|topo|faco|fecho|fechamos|aceito|aceitamos)(?![a-z])"
+)
+_EXTRA_AFTER_RE = re.compile(
+    r"\s*(?:reais\s+)?(?:de|do|da|no|na|pelo|pela|com)\s+(?:frete|taxas?|impostos?|comissao|"
+    r"tarifas?|juros|envio|correios?|entrega|lucro|passagem|aluguel|embalagem)(?![a-z])"
+)
+
+
+def is_offer(text: str, start: int, end: int) -> bool:
+    """Whether the amount at text[start:end] is offered, rather than merely mentioned."""
+    folded = fold_text(text)
+    if _EXTRA_AFTER_RE.match(folded, end):
+        return False
+    clause_start = 0
+    for brk in _CLAUSE_BREAK_RE.finditer(folded, 0, start):
+        clause_start = brk.end()
+    clause = folded[clause_start:start]
+    past = list(_NOT_OFFER_VERB_RE.finditer(clause))
+    if not past:
+        return True
+    return any(o.start() > past[-1].start() for o in _OFFER_VERB_RE.finditer(clause))

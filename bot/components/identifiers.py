@@ -19,6 +19,7 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import (
     ENTITIES,
     ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_ROLE,
     ENTITY_ATTRIBUTE_START,
     ENTITY_ATTRIBUTE_TYPE,
     ENTITY_ATTRIBUTE_VALUE,
@@ -44,6 +45,7 @@ PRIORITY: tuple[str, ...] = (
     "marketplace",
 )
 ALL_ENTITIES: frozenset[str] = frozenset(PRIORITY)
+MENTION_ROLE = "mention"
 
 
 def _documents(text: str) -> list[Found]:
@@ -213,6 +215,13 @@ class IdentifierEntityExtractor(GraphComponent, EntityExtractorMixin):
                     ENTITY_ATTRIBUTE_VALUE: value,
                     ENTITY_ATTRIBUTE_START: start,
                     ENTITY_ATTRIBUTE_END: end,
+                    # An amount already paid, spent or priced ("paguei 50 de frete") is
+                    # mentioned, not offered: the flows take only offers as counteroffers.
+                    **(
+                        {ENTITY_ATTRIBUTE_ROLE: MENTION_ROLE}
+                        if entity == "amount" and not money.is_offer(text, start, end)
+                        else {}
+                    ),
                 }
                 for entity, value, start, end in find_identifiers(text, self._wanted)
             ]

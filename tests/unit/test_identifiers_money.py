@@ -11,6 +11,7 @@ from api.identifiers.money import (
     find_amounts,
     find_installments,
     format_brl,
+    is_offer,
     parse_amount,
     parse_installments,
     words_to_number,
@@ -253,8 +254,34 @@ def test_parse_installments_rejects(text: str) -> None:
         ("resolução 1920x1080", []),
         ("R$ 1.500,00", []),
         ("cpf 145.382.206-20", []),
+        # "uma" before a singular noun is an article, not one installment
+        ("Em caso de atraso de uma parcela, o que acontece?", []),
+        ("paguei uma parcela ontem", []),
+        ("pago em uma parcela só", [(1, "em uma parcela")]),
+        ("posso pagar em 1x", [(1, "em 1x")]),
+        ("e se eu atrasar duas parcelas?", [(2, "duas parcelas")]),
     ],
 )
 def test_find_installments(text: str, expected: list[tuple[int, str]]) -> None:
     found = [(count, text[start:end]) for count, start, end in find_installments(text)]
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "offered"),
+    [
+        ("consigo pagar 300", "300", True),
+        ("R$ 500,00 à vista", "R$ 500,00", True),
+        ("Proponho R$ 800,00.", "R$ 800,00", True),
+        ("paguei R$ 50 de frete", "R$ 50", False),
+        ("paguei 50 reais no produto", "50 reais", False),
+        ("custou R$ 200 e vendi só um", "R$ 200", False),
+        ("vendi por 30 reais cada", "30 reais", False),
+        ("tem R$ 10 de taxa no boleto", "R$ 10", False),
+        ("paguei R$ 50 de frete, consigo pagar R$ 300", "R$ 300", True),
+        ("já paguei 200 mas posso dar mais R$ 100", "R$ 100", True),
+    ],
+)
+def test_is_offer(text: str, amount: str, offered: bool) -> None:
+    start = text.index(amount)
+    assert is_offer(text, start, start + len(amount)) is offered
