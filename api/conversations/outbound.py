@@ -172,7 +172,9 @@ async def do_queue_outbound(
                     }
                     for a in outbound.attachments
                 ],
-                "meta": outbound.meta,
+                # Who wrote it decides how a channel presents it (e-mail: only automatic mail
+                # carries the automatic-answer footer and Auto-Submitted).
+                "meta": {"author_kind": str(message.author_kind), **outbound.meta},
             },
         )
     )
