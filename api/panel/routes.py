@@ -87,19 +87,13 @@ from api.templates.service import (
 )
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import get_case_timeline
+from api.web.security import FILE_CSP, apply_security_headers, content_disposition
 
 PANEL_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PANEL_DIR / "templates"
 STATIC_DIR = PANEL_DIR / "static"
 MAX_TEXT = 4000
 
-# The panel loads only its own files: no inline script, no remote anything. E-mail HTML is
-# sanitized before rendering; this is the second wall should a sanitizer ever miss something.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
-)
 # Files an analyst's browser may show inline; anything else is downloaded, never rendered on
 # our origin (an HTML or SVG "attachment" would otherwise run as a page of the panel).
 INLINE_TYPES = frozenset(
@@ -289,15 +283,6 @@ def _environment() -> Environment:
 templates = _environment()
 
 
-def _security_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def render_page(
     request: Request,
     name: str,
@@ -311,7 +296,7 @@ def render_page(
         {"request": request, "analyst": analyst, "csrf_token": csrf_token_of(request), **context}
     )
     response = HTMLResponse(html, status_code=status_code)
-    _security_headers(response)
+    apply_security_headers(response)
     return response
 
 
@@ -921,12 +906,6 @@ async def add_case_note(
 # --- files ----------------------------------------------------------------------------------
 
 
-def _content_disposition(kind: str, filename: str | None) -> str:
-    name = (filename or "anexo").replace("\r", " ").replace("\n", " ")
-    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "anexo"
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
-
-
 async def _file_response(attachment: Attachment) -> Response:
     if attachment.storage_path is None:
         reason = attachment.refused_reason or "arquivo não armazenado"
@@ -941,11 +920,11 @@ async def _file_response(attachment: Attachment) -> Response:
         data,
         media_type=content_type or "application/octet-stream",
         headers={
-            "Content-Disposition": _content_disposition(
+            "Content-Disposition": content_disposition(
                 "inline" if inline else "attachment", attachment.filename
             ),
             "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Security-Policy": FILE_CSP,
             "Cache-Control": "private, max-age=3600",
         },
     )
