@@ -91,11 +91,16 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             session,
             contact=found.contact,
             channel=inbound.channel,
-            address=found.contact.value,
+            address=found.address,
             case=case,
         )
-    elif conversation.case_id is None and case is not None:
-        conversation.case_id = case.id
+    else:
+        if conversation.case_id is None and case is not None:
+            conversation.case_id = case.id
+        # Replies go to the address the infringer writes from (a WhatsApp account may lack the
+        # ninth digit the contact was stored with): follow the latest form it wrote from.
+        if conversation.address != found.address:
+            conversation.address = found.address
 
     meta = {**inbound.meta, "answerable": inbound.answerable}
     # Idempotency lives in the database's unique (channel, provider_id), not in a prior read.
