@@ -39,6 +39,7 @@ wait_port() {  # wait_port PORT NAME PID
 
 mkdir -p var
 .venv/bin/tratativa setup
+export SECRET_KEY="${SECRET_KEY:-$(cat var/secret_key)}"  # setup made it (0600) if unset
 scripts/rasa-train.sh
 
 if [[ -z "${TWILIO_ACCOUNT_SID:-}" ]]; then
