@@ -376,7 +376,8 @@ async def counteroffer(ctx: BotContext) -> BotReply:
     assert ctx.case is not None and ctx.brand is not None
     amount = ctx.turn.first_amount()
     requested = _requested_installments(ctx)
-    if amount is None and requested is not None:
+    # "mto caro, faz em 5x?" changes the installments; "desconto à vista?" asks for a discount.
+    if amount is None and ctx.turn.first_installments() is not None:
         return await installments(ctx)
     await _move(ctx, S.EM_NEGOCIACAO, reason="contraproposta do infrator")
     evaluation = evaluate_counteroffer(ctx.brand, ctx.case.claimed_amount, amount, requested or 1)
