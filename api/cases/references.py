@@ -54,7 +54,8 @@ async def do_reserve_case_references(session: AsyncSession, references: Iterable
     """Reserve every explicit reference named in a batch before any reference is generated."""
     highest: dict[int, int] = {}
     for reference in references:
-        _, year, seq = reference.split("-")
-        highest[int(year)] = max(highest.get(int(year), 0), int(seq))
+        _, year_text, seq_text = reference.split("-")
+        year = int(year_text)
+        highest[year] = max(highest.get(year, 0), int(seq_text))
     for year, seq in sorted(highest.items()):
         await do_reserve_case_reference(session, year=year, seq=seq)

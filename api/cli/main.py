@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from api.analysts.models import Role
+from api.cli.errors import GuardedTyper
 from api.errors import AppError
 
 T = TypeVar("T")
 
-app = typer.Typer(
+app = GuardedTyper(
     help="Tratativa: CRM conversacional para proteção de marcas.", no_args_is_help=True
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
