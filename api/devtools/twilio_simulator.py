@@ -173,6 +173,9 @@ class Media:
     secret: str
     fetches: int = 0
     unauthorized: int = 0
+    # Fault injection: the next `fail_first` fetches answer `fail_status` (a flaky provider).
+    fail_first: int = 0
+    fail_status: int = 503
 
 
 class SimState:
@@ -457,11 +460,15 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             spec = await request.json()
             data = base64.b64decode(spec["data_b64"], validate=True)
             content_type = str(spec.get("content_type") or "application/octet-stream")
+            fail_first = max(0, int(spec.get("fail_first", 0)))
+            fail_status = int(spec.get("fail_status", 503))
         except (ValueError, KeyError, TypeError, binascii.Error):
             return JSONResponse({"error": "expected {content_type, data_b64}"}, 400)
         if len(data) > MAX_MEDIA_BYTES:
             return JSONResponse({"error": f"media larger than {MAX_MEDIA_BYTES} bytes"}, 413)
         media_id = state.add_media(content_type, data)
+        state.media[media_id].fail_first = fail_first
+        state.media[media_id].fail_status = fail_status
         return JSONResponse({"id": media_id, "url": media_url(request, media_id)}, 201)
 
     def media_url(request: Request, media_id: str) -> str:
@@ -476,6 +483,9 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             media.unauthorized += 1
             return twilio_error(401, 20003)
         media.fetches += 1
+        if media.fail_first > 0:
+            media.fail_first -= 1
+            return twilio_error(media.fail_status, 20500, "Simulated media failure")
         target = request.url_for(
             "media_storage", media_id=request.path_params["media_id"], secret=media.secret
         )

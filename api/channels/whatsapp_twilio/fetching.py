@@ -240,13 +240,20 @@ async def fetch_media_then_turns(message_id: int) -> int:
     return handled
 
 
+async def fetch_media_once() -> int:
+    """One pass of the worker: fetch due media (crash leftovers, retries), then run the turns
+    that were waiting for them. Returns how many turns ran."""
+    handled = 0
+    for conversation_id in await fetch_due_media():
+        handled += await dispatch.run_turns_and_deliver(conversation_id)
+    return handled
+
+
 async def run_media_fetcher(stop: asyncio.Event, *, every_seconds: float = 1.0) -> None:
-    """The worker's loop: fetch due media (crash leftovers, retries), then run the turns that
-    were waiting for them."""
+    """The worker's loop over `fetch_media_once`."""
     while not stop.is_set():
         try:
-            for conversation_id in await fetch_due_media():
-                await dispatch.run_turns_and_deliver(conversation_id)
+            await fetch_media_once()
         except Exception:
             log.exception("media fetch pass failed")
         with contextlib.suppress(TimeoutError):
