@@ -70,7 +70,16 @@ class ChannelDeliveryError(AppError):
     code = "channel_delivery_error"
     status_code = 502
 
-    def __init__(self, message: str, *, retryable: bool, provider_code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        provider_code: str | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
         super().__init__(message, retryable=retryable, provider_code=provider_code)
         self.retryable = retryable
         self.provider_code = provider_code
+        # The provider's Retry-After: no retry may happen sooner.
+        self.retry_after_seconds = retry_after_seconds

@@ -101,6 +101,7 @@ class Fault:
     message: str | None = None
     to: str | None = None  # only requests to this address
     delay_seconds: float = 0.0  # hold the request this long before answering (a slow Twilio)
+    retry_after: str | None = None  # a Retry-After header on the answer (seconds or HTTP-date)
 
 
 @dataclass
@@ -341,7 +342,9 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             state.rejected += 1
             if fault.delay_seconds:
                 await asyncio.sleep(fault.delay_seconds)
-            return twilio_error(fault.status, fault.code, fault.message)
+            return twilio_error(
+                fault.status, fault.code, fault.message, retry_after=fault.retry_after
+            )
         from_, service = one("From"), one("MessagingServiceSid")
         text, content_sid = one("Body") or "", one("ContentSid")
         media_url = form.get("MediaUrl", [])
@@ -444,10 +447,22 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             count = max(1, int(spec.get("count", 1)))
             delay = min(MAX_FAULT_DELAY_SECONDS, max(0.0, float(spec.get("delay_seconds", 0))))
         except (ValueError, TypeError, AttributeError):
-            return JSONResponse({"error": "expected {status, code?, count?, to?}"}, 400)
+            return JSONResponse(
+                {"error": "expected {status, code?, count?, to?, delay_seconds?, retry_after?}"},
+                400,
+            )
         if not 400 <= status <= 599 or len(state.faults) >= MAX_FAULTS:
             return JSONResponse({"error": "status must be 4xx/5xx; too many faults"}, 400)
-        fault = Fault(status, code, count, spec.get("message"), spec.get("to"), delay)
+        retry_after = spec.get("retry_after")
+        fault = Fault(
+            status,
+            code,
+            count,
+            spec.get("message"),
+            spec.get("to"),
+            delay,
+            str(retry_after) if retry_after is not None else None,
+        )
         state.faults.append(fault)
         return JSONResponse(dataclasses.asdict(fault), status_code=201)
 
@@ -610,8 +625,10 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     return app
 
 
-def twilio_error(status: int, code: int, message: str | None = None) -> JSONResponse:
-    """Twilio's REST error body."""
+def twilio_error(
+    status: int, code: int, message: str | None = None, *, retry_after: str | None = None
+) -> JSONResponse:
+    """Twilio's REST error body (with Retry-After when given, as on a 429)."""
     return JSONResponse(
         {
             "code": code,
@@ -620,6 +637,7 @@ def twilio_error(status: int, code: int, message: str | None = None) -> JSONResp
             "status": status,
         },
         status_code=status,
+        headers={"Retry-After": retry_after} if retry_after is not None else None,
     )
 
 
