@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from api.analysts.models import Role
 from api.cli.errors import GuardedTyper
+from api.config import ensure_secret_key_file
 from api.errors import AppError
 
 T = TypeVar("T")
@@ -141,6 +142,74 @@ def users_create(
     _run(work)
 
 
+@users_app.command("set-password")
+def users_set_password(
+    email: str,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TRATATIVA_PASSWORD",
+            help="At least 8 characters (prompted when omitted).",
+        ),
+    ],
+) -> None:
+    """Set a user's password; every panel session and API token of the user ends."""
+    from api.analysts.service import access_analyst_by_email, do_set_password
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            analyst = await access_analyst_by_email(session, email=email)
+            ended = await do_set_password(session, analyst=analyst, password=password)
+            out.print(f"password changed for {analyst.email}; {ended} session(s) ended")
+
+    _run(work)
+
+
+@users_app.command("deactivate")
+def users_deactivate(email: str) -> None:
+    """Lock a user out: refuse new logins and end every panel session and API token."""
+    from api.analysts.service import access_analyst_by_email, do_deactivate
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            analyst = await access_analyst_by_email(session, email=email)
+            ended = await do_deactivate(session, analyst=analyst)
+            out.print(f"deactivated {analyst.email}; {ended} session(s) ended")
+
+    _run(work)
+
+
+@users_app.command("activate")
+def users_activate(email: str) -> None:
+    """Let a deactivated user log in again (old sessions stay ended)."""
+    from api.analysts.service import access_analyst_by_email
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            analyst = await access_analyst_by_email(session, email=email)
+            analyst.active = True
+            out.print(f"activated {analyst.email}")
+
+    _run(work)
+
+
+def _check_secret_key() -> None:
+    """Refuse to start a process that signs tokens with a public key (one line, exit 1)."""
+    from api.config import check_secret_key, get_settings
+
+    try:
+        check_secret_key(get_settings())
+    except AppError as exc:
+        err.print(f"[red]erro:[/red] {exc.message}", soft_wrap=True)
+        raise typer.Exit(1) from exc
+
+
 @brands_app.command("create")
 def brands_create(
     name: str,
@@ -212,11 +281,13 @@ def demo_seed() -> None:
 
 @app.command("setup")
 def setup(seed_if_empty: bool = True) -> None:
-    """Migrate the database and, when it has no case yet, load the demo data."""
+    """Migrate the database and, when it has no case yet, load the demo data; create
+    var/secret_key (0600) for `make run` when missing."""
     from api.db import unit_of_work
     from api.demo import is_empty
     from api.migrate import upgrade
 
+    ensure_secret_key_file()
     upgrade()
 
     async def empty() -> bool:
@@ -238,6 +309,7 @@ def serve(
 
     from api.config import get_settings
 
+    _check_secret_key()
     settings = get_settings()
     uvicorn.run(
         "api.app:create_app",
@@ -256,6 +328,7 @@ def worker() -> None:
 
     from api.worker import run_worker
 
+    _check_secret_key()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -32,7 +32,7 @@ from sqlalchemy.orm import selectinload
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.analysts.models import Analyst, Role
-from api.analysts.service import do_authenticate
+from api.analysts.service import do_login
 from api.brands.models import Brand
 from api.cases.lifecycle import REASON_REQUIRED, CaseStatus, allowed_moves
 from api.cases.models import ListingStatus
@@ -50,7 +50,13 @@ from api.conversations.models import (
 )
 from api.conversations.outbound import window_open_until
 from api.db import utcnow
-from api.errors import AppError, NotFound, ValidationFailed
+from api.errors import (
+    AppError,
+    AuthenticationRequired,
+    NotFound,
+    TooManyRequests,
+    ValidationFailed,
+)
 from api.handoff.service import (
     access_conversation,
     analyst_actor,
@@ -70,6 +76,7 @@ from api.panel.auth import (
     PanelWriter,
     check_login_csrf,
     csrf_token_of,
+    do_logout,
     end_session,
     login_form_token,
     read_session,
@@ -87,6 +94,7 @@ from api.templates.service import (
 )
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import get_case_timeline
+from api.web.deps import client_address
 from api.web.security import FILE_CSP, apply_security_headers, content_disposition
 
 PANEL_DIR = Path(__file__).resolve().parent
@@ -597,24 +605,30 @@ async def login_submit(
     proximo: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     await check_login_csrf(request)
-    analyst = await do_authenticate(session, email=email, password=senha)
-    if analyst is None:
-        return _login_response(
+    try:
+        analyst = await do_login(
+            session, email=email, password=senha, address=client_address(request)
+        )
+    except (AuthenticationRequired, TooManyRequests) as exc:
+        refused = _login_response(
             request,
-            error="E-mail ou senha incorretos.",
+            error=exc.message,
             email=email,
             next_url=_safe_next(proximo),
-            status_code=401,
+            status_code=exc.status_code,
         )
+        if isinstance(exc, TooManyRequests):
+            refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     response = _redirect(_safe_next(proximo))
-    start_session(response, analyst)
+    await start_session(session, response, analyst)
     return response
 
 
 @router.post("/sair")
-async def logout(_analyst: PanelWriter) -> RedirectResponse:
+async def logout(request: Request, session: DbSession, _analyst: PanelWriter) -> RedirectResponse:
     response = _redirect(f"{PANEL_PREFIX}/login")
-    end_session(response)
+    await do_logout(request, session, response)
     return response
 
 
