@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.errors import ConfigurationError
 
@@ -49,6 +51,17 @@ class TwilioSettings(_Group):
     whatsapp_from: str | None = None
     messaging_service_sid: str | None = None
     api_base_url: str = "https://api.twilio.com"
+    # Hosts media is downloaded from (comma-separated; "*.example.com" is any subdomain), https
+    # only, never a private address. The API base URL's host is always allowed and is the only
+    # one that receives the account's credentials (its MediaUrl redirects to the CDN).
+    media_hosts: Annotated[tuple[str, ...], NoDecode] = ("api.twilio.com", "*.twiliocdn.com")
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+        return value
 
 
 class SmtpSettings(_Group):
@@ -95,6 +108,11 @@ class Settings(_Group):
     redis_url: str | None = None
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     public_base_url: str = "http://127.0.0.1:8000"
+    # Proxies whose X-Forwarded-For/-Host/-Proto are believed (comma-separated IPs or CIDRs);
+    # from anyone else those headers are ignored. Empty: none.
+    trusted_proxies: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = ()
     host: str = "127.0.0.1"
     port: int = 8000
     # "development" (TRATATIVA_ENV=development) accepts the public SECRET_KEY; anything else,
@@ -124,6 +142,17 @@ class Settings(_Group):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     imap: ImapSettings = Field(default_factory=ImapSettings)
     login_limit: LoginLimitSettings = Field(default_factory=LoginLimitSettings)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(
+                ipaddress.ip_network(part.strip(), strict=False)
+                for part in value.split(",")
+                if part.strip()
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -317,7 +317,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         reload=reload,
-        proxy_headers=True,
+        # Forwarded headers are read by the app, only from TRUSTED_PROXIES (api/web/proxies.py).
+        proxy_headers=False,
     )
 
 
