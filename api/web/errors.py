@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import AppError, AuthenticationRequired, TooManyRequests
 
@@ -45,6 +46,22 @@ def install_error_handlers(app: FastAPI) -> None:
                 }
             },
             status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (unknown route, wrong method, a body that cannot be
+        # parsed) in the same shape as every other error.
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return JSONResponse(
+            {
+                "error": {
+                    "code": codes.get(exc.status_code, f"http_{exc.status_code}"),
+                    "message": str(exc.detail),
+                }
+            },
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)

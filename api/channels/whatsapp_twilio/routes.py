@@ -32,6 +32,7 @@ from api.conversations.models import Channel, DeliveryStatus
 from api.db import on_commit, utcnow
 from api.engine import dispatch
 from api.errors import AppError, PermissionDenied
+from api.ids import MAX_ID
 from api.web.deps import get_session
 from api.web.proxies import forwarded_headers_trusted
 
@@ -112,7 +113,7 @@ async def receive_status(request: Request, session: WebhookSession) -> Response:
         provider_id=sid,
         status=status,
         error=error,
-        message_id=int(mid) if mid.isdigit() else None,
+        message_id=_message_id(mid),
     )
     if message is None:
         # Answer 2xx anyway: an error would only make Twilio retry a callback we cannot place.
@@ -161,6 +162,14 @@ def candidate_urls(request: Request, public_base_url: str) -> list[str]:
         if forwarded not in urls:
             urls.append(forwarded)
     return urls
+
+
+def _message_id(mid: str) -> int | None:
+    """Our message id from the callback URL's `mid`, if it is one (never a 500 on a huge one)."""
+    if not (mid.isascii() and mid.isdigit()):
+        return None
+    value = int(mid)
+    return value if 1 <= value <= MAX_ID else None
 
 
 def _one(params: Params, key: str) -> str | None:
