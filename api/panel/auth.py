@@ -33,6 +33,7 @@ from api.config import get_settings
 from api.errors import AuthenticationRequired, PermissionDenied
 from api.notifications.bus import get_bus
 from api.web.deps import get_session
+from api.web.streams import session_check, while_live
 
 PANEL_PREFIX = "/painel"
 SESSION_COOKIE = "tratativa_painel"
@@ -284,10 +285,16 @@ router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
 
 
 @router.get("/events")
-async def panel_events(request: Request, _analyst: PanelAnalyst) -> StreamingResponse:
-    """The same live events as /api/v1/events, for a browser holding a panel session."""
+async def panel_events(request: Request, analyst: PanelAnalyst) -> StreamingResponse:
+    """The same live events as /api/v1/events, for a browser holding a panel session; the
+    stream ends soon after that session does."""
+    panel_session = read_session(request)
+    assert panel_session is not None  # PanelAnalyst let the request through
+    is_live = session_check(
+        session_id=panel_session.session_id, analyst_id=analyst.id, kind=SessionKind.PANEL
+    )
     return StreamingResponse(
-        panel_event_stream(request),
+        while_live(panel_event_stream(request), is_live),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

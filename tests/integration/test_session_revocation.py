@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import re
+import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ import httpx
 import jwt
 import pytest
 import sqlalchemy as sa
+import uvicorn
 
 from api.analysts.models import Analyst, AuthSession
 from api.app import create_app
@@ -281,3 +285,71 @@ async def test_user_commands_fail_in_one_line() -> None:
     code, _, err = await tratativa("users", "set-password", account.email, "--password", "curta")
     assert code == 1
     assert err.strip().splitlines() == ["erro: A senha precisa de pelo menos 8 caracteres."]
+
+
+@pytest.fixture
+async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The app on a real socket (event streams need a server that streams), with frequent
+    heartbeats and a session check before every frame."""
+    import api.notifications.routes
+    import api.panel.auth
+    import api.web.streams
+
+    monkeypatch.setattr(api.web.streams, "SESSION_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(api.panel.auth, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(api.notifications.routes, "HEARTBEAT_SECONDS", 0.05)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert not serving.done() and time.monotonic() < deadline, "service did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+        sock.close()
+
+
+async def read_until_closed(lines: AsyncIterator[str]) -> list[str]:
+    return [line async for line in lines]
+
+
+async def test_an_open_api_event_stream_ends_when_its_token_is_revoked(served: str) -> None:
+    account = await new_account()
+    async with httpx.AsyncClient(base_url=served, timeout=10) as client:
+        token = await api_token(client, account)
+        auth = {"Authorization": f"Bearer {token}"}
+        async with client.stream("GET", "/api/v1/events", headers=auth) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": connected"
+            assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+            rest = await asyncio.wait_for(read_until_closed(lines), timeout=5)
+        assert not any(line.startswith("event:") for line in rest)
+
+
+async def test_an_open_panel_event_stream_ends_at_logout(served: str) -> None:
+    account = await new_account()
+    async with httpx.AsyncClient(base_url=served, timeout=10) as client:
+        login = await panel_login(client, account)
+        cookie = {"Cookie": f"{SESSION_COOKIE}={login.cookie}"}
+        client.cookies.clear()
+        async with client.stream("GET", "/painel/events", headers=cookie) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            async for line in lines:
+                if line == "event: ready":
+                    break
+            out = await client.post("/painel/sair", data={"csrf_token": login.csrf}, headers=cookie)
+            assert out.status_code == 303
+            await asyncio.wait_for(read_until_closed(lines), timeout=5)
