@@ -68,6 +68,7 @@ from api.handoff.service import (
     get_handoffs,
 )
 from api.identifiers.money import format_brl
+from api.ids import MAX_ID
 from api.panel.auth import (
     PANEL_PREFIX,
     DbSession,
@@ -95,6 +96,7 @@ from api.templates.service import (
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import get_case_timeline
 from api.web.deps import client_address
+from api.web.params import PathId
 from api.web.security import FILE_CSP, apply_security_headers, content_disposition
 
 PANEL_DIR = Path(__file__).resolve().parent
@@ -325,9 +327,12 @@ def _safe_next(value: str | None) -> str:
 
 def _optional_int(value: str | None) -> int | None:
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError as exc:
         raise ValidationFailed(f"Valor inválido: {value!r}.") from exc
+    if number is not None and not 1 <= number <= MAX_ID:
+        raise ValidationFailed(f"Valor inválido: {value!r}.")
+    return number
 
 
 def _optional_channel(value: str | None) -> Channel | None:
@@ -688,7 +693,7 @@ async def inbox_rows(
 
 @router.get("/conversas/{conversation_id}")
 async def conversation_page(
-    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: int
+    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: PathId
 ) -> HTMLResponse:
     conversation = await access_conversation(session, conversation_id=conversation_id)
     case = (
@@ -713,7 +718,7 @@ async def conversation_page(
 
 @router.get("/conversas/{conversation_id}/linha-do-tempo")
 async def conversation_timeline(
-    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: int
+    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: PathId
 ) -> HTMLResponse:
     """The live part of the conversation page: the timeline, plus the state bar out of band."""
     conversation = await access_conversation(session, conversation_id=conversation_id)
@@ -742,7 +747,7 @@ async def template_preview(
     request: Request,
     session: DbSession,
     analyst: PanelAnalyst,
-    conversation_id: int,
+    conversation_id: PathId,
     modelo: str = "",
 ) -> HTMLResponse:
     """The chosen template rendered with the case's variables (plus the analyst's values for
@@ -785,7 +790,7 @@ def _back_to(conversation_id: int) -> RedirectResponse:
 
 
 @router.post("/conversas/{conversation_id}/assumir")
-async def claim(session: DbSession, analyst: PanelWriter, conversation_id: int) -> Response:
+async def claim(session: DbSession, analyst: PanelWriter, conversation_id: PathId) -> Response:
     await do_claim(session, conversation_id=conversation_id, analyst=analyst)
     return _back_to(conversation_id)
 
@@ -794,7 +799,7 @@ async def claim(session: DbSession, analyst: PanelWriter, conversation_id: int) 
 async def release(
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     nota: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     await do_release(
@@ -807,7 +812,7 @@ async def release(
 async def resolve(
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     nota: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     await do_resolve(
@@ -820,7 +825,7 @@ async def resolve(
 async def add_conversation_note(
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
 ) -> Response:
     conversation = await access_conversation(session, conversation_id=conversation_id)
@@ -833,7 +838,7 @@ async def send_message(
     request: Request,
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
     modelo: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
@@ -851,7 +856,7 @@ async def send_message(
 
 @router.get("/casos/{case_id}")
 async def case_page(
-    request: Request, session: DbSession, analyst: PanelAnalyst, case_id: int
+    request: Request, session: DbSession, analyst: PanelAnalyst, case_id: PathId
 ) -> HTMLResponse:
     case = await access_case(session, case_id=case_id)
     payments = (
@@ -886,7 +891,7 @@ async def case_page(
 async def change_case_status(
     session: DbSession,
     analyst: PanelWriter,
-    case_id: int,
+    case_id: PathId,
     status: Annotated[str, Form(max_length=40)],
     motivo: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
@@ -909,7 +914,7 @@ async def change_case_status(
 async def add_case_note(
     session: DbSession,
     analyst: PanelWriter,
-    case_id: int,
+    case_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
 ) -> Response:
     case = await access_case(session, case_id=case_id)
@@ -946,7 +951,7 @@ async def _file_response(attachment: Attachment) -> Response:
 
 @router.get("/anexos/{attachment_id}")
 async def attachment_file(
-    session: DbSession, _analyst: PanelAnalyst, attachment_id: int
+    session: DbSession, _analyst: PanelAnalyst, attachment_id: PathId
 ) -> Response:
     attachment = await session.get(Attachment, attachment_id)
     if attachment is None:
@@ -956,7 +961,7 @@ async def attachment_file(
 
 @router.get("/mensagens/{message_id}/inline/{cid:path}")
 async def inline_image(
-    session: DbSession, _analyst: PanelAnalyst, message_id: int, cid: str
+    session: DbSession, _analyst: PanelAnalyst, message_id: PathId, cid: str
 ) -> Response:
     """An image an e-mail shows inline (`<img src="cid:…">`), by its Content-ID."""
     message = await session.get(Message, message_id)

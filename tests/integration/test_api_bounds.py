@@ -15,6 +15,8 @@ from api.config import get_settings
 from api.devtools.twilio_simulator import sign
 from tests.fixtures.twilio.harness import AUTH_TOKEN, STATUS_PATH, load_form, new_sid
 from tests.integration.test_handoff_api import conversation_for_case, login
+from tests.integration.test_panel import login as panel_login
+from tests.integration.test_panel import panel_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
 
@@ -140,3 +142,23 @@ async def test_the_openapi_schema_documents_the_error_statuses(client: httpx.Asy
     assert "401" in token and "404" not in token
     case_id = schema["paths"]["/api/v1/cases/{case_id}"]["get"]["parameters"][0]["schema"]
     assert (case_id["minimum"], case_id["maximum"]) == (1, 2**31 - 1)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/painel/conversas/{n}",
+        "/painel/conversas/{n}/linha-do-tempo",
+        "/painel/casos/{n}",
+        "/painel/anexos/{n}",
+        "/painel/mensagens/{n}/inline/a@b",
+        "/painel/caixa?marca={n}",
+    ],
+)
+async def test_the_panel_refuses_out_of_range_ids_with_a_page_not_a_500(path: str) -> None:
+    transport = httpx.ASGITransport(app=panel_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        await panel_login(client)
+        response = await client.get(path.format(n=HUGE))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("text/html")
