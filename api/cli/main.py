@@ -199,6 +199,25 @@ def users_activate(email: str) -> None:
     _run(work)
 
 
+@users_app.command("unlock")
+def users_unlock(email: str) -> None:
+    """Forget the failed logins of an account, lifting its login limit at once."""
+    from api.analysts.throttle import RedisAttemptStore, account_key, get_login_throttle
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        throttle = get_login_throttle()
+        try:
+            async with unit_of_work() as session:
+                await throttle.store.clear(session, account_key(email))
+        finally:
+            if isinstance(throttle.store, RedisAttemptStore):
+                await throttle.store.close()
+        out.print(f"failed logins of {email.strip().lower()} forgotten")
+
+    _run(work)
+
+
 def _check_secret_key() -> None:
     """Refuse to start a process that signs tokens with a public key (one line, exit 1)."""
     from api.config import check_secret_key, get_settings

@@ -23,7 +23,7 @@ from api.config import LoginLimitSettings
 from api.db import unit_of_work
 from api.panel.auth import SESSION_COOKIE
 from tests.factories import make_analyst
-from tests.integration.test_session_revocation import csrf_of
+from tests.integration.test_session_revocation import csrf_of, tratativa
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
 
@@ -195,3 +195,20 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         "max_failures_per_address": 70,
         "window_seconds": 120,
     }
+
+
+async def test_the_configured_limits_apply_and_an_operator_can_unlock() -> None:
+    """No test double: the app's own throttle (the database here, as without REDIS_URL) with
+    the default limits, and `tratativa users unlock` lifting an account's lock."""
+    email = await new_email()
+    async with client_from(address()) as client:
+        for _ in range(5):
+            assert (await token_request(client, email, "wrong-password")).status_code == 401
+        refused = await token_request(client, email, PASSWORD)
+        assert refused.status_code == 429
+        assert 15 * 60 - 60 < int(refused.headers["Retry-After"]) <= 15 * 60
+
+        code, out, err = await tratativa("users", "unlock", email.upper())
+        assert (code, err) == (0, "")
+        assert f"failed logins of {email} forgotten" in out
+        assert (await token_request(client, email, PASSWORD)).status_code == 200
