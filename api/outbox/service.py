@@ -70,6 +70,7 @@ def envelope_of(item: OutboxItem) -> Envelope:
         conversation_id=item.conversation_id,
         channel=item.channel,
         to=str(payload["to"]),
+        sender=str(payload["from"]) if payload.get("from") else None,
         text=str(payload.get("text") or ""),
         subject=payload.get("subject"),
         content_sid=payload.get("content_sid"),

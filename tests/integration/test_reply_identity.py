@@ -4,8 +4,8 @@ A Brazilian mobile is stored however the detection export wrote it (with or with
 digit, with or without country code and punctuation); the infringer writes from a WhatsApp
 account that may show the other form. The message must still match the contact and case, and
 every reply — the bot's, the analyst's free text, the analyst's template — must go to the exact
-`whatsapp:+…` address (the WaId) the message came from, through the real twilio library against
-the Twilio-compatible simulator. E-mail likewise answers the address that wrote, never another
+`whatsapp:+…` address (the WaId) the message came from, and leave from the firm's number it was
+written to, through the real twilio library against the Twilio-compatible simulator. E-mail likewise answers the address that wrote, never another
 address of the same contact.
 """
 
@@ -181,7 +181,11 @@ def template_sid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     load_catalog.cache_clear()
 
 
-def webhook_form(e164: str, wa_id: str) -> bytes:
+# Two WhatsApp numbers of the firm: the reply leaves from the one the infringer wrote to.
+OUR_NUMBERS = ("whatsapp:+14155238886", "whatsapp:+551130030000")
+
+
+def webhook_form(e164: str, wa_id: str, our_number: str) -> bytes:
     """The form Twilio posts for a WhatsApp message from this account (as stored fixtures)."""
     from urllib.parse import urlencode
 
@@ -190,7 +194,7 @@ def webhook_form(e164: str, wa_id: str) -> bytes:
             "MessageSid": new_sid(),
             "AccountSid": get_settings().twilio.account_sid or "AC" + "0" * 32,
             "From": f"whatsapp:{e164}",
-            "To": "whatsapp:+14155238886",
+            "To": our_number,
             "Body": "oi, recebi a notificação",
             "WaId": wa_id,
             "ProfileName": "Loja",
@@ -204,17 +208,18 @@ def webhook_form(e164: str, wa_id: str) -> bytes:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(mobile=mobiles())
+@given(mobile=mobiles(), our_number=st.sampled_from(OUR_NUMBERS))
 async def test_every_whatsapp_reply_goes_to_the_address_that_wrote(
     stack: TwilioStack,
     sender: TwilioWhatsAppSender,
     template_sid: None,
     mobile: tuple[str, str, str],
+    our_number: str,
 ) -> None:
     stored, e164, wa_id = mobile
     stored_value = normalize_phone(stored)
     await retire_phone(stored_value)
-    parsed = parse_message_form(parse_form_body(webhook_form(e164, wa_id)))
+    parsed = parse_message_form(parse_form_body(webhook_form(e164, wa_id, our_number)))
 
     async with unit_of_work() as session:
         infringer = await make_infringer(session, phones=(stored_value,))
@@ -261,6 +266,7 @@ async def test_every_whatsapp_reply_goes_to_the_address_that_wrote(
     assert len(sent) == 3
     assert {m["to"] for m in sent} == {f"whatsapp:{e164}"}
     assert {m["to"].removeprefix("whatsapp:+") for m in sent} == {wa_id}
+    assert {m["from"] for m in sent} == {our_number}
 
 
 async def test_a_conversation_we_started_follows_the_form_the_infringer_answers_from(

@@ -199,8 +199,10 @@ class TwilioWhatsAppSender:
     def create_arguments(self, envelope: Envelope) -> dict[str, Any]:
         """The keyword arguments of messages.create for an envelope."""
         kwargs: dict[str, Any] = {"to": whatsapp_address(envelope.to)}
-        if self.whatsapp_from:
-            kwargs["from_"] = self.whatsapp_from
+        # The number the infringer wrote to (one of ours: it came in a signed webhook), else ours.
+        sender = whatsapp_address(envelope.sender) if envelope.sender else self.whatsapp_from
+        if sender:
+            kwargs["from_"] = sender
         if self.messaging_service_sid:
             kwargs["messaging_service_sid"] = self.messaging_service_sid
         if envelope.content_sid:
