@@ -66,8 +66,9 @@ def lowest_acceptable(brand: Brand, claimed: Decimal | None) -> Decimal:
 
 def max_installments_for(brand: Brand, amount: Decimal) -> int:
     """The brand's cap, lowered so no installment falls below its minimum amount."""
-    by_minimum = int(amount // brand.min_installment_amount) if brand.min_installment_amount else 0
-    return max(1, min(brand.max_installments, by_minimum or 1))
+    if not brand.min_installment_amount:
+        return max(1, brand.max_installments)
+    return max(1, min(brand.max_installments, int(amount // brand.min_installment_amount)))
 
 
 def opening_offer(brand: Brand, claimed: Decimal | None) -> Offer:
