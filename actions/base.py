@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from api.assistant.context import BotContext, Turn, load_context
 from api.assistant.replies import BotReply
-from api.db import unit_of_work
+from api.engine.ledger import action_session
 
 Flow = Callable[[BotContext, Tracker], Awaitable[BotReply]]
 
@@ -75,7 +75,8 @@ class FlowAction(Action, metaclass=ABCMeta):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         turn = turn_from_tracker(tracker)
-        async with unit_of_work() as session:
+        # The action server's transaction, which also records that this turn ran the action.
+        async with action_session() as session:
             ctx = await load_context(session, sender_id=tracker.sender_id, turn=turn)
             reply = await self.flow(ctx, tracker)
         return render(reply, dispatcher)

@@ -21,6 +21,8 @@ from api.panel import install_panel
 from api.public.routes import router as public_router
 from api.web.errors import install_error_handlers
 from api.web.logging import install_log_redaction
+from api.web.openapi import install_error_responses
+from api.web.proxies import TrustedProxyMiddleware
 
 
 def create_app() -> FastAPI:
@@ -34,6 +36,7 @@ def create_app() -> FastAPI:
         docs_url="/docs",
     )
     app.state.settings = settings
+    app.add_middleware(TrustedProxyMiddleware)
     install_error_handlers(app)
     install_panel(app)  # after the JSON handlers: /painel errors render as pages
     app.include_router(health_router)
@@ -46,4 +49,5 @@ def create_app() -> FastAPI:
     app.include_router(action_server_router)
     app.include_router(twilio_router)
     app.include_router(email_router)
+    install_error_responses(app)
     return app

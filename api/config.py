@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from api.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "tratativa.db"
+# `tratativa setup` writes a random key here (0600) for `make run`; scripts/run.sh exports it.
+SECRET_KEY_FILE = PROJECT_ROOT / "var" / "secret_key"
+# Public (it is in the source): accepted only with TRATATIVA_ENV=development.
+DEV_SECRET_KEY = "dev-insecure-secret-change-me-in-production-0000"
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class _Group(BaseSettings):
@@ -40,6 +51,17 @@ class TwilioSettings(_Group):
     whatsapp_from: str | None = None
     messaging_service_sid: str | None = None
     api_base_url: str = "https://api.twilio.com"
+    # Hosts media is downloaded from (comma-separated; "*.example.com" is any subdomain), https
+    # only, never a private address. The API base URL's host is always allowed and is the only
+    # one that receives the account's credentials (its MediaUrl redirects to the CDN).
+    media_hosts: Annotated[tuple[str, ...], NoDecode] = ("api.twilio.com", "*.twiliocdn.com")
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+        return value
 
 
 class SmtpSettings(_Group):
@@ -68,16 +90,34 @@ class ImapSettings(_Group):
     folder: str = "INBOX"
 
 
+class LoginLimitSettings(_Group):
+    """Failed logins tolerated per account and per client address within a sliding window
+    (0 turns that limit off). Counted in Redis when REDIS_URL is set, else in the database."""
+
+    model_config = SettingsConfigDict(env_prefix="LOGIN_LIMIT_", env_file=".env", extra="ignore")
+
+    max_failures_per_account: int = Field(default=5, ge=0)
+    max_failures_per_address: int = Field(default=20, ge=0)
+    window_seconds: int = Field(default=15 * 60, ge=1)
+
+
 class Settings(_Group):
     """Everything the service reads from its environment."""
 
     database_url: str = Field(default_factory=lambda: f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}")
     redis_url: str | None = None
-    secret_key: SecretStr = SecretStr("dev-insecure-secret-change-me-in-production-0000")
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     public_base_url: str = "http://127.0.0.1:8000"
+    # Proxies whose X-Forwarded-For/-Host/-Proto are believed (comma-separated IPs or CIDRs);
+    # from anyone else those headers are ignored. Empty: none.
+    trusted_proxies: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = ()
     host: str = "127.0.0.1"
     port: int = 8000
-    environment: str = "development"
+    # "development" (TRATATIVA_ENV=development) accepts the public SECRET_KEY; anything else,
+    # including unset, is treated as production.
+    environment: str = Field(default="production", validation_alias="TRATATIVA_ENV")
     token_ttl_minutes: int = 8 * 60
     storage_dir: Path = PROJECT_ROOT / "var" / "storage"
     max_attachment_bytes: int = 10 * 1024 * 1024
@@ -101,6 +141,18 @@ class Settings(_Group):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     imap: ImapSettings = Field(default_factory=ImapSettings)
+    login_limit: LoginLimitSettings = Field(default_factory=LoginLimitSettings)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(
+                ipaddress.ip_network(part.strip(), strict=False)
+                for part in value.split(",")
+                if part.strip()
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -117,6 +169,43 @@ class Settings(_Group):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment.strip().lower() == "development"
+
+
+def check_secret_key(settings: Settings) -> None:
+    """Refuse to serve with a key anyone can read (the built-in value, an example value) or
+    one too short for HS256, unless TRATATIVA_ENV=development."""
+    if settings.is_development:
+        return
+    key = settings.secret_key.get_secret_value()
+    if key == DEV_SECRET_KEY or key.lower().startswith("change-me") or not key.strip():
+        problem = "SECRET_KEY is not set (or is the public example value)"
+    elif len(key) < MIN_SECRET_KEY_LENGTH:
+        problem = f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters"
+    else:
+        return
+    raise ConfigurationError(
+        f"{problem}: set a random one, e.g. `python -c 'import secrets; "
+        f"print(secrets.token_urlsafe(48))'`, or TRATATIVA_ENV=development on a developer machine"
+    )
+
+
+def ensure_secret_key_file(
+    path: Path = SECRET_KEY_FILE, *, settings: Settings | None = None
+) -> bool:
+    """Create `path` with a random key, readable by its owner only, unless SECRET_KEY is
+    configured or the file exists; whether it was created."""
+    configured = (settings or get_settings()).secret_key.get_secret_value() != DEV_SECRET_KEY
+    if configured or path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48) + "\n")
+    return True
 
 
 @lru_cache(maxsize=1)

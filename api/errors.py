@@ -55,6 +55,24 @@ class PermissionDenied(AppError):
     status_code = 403
 
 
+class TooManyRequests(AppError):
+    """A limit was hit; `retry_after` (seconds) becomes the Retry-After header."""
+
+    code = "too_many_requests"
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class ConfigurationError(AppError):
+    """The service is configured in a way it must not run with (said in one line)."""
+
+    code = "configuration_error"
+    status_code = 500
+
+
 class IllegalTransition(Conflict):
     code = "illegal_transition"
 
@@ -70,7 +88,16 @@ class ChannelDeliveryError(AppError):
     code = "channel_delivery_error"
     status_code = 502
 
-    def __init__(self, message: str, *, retryable: bool, provider_code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        provider_code: str | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
         super().__init__(message, retryable=retryable, provider_code=provider_code)
         self.retryable = retryable
         self.provider_code = provider_code
+        # The provider's Retry-After: no retry may happen sooner.
+        self.retry_after_seconds = retry_after_seconds

@@ -7,11 +7,13 @@ from api.channels.email.models import ImapCursor, MatchSuggestion
 from api.contacts.models import ContactPoint, Infringer
 from api.conversations.models import Attachment, Conversation, Message
 from api.db import Base
+from api.engine.models import ActionExecution
 from api.outbox.models import OutboxItem
 from api.payments.models import Installment, PaymentRequest
 from api.timeline.models import TimelineEntry
 
 __all__ = [
+    "ActionExecution",
     "Analyst",
     "Attachment",
     "Base",

@@ -1,4 +1,5 @@
-"""The worker process: outbox delivery, the sweeper of left-behind bot turns, e-mail ingestion."""
+"""The worker process: outbox delivery, the sweeper of left-behind bot turns, WhatsApp media
+fetching (retries, and what a crashed process left), e-mail ingestion."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import signal
 
 from api.channels.registry import build_senders
+from api.channels.whatsapp_twilio.fetching import run_media_fetcher
 from api.config import Settings, get_settings
 from api.db import unit_of_work
 from api.engine.dispatch import get_gateway
@@ -51,6 +53,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     tasks = [
         asyncio.create_task(run_outbox_worker(senders, stop=stop)),
         asyncio.create_task(run_turn_sweeper(stop)),
+        asyncio.create_task(run_media_fetcher(stop)),
     ]
     if settings.imap.host:
         try:

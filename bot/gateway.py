@@ -3,7 +3,8 @@
 Served at /webhooks/tratativa/ when credentials.yml lists `bot.gateway.GatewayInput`.
 Unlike Rasa's REST channel it checks a shared secret, answers errors as errors (never 200 with
 an empty list), and returns in one call the bot's messages, the NLU reading of the user turn
-and whether the conversation is paused.
+and whether the conversation is paused. A message id it has already processed is not run again:
+the recorded reply is returned (`"replayed": true`) and no custom action runs.
 
     POST /webhooks/tratativa/webhook  {"sender", "message", "message_id", "channel", "metadata"}
     POST /webhooks/tratativa/events   {"sender", "events": [{"event": "pause"|"resume"|"slot"}]}
@@ -21,6 +22,7 @@ from typing import Any
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.core.events import (
     ActionExecuted,
+    BotUttered,
     ConversationPaused,
     ConversationResumed,
     Event,
@@ -152,6 +154,29 @@ def _actions_after(tracker: DialogueStateTracker, message_id: str) -> list[str]:
     return []
 
 
+def _has_turn(tracker: DialogueStateTracker, message_id: str) -> bool:
+    """Whether this conversation already processed the user message with this id."""
+    return any(
+        isinstance(event, UserUttered) and event.message_id == message_id
+        for event in tracker.events
+    )
+
+
+def _bot_messages_after(tracker: DialogueStateTracker, message_id: str) -> list[dict[str, Any]]:
+    """What the bot said in reply to our user turn (up to the next user turn), as Rasa handed it
+    to the output channel then (BotUttered.message(), see MessageProcessor._send_bot_messages)."""
+    said: list[dict[str, Any]] = []
+    found = False
+    for event in tracker.events:
+        if isinstance(event, UserUttered):
+            if found:
+                break
+            found = event.message_id == message_id
+        elif found and isinstance(event, BotUttered):
+            said.append(event.message())
+    return said
+
+
 def _events(body: dict[str, Any], slot_names: set[str]) -> list[Event]:
     raw_events = body.get("events")
     if not isinstance(raw_events, list) or not raw_events:
@@ -253,18 +278,30 @@ class GatewayInput(InputChannel):
                 raise BadRequest("'metadata' must be an object")
 
             output = GatewayOutput(channel)
-            await on_new_message(
-                UserMessage(
-                    strip_command(text),
-                    output,
-                    sender,
-                    input_channel=self.name(),
-                    message_id=message_id,
-                    metadata={**metadata, "channel": channel},
-                )
-            )
             agent = request.app.ctx.agent
-            tracker = await agent.processor.get_tracker(sender)
+            # What agent.handle_message does (on_new_message), with the look-up for an already
+            # processed message id under the same conversation lock: a turn is run once.
+            async with agent.lock_store.lock(sender):
+                tracker = await agent.processor.get_tracker(sender)
+                replayed = _has_turn(tracker, message_id)
+                if replayed:
+                    # The service asks again when it could not commit what we answered (a
+                    # crash, an expired lease): answer the same, run no action again.
+                    logger.info("tratativa gateway: replaying turn %s of %s", message_id, sender)
+                    for bot_message in _bot_messages_after(tracker, message_id):
+                        await output.send_response(sender, bot_message)
+                else:
+                    await agent.processor.handle_message(
+                        UserMessage(
+                            strip_command(text),
+                            output,
+                            sender,
+                            input_channel=self.name(),
+                            message_id=message_id,
+                            metadata={**metadata, "channel": channel},
+                        )
+                    )
+                    tracker = await agent.processor.get_tracker(sender)
             return response.json(
                 {
                     "messages": [
@@ -275,6 +312,7 @@ class GatewayInput(InputChannel):
                     "paused": tracker.is_paused(),
                     "latest_action": _latest_action(tracker, message_id),
                     "actions": _actions_after(tracker, message_id),
+                    "replayed": replayed,
                 }
             )
 

@@ -5,6 +5,11 @@
 #
 # `scripts/run.sh -- COMMAND…` starts the same stack, runs COMMAND against it, stops everything
 # and exits with COMMAND's status (used by `make bench`).
+#
+# Every process is supervised: one that dies (a crash, an OOM kill, `kill -9`) is started again
+# after a backoff (1 s, doubling up to RUN_MAX_BACKOFF seconds, back to 1 s once it has run for a
+# minute), with a "run: NAME exited …; restarting" line; the others keep running. Each current
+# pid is in $RUN_DIR/NAME.pid (default var/run). Production: deploy/systemd/ or the Procfile.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,6 +24,10 @@ export RASA_GATEWAY_SECRET="${RASA_GATEWAY_SECRET:-dev-gateway-secret}"
 export ACTION_ENDPOINT_TOKEN="${ACTION_ENDPOINT_TOKEN:-dev-action-token}"
 export ACTION_ENDPOINT_URL="${ACTION_ENDPOINT_URL:-http://127.0.0.1:$PORT/actions/webhook}"
 
+RUN_DIR="${RUN_DIR:-var/run}"
+RUN_MAX_BACKOFF="${RUN_MAX_BACKOFF:-30}"
+mkdir -p "$RUN_DIR"
+
 pids=()
 cleanup() {
   trap - EXIT INT TERM
@@ -27,10 +36,48 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-wait_port() {  # wait_port PORT NAME PID
+supervise() {  # supervise NAME COMMAND… — run COMMAND, start it again whenever it exits
+  local name="$1"
+  shift
+  rm -f "$RUN_DIR/$name.pid"
+  (
+    set +e
+    child=""
+    stop() {
+      [[ -n "$child" ]] && kill "$child" 2>/dev/null && wait "$child" 2>/dev/null
+      rm -f "$RUN_DIR/$name.pid"
+      exit 0
+    }
+    trap stop INT TERM
+    delay=1
+    while true; do
+      started=$SECONDS
+      "$@" &
+      child=$!
+      echo "$child" > "$RUN_DIR/$name.pid"
+      wait "$child"
+      status=$?
+      ran=$((SECONDS - started))
+      if ((ran >= 60)); then delay=1; fi
+      echo "run: $name (pid $child) exited with status $status after ${ran}s; restarting in ${delay}s" >&2
+      sleep "$delay" &
+      wait $!
+      delay=$((delay * 2 > RUN_MAX_BACKOFF ? RUN_MAX_BACKOFF : delay * 2))
+    done
+  ) &
+  pids+=($!)
+}
+
+wait_port() {  # wait_port PORT NAME SUPERVISOR_PID — fail fast if the first start dies
+  local first=""
   for _ in $(seq 1 600); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     kill -0 "$3" 2>/dev/null || { echo "run: $2 exited" >&2; return 1; }
+    [[ -z "$first" && -s "$RUN_DIR/$2.pid" ]] && first="$(cat "$RUN_DIR/$2.pid")"
+    if [[ -n "$first" ]] && ! kill -0 "$first" 2>/dev/null; then
+      echo "run: $2 exited before opening port $1 (see the lines above)" >&2
+      return 1
+    fi
     sleep 0.5
   done
   echo "run: $2 did not open port $1" >&2
@@ -39,6 +86,7 @@ wait_port() {  # wait_port PORT NAME PID
 
 mkdir -p var
 .venv/bin/tratativa setup
+export SECRET_KEY="${SECRET_KEY:-$(cat var/secret_key)}"  # setup made it (0600) if unset
 scripts/rasa-train.sh
 
 if [[ -z "${TWILIO_ACCOUNT_SID:-}" ]]; then
@@ -48,25 +96,22 @@ if [[ -z "${TWILIO_ACCOUNT_SID:-}" ]]; then
   export TWILIO_SIMULATOR_PORT="${TWILIO_SIMULATOR_PORT:-8099}"
   export TWILIO_API_BASE_URL="http://127.0.0.1:$TWILIO_SIMULATOR_PORT"
   export TRATATIVA_TWILIO_SIM_URL="$TWILIO_API_BASE_URL"
-  .venv/bin/python -m api.devtools.twilio_simulator --port "$TWILIO_SIMULATOR_PORT" \
-    --webhook-base "$PUBLIC_BASE_URL" --account-sid "$TWILIO_ACCOUNT_SID" \
-    --auth-token "$TWILIO_AUTH_TOKEN" --whatsapp-number "$TWILIO_WHATSAPP_FROM" &
-  pids+=($!)
-  wait_port "$TWILIO_SIMULATOR_PORT" "Twilio simulator" "${pids[-1]}"
+  supervise twilio-simulator .venv/bin/python -m api.devtools.twilio_simulator \
+    --port "$TWILIO_SIMULATOR_PORT" --webhook-base "$PUBLIC_BASE_URL" \
+    --account-sid "$TWILIO_ACCOUNT_SID" --auth-token "$TWILIO_AUTH_TOKEN" \
+    --whatsapp-number "$TWILIO_WHATSAPP_FROM"
+  wait_port "$TWILIO_SIMULATOR_PORT" twilio-simulator "${pids[-1]}"
   echo "run: no Twilio credentials: local Twilio simulator on $TWILIO_API_BASE_URL"
 fi
 
-.venv/bin/tratativa serve --port "$PORT" &
-pids+=($!)
+supervise service .venv/bin/tratativa serve --port "$PORT"
 wait_port "$PORT" "service" "${pids[-1]}"
 
-scripts/rasa-serve.sh &
-pids+=($!)
+supervise rasa scripts/rasa-serve.sh
 echo "run: loading the Rasa model (about a minute)…"
-wait_port "$RASA_PORT" "Rasa" "${pids[-1]}"
+wait_port "$RASA_PORT" rasa "${pids[-1]}"
 
-.venv/bin/tratativa worker &
-pids+=($!)
+supervise worker .venv/bin/tratativa worker
 
 if [[ $# -gt 0 ]]; then
   status=0
@@ -81,6 +126,7 @@ Tratativa is running:
   Panel          $PUBLIC_BASE_URL/painel
   Rasa           $RASA_URL (gateway only)
 Chat as an infringer of a demo case:  .venv/bin/tratativa chat --phone +5511987654321
+A process that dies is restarted (a "run: … restarting" line says so).
 Ctrl-C stops everything.
 MSG
-wait -n "${pids[@]}"
+wait

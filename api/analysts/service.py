@@ -7,7 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, Role
 from api.analysts.passwords import hash_password, verify_password
-from api.errors import Conflict, ValidationFailed
+from api.analysts.sessions import do_revoke_all_sessions
+from api.analysts.throttle import get_login_throttle
+from api.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
 from api.identifiers.contact import normalize_email
 from api.identifiers.errors import InvalidIdentifier
 
@@ -49,3 +51,41 @@ async def do_authenticate(session: AsyncSession, *, email: str, password: str) -
     analyst = await get_analyst_by_email(session, email=email)
     ok = verify_password(analyst.password_hash if analyst else None, password)
     return analyst if ok and analyst is not None and analyst.active else None
+
+
+async def do_login(session: AsyncSession, *, email: str, password: str, address: str) -> Analyst:
+    """Check credentials within the login limits (per account and per client address).
+
+    Raises LoginThrottled (429) when a limit is used up and AuthenticationRequired on wrong
+    credentials; the caller must still commit after AuthenticationRequired, or the failure is
+    not counted by the database store (answer the 401 without raising).
+    """
+    throttle = get_login_throttle()
+    attempt = await throttle.begin(session, email=email, address=address)
+    analyst = await do_authenticate(session, email=email, password=password)
+    if analyst is None:
+        raise AuthenticationRequired("E-mail ou senha incorretos.")
+    await throttle.succeeded(session, attempt)
+    return analyst
+
+
+async def access_analyst_by_email(session: AsyncSession, *, email: str) -> Analyst:
+    analyst = await get_analyst_by_email(session, email=email)
+    if analyst is None:
+        raise NotFound(f"Nenhum usuário com o e-mail {email.strip().lower()}.")
+    return analyst
+
+
+async def do_set_password(session: AsyncSession, *, analyst: Analyst, password: str) -> int:
+    """Set a new password and end every session of the analyst; how many were ended."""
+    check_password_strength(password)
+    analyst.password_hash = hash_password(password)
+    await session.flush()
+    return await do_revoke_all_sessions(session, analyst_id=analyst.id)
+
+
+async def do_deactivate(session: AsyncSession, *, analyst: Analyst) -> int:
+    """Lock the account out and end every session of it; how many were ended."""
+    analyst.active = False
+    await session.flush()
+    return await do_revoke_all_sessions(session, analyst_id=analyst.id)

@@ -14,7 +14,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from api.assistant.context import BotContext, brl, load_case
-from api.assistant.replies import BotReply
+from api.assistant.replies import BotReply, Say
 from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case, Listing, ListingStatus
 from api.cases.service import do_change_status, do_set_listing_status, get_case_by_reference
@@ -26,13 +26,21 @@ from api.handoff.service import do_request_handoff
 from api.negotiation.policy import (
     Offer,
     Verdict,
+    check_terms,
     evaluate_counteroffer,
     evaluate_installments,
     max_installments_for,
     opening_offer,
 )
+from api.payments.models import PaymentRequest
 from api.payments.provider import get_payment_provider
-from api.payments.service import do_issue_payment_request, installments_of
+from api.payments.service import (
+    do_issue_payment_request,
+    get_current_payment_request,
+    has_payments,
+    installments_of,
+    states_terms,
+)
 from api.timeline.models import EntryKind
 from api.timeline.service import create_entry
 
@@ -283,18 +291,54 @@ async def removal(ctx: BotContext, *, done: bool) -> BotReply:
 
 
 # ----------------------------------------------------------------------------- negotiation
+#
+# The figures come from api.negotiation.policy and the case: the first one stated is the case's
+# amount; a proposal the bot makes is always inside the brand's policy; the agreed terms live on
+# the case and every payment detail sent states exactly them (a payment request with other terms
+# is cancelled, on the timeline, before new details go out).
+
+# "à vista", "de uma vez só": one payment, said in words rather than as "1x".
+_ONE_PAYMENT_CUES = re.compile(
+    r"\b(a vista|avista|de uma vez|numa vez|uma vez so|parcela unica|pagamento unico|"
+    r"sem parcelar|tudo junto)\b"
+)
 
 
-async def ask_amount(ctx: BotContext) -> BotReply:
-    if (ask := await _require_case(ctx)) is not None:
-        return ask
+def _requested_installments(ctx: BotContext) -> int | None:
+    count = ctx.turn.first_installments()
+    if count is not None:
+        return count
+    return 1 if _ONE_PAYMENT_CUES.search(_fold(ctx.turn.text)) else None
+
+
+def _agreed(ctx: BotContext) -> Offer | None:
+    case = ctx.case
+    if case is None or case.agreed_amount is None:
+        return None
+    return Offer(case.agreed_amount, case.agreed_installments or 1)
+
+
+def _terms_values(offer: Offer) -> dict[str, str]:
+    return {
+        "amount": brl(offer.amount),
+        "installments": str(offer.installments),
+        "installment_amount": brl(offer.installment_amount),
+    }
+
+
+def _propose(ctx: BotContext, offer: Offer) -> BotReply:
+    return BotReply(slots=_offer_slots(offer)).say(
+        "utter_propose_terms", **_terms_values(offer), **ctx.values()
+    )
+
+
+def _opening(ctx: BotContext, response: str) -> BotReply:
+    """The case's amount, in one payment or in up to the policy's installments."""
     assert ctx.case is not None and ctx.brand is not None
-    await _move(ctx, S.EM_NEGOCIACAO, reason="infrator perguntou o valor")
     offer = opening_offer(ctx.brand, ctx.case.claimed_amount)
     max_n = max_installments_for(ctx.brand, offer.amount)
-    reply = BotReply(slots=_offer_slots(offer))
-    return reply.say(
-        "utter_offer",
+    return BotReply(slots=_offer_slots(offer)).say(
+        response,
         amount=brl(offer.amount),
         max_installments=str(max_n),
         installment_amount=brl(Offer(offer.amount, max_n).installment_amount),
@@ -302,120 +346,175 @@ async def ask_amount(ctx: BotContext) -> BotReply:
     )
 
 
-async def counteroffer(ctx: BotContext) -> BotReply:
+def _within_policy(ctx: BotContext, offer: Offer) -> bool:
+    assert ctx.case is not None and ctx.brand is not None
+    return check_terms(ctx.brand, ctx.case.claimed_amount, offer).verdict is Verdict.ACCEPTABLE
+
+
+async def ask_amount(ctx: BotContext) -> BotReply:
+    """The terms on the table: the agreement, the pending proposal, or the case's amount."""
     if (ask := await _require_case(ctx)) is not None:
         return ask
     assert ctx.case is not None and ctx.brand is not None
-    await _move(ctx, S.EM_NEGOCIACAO, reason="contraproposta do infrator")
+    pending, agreed = _pending_offer(ctx), _agreed(ctx)
+    if agreed is not None and (pending is None or pending == agreed):
+        return BotReply(slots=_offer_slots(agreed)).say(
+            "utter_agreed_terms", **_terms_values(agreed), **ctx.values()
+        )
+    if agreed is None:
+        await _move(ctx, S.EM_NEGOCIACAO, reason="infrator perguntou o valor")
+    opening = opening_offer(ctx.brand, ctx.case.claimed_amount)
+    if pending is not None and pending != opening and _within_policy(ctx, pending):
+        return _propose(ctx, pending)
+    return _opening(ctx, "utter_offer")
+
+
+async def counteroffer(ctx: BotContext) -> BotReply:
+    """An amount the infringer offers: accepted at their figure if the policy allows it."""
+    if (ask := await _require_case(ctx)) is not None:
+        return ask
+    assert ctx.case is not None and ctx.brand is not None
     amount = ctx.turn.first_amount()
-    installments = ctx.turn.first_installments() or 1
-    evaluation = evaluate_counteroffer(ctx.brand, amount, installments)
+    requested = _requested_installments(ctx)
+    # "mto caro, faz em 5x?" changes the installments; "desconto à vista?" asks for a discount.
+    if amount is None and ctx.turn.first_installments() is not None:
+        return await installments(ctx)
+    await _move(ctx, S.EM_NEGOCIACAO, reason="contraproposta do infrator")
+    evaluation = evaluate_counteroffer(ctx.brand, ctx.case.claimed_amount, amount, requested or 1)
     if evaluation.verdict is Verdict.HANDOFF:
         await _note(ctx, f"Contraproposta fora da política: {evaluation.reason}.")
         return await handoff(ctx, evaluation.reason, lead="utter_counteroffer_needs_analyst")
     if evaluation.verdict is Verdict.NEEDS_INPUT:
-        opening = opening_offer(ctx.brand, ctx.case.claimed_amount)
-        max_n = max_installments_for(ctx.brand, opening.amount)
-        return BotReply(slots=_offer_slots(opening)).say(
-            "utter_ask_counteroffer",
-            amount=brl(opening.amount),
-            max_installments=str(max_n),
-            installment_amount=brl(Offer(opening.amount, max_n).installment_amount),
-            **ctx.values(),
-        )
+        return _opening(ctx, "utter_ask_counteroffer")
     offer = evaluation.offer
     assert offer is not None
     await _note(
         ctx, f"Contraproposta dentro da política: {brl(offer.amount)} em {offer.installments}x."
     )
-    return BotReply(slots=_offer_slots(offer)).say(
-        "utter_propose_terms",
-        amount=brl(offer.amount),
-        installments=str(offer.installments),
-        installment_amount=brl(offer.installment_amount),
-        **ctx.values(),
-    )
+    return _propose(ctx, offer)
 
 
 async def installments(ctx: BotContext) -> BotReply:
+    """Installments of the terms on the table (pending proposal, agreement or case's amount)."""
     if (ask := await _require_case(ctx)) is not None:
         return ask
     assert ctx.case is not None and ctx.brand is not None
-    await _move(ctx, S.EM_NEGOCIACAO, reason="infrator pediu parcelamento")
-    base = _pending_offer(ctx) or opening_offer(ctx.brand, ctx.case.claimed_amount)
-    evaluation = evaluate_installments(ctx.brand, base.amount, ctx.turn.first_installments())
+    pending = _pending_offer(ctx)
+    if pending is not None and not _within_policy(ctx, pending):
+        pending = None
+    base = pending or _agreed(ctx) or opening_offer(ctx.brand, ctx.case.claimed_amount)
+    if ctx.case.agreed_amount is None:
+        await _move(ctx, S.EM_NEGOCIACAO, reason="infrator pediu parcelamento")
+    evaluation = evaluate_installments(ctx.brand, base.amount, _requested_installments(ctx))
     if evaluation.verdict is Verdict.HANDOFF:
         await _note(ctx, f"Parcelamento fora da política: {evaluation.reason}.")
         return await handoff(ctx, evaluation.reason, lead="utter_counteroffer_needs_analyst")
     offer = evaluation.offer
     assert offer is not None
     if evaluation.verdict is Verdict.NEEDS_INPUT:
-        return BotReply(slots=_offer_slots(Offer(base.amount, 1))).say(
+        return BotReply(slots=_offer_slots(base)).say(
             "utter_installments_options",
             amount=brl(base.amount),
             max_installments=str(offer.installments),
             installment_amount=brl(offer.installment_amount),
             **ctx.values(),
         )
-    return BotReply(slots=_offer_slots(offer)).say(
-        "utter_propose_terms",
-        amount=brl(offer.amount),
-        installments=str(offer.installments),
-        installment_amount=brl(offer.installment_amount),
-        **ctx.values(),
-    )
+    return _propose(ctx, offer)
 
 
 async def accept(ctx: BotContext) -> BotReply:
-    """Accepting the proposed terms: ACORDO_PROPOSTO and the payment link."""
+    """Accepting the proposed terms: they become the case's agreement and the payment goes out."""
     if (ask := await _require_case(ctx)) is not None:
         return ask
     case, brand = ctx.case, ctx.brand
     assert case is not None and brand is not None
-    offer = _pending_offer(ctx)
-    if offer is None:
-        if case.agreed_amount is not None:
-            return await send_payment(ctx)
+    offer, agreed = _pending_offer(ctx), _agreed(ctx)
+    # "ta bom, faço em 5x então": agreeing to the amount but not to the installments.
+    requested = _requested_installments(ctx)
+    on_the_table = offer or agreed
+    if requested is not None and on_the_table and requested != on_the_table.installments:
+        return await installments(ctx)
+    if offer is None or offer == agreed:
+        if agreed is not None:
+            reply = await send_payment(ctx)
+            reply.slots.update(_offer_slots(None))
+            return reply
         return await ask_amount(ctx)
     # Re-check against the policy: slots come from the tracker, the policy is the authority.
-    check = evaluate_counteroffer(brand, offer.amount, offer.installments)
+    check = check_terms(brand, case.claimed_amount, offer)
     if check.verdict is not Verdict.ACCEPTABLE:
         return await handoff(ctx, f"termos fora da política no aceite: {check.reason}")
+    current = await get_current_payment_request(ctx.session, case_id=case.id)
+    if current is not None and has_payments(current):
+        await _note(
+            ctx, f"Infrator quer mudar o acordo para {brl(offer.amount)} em {offer.installments}x."
+        )
+        return await handoff(ctx, "novo acordo com parcela já paga")
     await _move(ctx, S.EM_NEGOCIACAO, S.ACORDO_PROPOSTO, reason="infrator aceitou os termos")
+    if case.status is not S.ACORDO_PROPOSTO:
+        await _note(ctx, f"Infrator quer fechar {brl(offer.amount)} em {offer.installments}x.")
+        return await handoff(ctx, f"aceite de termos com o caso em {case.status}")
     case.agreed_amount = offer.amount
     case.agreed_installments = offer.installments
-    await _note(ctx, f"Infrator aceitou {brl(offer.amount)} em {offer.installments}x.")
+    replaced = (
+        f" (substitui o acordo de {brl(agreed.amount)} em {agreed.installments}x)" if agreed else ""
+    )
+    await _note(ctx, f"Infrator aceitou {brl(offer.amount)} em {offer.installments}x{replaced}.")
     reply = await send_payment(ctx)
-    reply.says.insert(0, BotReply().say("utter_agreement_registered", **ctx.values()).says[0])
+    reply.says.insert(0, Say("utter_agreement_registered", ctx.values()))
     reply.slots.update(_offer_slots(None))
     return reply
 
 
 async def send_payment(ctx: BotContext, *, fresh: bool = False) -> BotReply:
+    """The payment details of the case's agreement, and of nothing else.
+
+    The current payment request is reused only when it asks for exactly the agreed terms; one
+    with other terms (an agreement renegotiated since) is cancelled, on the timeline, and the
+    infringer is told the old details no longer hold. `fresh` replaces it anyway (a payment
+    problem). A request with a paid installment is never replaced by the bot.
+    """
     if (ask := await _require_case(ctx)) is not None:
         return ask
     case, brand = ctx.case, ctx.brand
     assert case is not None and brand is not None
-    if case.agreed_amount is None:
+    agreed = _agreed(ctx)
+    if agreed is None:
         reply = await ask_amount(ctx)
-        reply.says.insert(0, BotReply().say("utter_payment_needs_agreement").says[0])
+        reply.says.insert(0, Say("utter_payment_needs_agreement", {}))
         return reply
-    from api.payments.service import get_current_payment_request
-
-    request = None if fresh else await get_current_payment_request(ctx.session, case_id=case.id)
+    request = await get_current_payment_request(ctx.session, case_id=case.id)
+    cancelled: PaymentRequest | None = None
+    if request is not None and (
+        fresh or not states_terms(request, amount=agreed.amount, installments=agreed.installments)
+    ):
+        if has_payments(request):
+            await _note(ctx, "Pedido de novos dados de pagamento com parcela já paga.")
+            return await handoff(ctx, "pagamento com parcela já paga precisa ser revisto")
+        if not fresh:
+            cancelled = request
+        request = None
     if request is None:
         request = await do_issue_payment_request(
             ctx.session,
             case=case,
             brand=brand,
-            amount=case.agreed_amount,
-            installments=case.agreed_installments or 1,
+            amount=agreed.amount,
+            installments=agreed.installments,
             provider=get_payment_provider(),
             actor=ctx.actor,
         )
     first = installments_of(request)[0]
     link = f"{ctx.settings.public_base_url.rstrip('/')}/pagamento/{request.public_token}"
-    return BotReply().say(
+    reply = BotReply()
+    if cancelled is not None:
+        reply.say(
+            "utter_previous_payment_cancelled",
+            old_amount=brl(cancelled.total_amount),
+            old_installments=str(cancelled.installments_count),
+            **ctx.values(),
+        )
+    return reply.say(
         "utter_payment_details",
         amount=brl(request.total_amount),
         installments=str(request.installments_count),
@@ -436,7 +535,8 @@ async def payment_problem(ctx: BotContext, *, earlier_problems: int) -> BotReply
     if earlier_problems >= 1 or ctx.case is None or ctx.case.agreed_amount is None:
         return await handoff(ctx, "problema no pagamento", lead="utter_payment_problem_handoff")
     reply = await send_payment(ctx, fresh=True)
-    reply.says.insert(0, BotReply().say("utter_payment_fresh").says[0])
+    if not reply.pause:
+        reply.says.insert(0, Say("utter_payment_fresh", {}))
     return reply
 
 
@@ -451,6 +551,8 @@ async def inform_paid(ctx: BotContext) -> BotReply:
 async def affirm(ctx: BotContext) -> BotReply:
     if _pending_offer(ctx) is not None:
         return await accept(ctx)
+    if _agreed(ctx) is not None and _requested_installments(ctx) is not None:
+        return await installments(ctx)
     return BotReply().say("utter_ok_anything_else", **ctx.values())
 
 
@@ -508,7 +610,14 @@ async def opt_out(ctx: BotContext) -> BotReply:
 
 
 async def fallback(ctx: BotContext, *, consecutive: int) -> BotReply:
-    """First miss: ask to rephrase. Second in a row: a person takes over."""
+    """First miss: ask to rephrase. Second in a row: a person takes over.
+
+    A message the NLU could not place but that names a number of installments ("ta bom, faço
+    em 5x então", "à vista então") while terms are on the table changes those terms.
+    """
+    on_the_table = _pending_offer(ctx) or _agreed(ctx)
+    if on_the_table is not None and _requested_installments(ctx) is not None:
+        return await installments(ctx)
     if consecutive >= 2:
         return await handoff(ctx, "duas mensagens seguidas não compreendidas")
     return BotReply().say("utter_please_rephrase", **ctx.values())

@@ -14,7 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.brands.models import Brand
 from api.cases.models import Case, Listing
-from api.cases.references import create_case_reference, do_reserve_case_reference
+from api.cases.references import (
+    create_case_reference,
+    do_reserve_case_reference,
+    do_reserve_case_references,
+)
 from api.contacts.models import ContactKind, ContactPoint, Infringer, InfringerKind
 from api.contacts.service import FREE_MAIL_DOMAINS, get_contact_point, get_contact_points
 from api.db import utcnow
@@ -328,9 +332,16 @@ async def do_import_rows(
     *,
     on_row: Callable[[], None] | None = None,
 ) -> ImportSummary:
-    """Import every row, each in its own savepoint so one bad row rejects only itself."""
+    """Import every row, each in its own savepoint so one bad row rejects only itself.
+
+    The references a file names are reserved first: a row without one, earlier in the file, is
+    never given a reference a later row names."""
     summary = ImportSummary()
-    for item in rows:
+    items = list(rows)
+    await do_reserve_case_references(
+        session, [i.case_ref for i in items if isinstance(i, ImportRow) and i.case_ref]
+    )
+    for item in items:
         if isinstance(item, RowError):
             summary.errors.append(item)
         else:

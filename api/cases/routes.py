@@ -13,6 +13,7 @@ from api.cases.service import CaseFilters, access_case, get_all_cases, get_case_
 from api.errors import NotFound
 from api.timeline.service import get_case_timeline
 from api.web.deps import CurrentAnalyst, SessionDep
+from api.web.params import AfterId, Page, PathId, QueryId
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -22,11 +23,11 @@ async def list_cases(
     session: SessionDep,
     _analyst: CurrentAnalyst,
     status: CaseStatus | None = None,
-    brand_id: int | None = None,
+    brand_id: QueryId = None,
     q: Annotated[
         str | None, Query(max_length=100, description="Reference, name or document")
     ] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Page = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CasePage:
     items, total = await get_all_cases(
@@ -55,7 +56,7 @@ async def get_by_reference(
 
 @router.get("/{case_id}")
 async def get_case_detail(
-    session: SessionDep, _analyst: CurrentAnalyst, case_id: int
+    session: SessionDep, _analyst: CurrentAnalyst, case_id: PathId
 ) -> CaseDetailOut:
     return case_detail(await access_case(session, case_id=case_id))
 
@@ -64,8 +65,8 @@ async def get_case_detail(
 async def get_timeline(
     session: SessionDep,
     _analyst: CurrentAnalyst,
-    case_id: int,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    case_id: PathId,
+    after_id: AfterId = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[TimelineEntryOut]:
     await access_case(session, case_id=case_id)

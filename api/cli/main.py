@@ -14,11 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from api.analysts.models import Role
+from api.cli.errors import GuardedTyper
+from api.config import ensure_secret_key_file
 from api.errors import AppError
 
 T = TypeVar("T")
 
-app = typer.Typer(
+app = GuardedTyper(
     help="Tratativa: CRM conversacional para proteção de marcas.", no_args_is_help=True
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -140,19 +142,121 @@ def users_create(
     _run(work)
 
 
+@users_app.command("set-password")
+def users_set_password(
+    email: str,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TRATATIVA_PASSWORD",
+            help="At least 8 characters (prompted when omitted).",
+        ),
+    ],
+) -> None:
+    """Set a user's password; every panel session and API token of the user ends."""
+    from api.analysts.service import access_analyst_by_email, do_set_password
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            analyst = await access_analyst_by_email(session, email=email)
+            ended = await do_set_password(session, analyst=analyst, password=password)
+            out.print(f"password changed for {analyst.email}; {ended} session(s) ended")
+
+    _run(work)
+
+
+@users_app.command("deactivate")
+def users_deactivate(email: str) -> None:
+    """Lock a user out: refuse new logins and end every panel session and API token."""
+    from api.analysts.service import access_analyst_by_email, do_deactivate
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            analyst = await access_analyst_by_email(session, email=email)
+            ended = await do_deactivate(session, analyst=analyst)
+            out.print(f"deactivated {analyst.email}; {ended} session(s) ended")
+
+    _run(work)
+
+
+@users_app.command("activate")
+def users_activate(email: str) -> None:
+    """Let a deactivated user log in again (old sessions stay ended)."""
+    from api.analysts.service import access_analyst_by_email
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            analyst = await access_analyst_by_email(session, email=email)
+            analyst.active = True
+            out.print(f"activated {analyst.email}")
+
+    _run(work)
+
+
+@users_app.command("unlock")
+def users_unlock(email: str) -> None:
+    """Forget the failed logins of an account, lifting its login limit at once."""
+    from api.analysts.throttle import RedisAttemptStore, account_key, get_login_throttle
+    from api.db import unit_of_work
+
+    async def work() -> None:
+        throttle = get_login_throttle()
+        try:
+            async with unit_of_work() as session:
+                await throttle.store.clear(session, account_key(email))
+        finally:
+            if isinstance(throttle.store, RedisAttemptStore):
+                await throttle.store.close()
+        out.print(f"failed logins of {email.strip().lower()} forgotten")
+
+    _run(work)
+
+
+def _check_secret_key() -> None:
+    """Refuse to start a process that signs tokens with a public key (one line, exit 1)."""
+    from api.config import check_secret_key, get_settings
+
+    try:
+        check_secret_key(get_settings())
+    except AppError as exc:
+        err.print(f"[red]erro:[/red] {exc.message}", soft_wrap=True)
+        raise typer.Exit(1) from exc
+
+
 @brands_app.command("create")
 def brands_create(
     name: str,
-    base: Annotated[Decimal, typer.Option(help="Base indemnity in BRL.")],
-    floor: Annotated[Decimal, typer.Option(help="Lowest amount the bot may accept.")],
+    base: Annotated[
+        Decimal, typer.Option(help="Amount in BRL of a case imported without its own amount.")
+    ],
+    floor: Annotated[
+        Decimal | None,
+        typer.Option(help="Absolute floor in BRL: the bot never accepts less alone."),
+    ] = None,
+    max_discount: Annotated[
+        Decimal | None,
+        typer.Option(
+            help="Largest discount, in % of the case's amount, the bot may accept alone. "
+            "With --floor too, the stricter bound applies; with neither, no discount."
+        ),
+    ] = None,
     max_installments: Annotated[int, typer.Option()] = 1,
+    min_installment: Annotated[
+        Decimal, typer.Option(help="Smallest installment in BRL.")
+    ] = Decimal("100.00"),
     pix_key: Annotated[str | None, typer.Option(help="The firm's official Pix key.")] = None,
     payee_name: Annotated[str | None, typer.Option()] = None,
     payee_city: Annotated[str | None, typer.Option()] = None,
     instructions: Annotated[str, typer.Option(help="Payment instructions shown.")] = "",
 ) -> None:
     """Create a brand with its settlement policy."""
-    from api.brands.service import create_brand
+    from api.brands.service import create_brand, describe_policy
     from api.db import unit_of_work
 
     async def work() -> None:
@@ -162,13 +266,15 @@ def brands_create(
                 name=name,
                 base_amount=base,
                 floor_amount=floor,
+                max_discount_percent=max_discount,
                 max_installments=max_installments,
+                min_installment_amount=min_installment,
                 pix_key=pix_key,
                 payee_name=payee_name,
                 payee_city=payee_city,
                 payment_instructions=instructions,
             )
-            out.print(f"created brand {brand.name} (id {brand.id})")
+            out.print(f"created brand {brand.name} (id {brand.id}): {describe_policy(brand)}")
 
     _run(work)
 
@@ -194,11 +300,13 @@ def demo_seed() -> None:
 
 @app.command("setup")
 def setup(seed_if_empty: bool = True) -> None:
-    """Migrate the database and, when it has no case yet, load the demo data."""
+    """Migrate the database and, when it has no case yet, load the demo data; create
+    var/secret_key (0600) for `make run` when missing."""
     from api.db import unit_of_work
     from api.demo import is_empty
     from api.migrate import upgrade
 
+    ensure_secret_key_file()
     upgrade()
 
     async def empty() -> bool:
@@ -220,6 +328,7 @@ def serve(
 
     from api.config import get_settings
 
+    _check_secret_key()
     settings = get_settings()
     uvicorn.run(
         "api.app:create_app",
@@ -227,7 +336,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         reload=reload,
-        proxy_headers=True,
+        # Forwarded headers are read by the app, only from TRUSTED_PROXIES (api/web/proxies.py).
+        proxy_headers=False,
     )
 
 
@@ -238,6 +348,7 @@ def worker() -> None:
 
     from api.worker import run_worker
 
+    _check_secret_key()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

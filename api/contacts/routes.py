@@ -11,6 +11,7 @@ from api.contacts.models import ContactKind
 from api.contacts.service import do_lift_opt_out, get_unmatched_contacts
 from api.handoff.service import analyst_actor
 from api.web.deps import CurrentAnalyst, SessionDep
+from api.web.params import PathId
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
@@ -43,7 +44,7 @@ async def unmatched(session: SessionDep, _analyst: CurrentAnalyst) -> list[Conta
 
 @router.post("/{contact_id}/lift-opt-out")
 async def lift_opt_out(
-    session: SessionDep, analyst: CurrentAnalyst, contact_id: int, body: LiftIn
+    session: SessionDep, analyst: CurrentAnalyst, contact_id: PathId, body: LiftIn
 ) -> ContactOut:
     contact = await do_lift_opt_out(
         session, contact_id=contact_id, actor=analyst_actor(analyst), reason=body.reason

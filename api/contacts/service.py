@@ -38,6 +38,10 @@ class Identification:
     infringer: Infringer | None
     case: Case | None
     matched_by: str  # "phone", "email", "email_domain" or "unmatched"
+    # The normalized address exactly as it wrote (a phone keeps the form it came from, with or
+    # without the ninth digit, even when the contact was stored under the other form): replies
+    # go here, never to another address of the contact.
+    address: str
 
 
 def normalize_address(kind: ContactKind, raw: str) -> str:
@@ -116,10 +120,14 @@ async def do_identify_sender(
         contact = await create_contact_point(session, kind=kind, value=value, infringer_id=None)
         matched_by = "unmatched"
     if contact.infringer_id is None:
-        return Identification(contact=contact, infringer=None, case=None, matched_by="unmatched")
+        return Identification(
+            contact=contact, infringer=None, case=None, matched_by="unmatched", address=value
+        )
     infringer = await session.get(Infringer, contact.infringer_id)
     case = await get_open_case_for_infringer(session, infringer_id=contact.infringer_id)
-    return Identification(contact=contact, infringer=infringer, case=case, matched_by=matched_by)
+    return Identification(
+        contact=contact, infringer=infringer, case=case, matched_by=matched_by, address=value
+    )
 
 
 async def get_unmatched_contacts(

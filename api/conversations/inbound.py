@@ -23,9 +23,11 @@ from api.conversations.models import (
     Conversation,
     DeliveryStatus,
     Direction,
+    MediaState,
     Message,
 )
 from api.conversations.service import create_conversation, get_open_conversation
+from api.db import utcnow
 from api.notifications.bus import notify_after_commit
 from api.storage import check_size, store_blob
 from api.timeline.models import EntryKind
@@ -43,6 +45,11 @@ class InboundAttachment:
     # Set by the adapter when it could not or would not fetch the file (too big, unreachable).
     refused_reason: str | None = None
     size: int | None = None
+    # A file still to fetch (after the webhook is acknowledged): stored as a PENDING attachment
+    # the worker downloads with retries; the bot turn waits for it.
+    source_url: str | None = None
+    # A failure worth trying again (timeout, network error, provider 5xx/429).
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,16 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             session,
             contact=found.contact,
             channel=inbound.channel,
-            address=found.contact.value,
+            address=found.address,
             case=case,
         )
-    elif conversation.case_id is None and case is not None:
-        conversation.case_id = case.id
+    else:
+        if conversation.case_id is None and case is not None:
+            conversation.case_id = case.id
+        # Replies go to the address the infringer writes from (a WhatsApp account may lack the
+        # ninth digit the contact was stored with): follow the latest form it wrote from.
+        if conversation.address != found.address:
+            conversation.address = found.address
 
     meta = {**inbound.meta, "answerable": inbound.answerable}
     # Idempotency lives in the database's unique (channel, provider_id), not in a prior read.
@@ -112,6 +124,7 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             provider_id=inbound.external_id,
             delivery_status=DeliveryStatus.RECEIVED,
             meta=meta,
+            raw=inbound.raw or None,
             created_at=inbound.received_at,
             handled_at=None if inbound.answerable else inbound.received_at,
         )
@@ -177,6 +190,16 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
 
 
 def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
+    if item.source_url is not None and item.data is None and item.refused_reason is None:
+        return Attachment(
+            message_id=message_id,
+            filename=item.filename,
+            content_type=item.content_type,
+            size=item.size or 0,
+            media_state=MediaState.PENDING,
+            source_url=item.source_url,
+            fetch_next_at=utcnow(),
+        )
     refused = item.refused_reason
     if refused is None and item.data is not None:
         refused = check_size(len(item.data))
@@ -187,6 +210,7 @@ def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
             content_type=item.content_type,
             size=item.size or (len(item.data) if item.data else 0),
             refused_reason=refused or "arquivo não recebido",
+            media_state=MediaState.REFUSED,
         )
     blob = store_blob(item.data, item.content_type)
     return Attachment(
@@ -196,6 +220,7 @@ def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
         size=blob.size,
         sha256=blob.sha256,
         storage_path=blob.path,
+        media_state=MediaState.STORED,
     )
 
 

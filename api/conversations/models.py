@@ -48,9 +48,32 @@ class DeliveryStatus(enum.StrEnum):
     UNDELIVERED = "undelivered"
 
 
+class MediaState(enum.StrEnum):
+    """Where an attachment's file is: fetched and stored, still to fetch, or refused for good."""
+
+    STORED = "stored"
+    PENDING = "pending"
+    REFUSED = "refused"
+
+
+_OPEN = sa.text("closed_at IS NULL")
+
+
 class Conversation(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "conversations"
-    __table_args__ = (sa.Index("ix_conversations_channel_address", "channel", "address"),)
+    __table_args__ = (
+        sa.Index("ix_conversations_channel_address", "channel", "address"),
+        # One open conversation per (channel, contact), enforced by the database: a first
+        # message and its replay arriving together must not open two (the loser re-reads).
+        sa.Index(
+            "uq_conversations_open_contact",
+            "channel",
+            "contact_point_id",
+            unique=True,
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
+    )
 
     case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id"), index=True)
     contact_point_id: Mapped[int] = mapped_column(sa.ForeignKey("contact_points.id"), index=True)
@@ -96,6 +119,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
     intent_confidence: Mapped[float | None]
     entities: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     meta: Mapped[dict[str, Any] | None]
+    # Inbound: the provider's payload as it arrived (Twilio's form), kept before anything else.
+    raw: Mapped[dict[str, Any] | None]
     # Inbound: when the turn was dealt with (bot answered, person notified, or nothing to do).
     handled_at: Mapped[dt.datetime | None] = mapped_column(index=True)
 
@@ -116,5 +141,14 @@ class Attachment(IdMixin, CreatedAtMixin, Base):
     storage_path: Mapped[str | None] = mapped_column(sa.String(500))
     # Set when the file was refused (too big, unreadable); the row keeps what arrived.
     refused_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    # Media fetched after the webhook is acknowledged (by the worker, with retries): where it
+    # is, how often it was tried and when to try again. The bot turn waits for PENDING media.
+    media_state: Mapped[MediaState] = mapped_column(
+        str_enum(MediaState, 16), default=MediaState.STORED, index=True
+    )
+    source_url: Mapped[str | None] = mapped_column(sa.String(1000))
+    fetch_attempts: Mapped[int] = mapped_column(default=0)
+    fetch_next_at: Mapped[dt.datetime | None]
+    fetch_lease_until: Mapped[dt.datetime | None]
 
     message: Mapped[Message] = relationship(back_populates="attachments")

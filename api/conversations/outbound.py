@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config import get_settings
@@ -106,6 +107,21 @@ def check_can_send(
             )
 
 
+async def _reply_from(session: AsyncSession, conversation: Conversation) -> str | None:
+    """Our WhatsApp number the infringer last wrote to: the reply leaves from it (a firm with
+    several numbers answers on the one the infringer knows)."""
+    if conversation.channel is not Channel.WHATSAPP:
+        return None
+    meta = await session.scalar(
+        sa.select(Message.meta)
+        .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND)
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    to = (meta or {}).get("to")
+    return str(to) if to else None
+
+
 async def do_queue_outbound(
     session: AsyncSession,
     *,
@@ -159,6 +175,7 @@ async def do_queue_outbound(
             channel=conversation.channel,
             payload={
                 "to": conversation.address,
+                "from": await _reply_from(session, conversation),
                 "text": text,
                 "subject": outbound.subject,
                 "content_sid": outbound.template.content_sid if outbound.template else None,
@@ -172,7 +189,9 @@ async def do_queue_outbound(
                     }
                     for a in outbound.attachments
                 ],
-                "meta": outbound.meta,
+                # Who wrote it decides how a channel presents it (e-mail: only automatic mail
+                # carries the automatic-answer footer and Auto-Submitted).
+                "meta": {"author_kind": str(message.author_kind), **outbound.meta},
             },
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cases.models import Case
@@ -53,14 +54,29 @@ async def create_conversation(
     address: str,
     case: Case | None,
 ) -> Conversation:
+    """Open a conversation with a contact on a channel, or return the one already open.
+
+    The database holds one open conversation per (channel, contact) (a partial unique index):
+    when a concurrent request (a first webhook and Twilio's replay of it) opened it first, our
+    insert fails inside a savepoint and we continue with the winner's conversation.
+    """
+    existing = await get_open_conversation(session, channel=channel, contact_point_id=contact.id)
+    if existing is not None:
+        return existing
     conversation = Conversation(
         contact_point_id=contact.id,
         channel=channel,
         address=address,
         case_id=case.id if case is not None else None,
     )
-    session.add(conversation)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(conversation)
+    except IntegrityError:
+        winner = await get_open_conversation(session, channel=channel, contact_point_id=contact.id)
+        if winner is None:
+            raise
+        return winner
     return conversation
 
 

@@ -101,6 +101,7 @@ class Fault:
     message: str | None = None
     to: str | None = None  # only requests to this address
     delay_seconds: float = 0.0  # hold the request this long before answering (a slow Twilio)
+    retry_after: str | None = None  # a Retry-After header on the answer (seconds or HTTP-date)
 
 
 @dataclass
@@ -173,6 +174,9 @@ class Media:
     secret: str
     fetches: int = 0
     unauthorized: int = 0
+    # Fault injection: the next `fail_first` fetches answer `fail_status` (a flaky provider).
+    fail_first: int = 0
+    fail_status: int = 503
 
 
 class SimState:
@@ -338,7 +342,9 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             state.rejected += 1
             if fault.delay_seconds:
                 await asyncio.sleep(fault.delay_seconds)
-            return twilio_error(fault.status, fault.code, fault.message)
+            return twilio_error(
+                fault.status, fault.code, fault.message, retry_after=fault.retry_after
+            )
         from_, service = one("From"), one("MessagingServiceSid")
         text, content_sid = one("Body") or "", one("ContentSid")
         media_url = form.get("MediaUrl", [])
@@ -441,10 +447,22 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             count = max(1, int(spec.get("count", 1)))
             delay = min(MAX_FAULT_DELAY_SECONDS, max(0.0, float(spec.get("delay_seconds", 0))))
         except (ValueError, TypeError, AttributeError):
-            return JSONResponse({"error": "expected {status, code?, count?, to?}"}, 400)
+            return JSONResponse(
+                {"error": "expected {status, code?, count?, to?, delay_seconds?, retry_after?}"},
+                400,
+            )
         if not 400 <= status <= 599 or len(state.faults) >= MAX_FAULTS:
             return JSONResponse({"error": "status must be 4xx/5xx; too many faults"}, 400)
-        fault = Fault(status, code, count, spec.get("message"), spec.get("to"), delay)
+        retry_after = spec.get("retry_after")
+        fault = Fault(
+            status,
+            code,
+            count,
+            spec.get("message"),
+            spec.get("to"),
+            delay,
+            str(retry_after) if retry_after is not None else None,
+        )
         state.faults.append(fault)
         return JSONResponse(dataclasses.asdict(fault), status_code=201)
 
@@ -457,11 +475,15 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             spec = await request.json()
             data = base64.b64decode(spec["data_b64"], validate=True)
             content_type = str(spec.get("content_type") or "application/octet-stream")
+            fail_first = max(0, int(spec.get("fail_first", 0)))
+            fail_status = int(spec.get("fail_status", 503))
         except (ValueError, KeyError, TypeError, binascii.Error):
             return JSONResponse({"error": "expected {content_type, data_b64}"}, 400)
         if len(data) > MAX_MEDIA_BYTES:
             return JSONResponse({"error": f"media larger than {MAX_MEDIA_BYTES} bytes"}, 413)
         media_id = state.add_media(content_type, data)
+        state.media[media_id].fail_first = fail_first
+        state.media[media_id].fail_status = fail_status
         return JSONResponse({"id": media_id, "url": media_url(request, media_id)}, 201)
 
     def media_url(request: Request, media_id: str) -> str:
@@ -476,6 +498,9 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             media.unauthorized += 1
             return twilio_error(401, 20003)
         media.fetches += 1
+        if media.fail_first > 0:
+            media.fail_first -= 1
+            return twilio_error(media.fail_status, 20500, "Simulated media failure")
         target = request.url_for(
             "media_storage", media_id=request.path_params["media_id"], secret=media.secret
         )
@@ -600,8 +625,10 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     return app
 
 
-def twilio_error(status: int, code: int, message: str | None = None) -> JSONResponse:
-    """Twilio's REST error body."""
+def twilio_error(
+    status: int, code: int, message: str | None = None, *, retry_after: str | None = None
+) -> JSONResponse:
+    """Twilio's REST error body (with Retry-After when given, as on a 429)."""
     return JSONResponse(
         {
             "code": code,
@@ -610,6 +637,7 @@ def twilio_error(status: int, code: int, message: str | None = None) -> JSONResp
             "status": status,
         },
         status_code=status,
+        headers={"Retry-After": retry_after} if retry_after is not None else None,
     )
 
 

@@ -49,6 +49,8 @@ class EngineTurn:
     nlu: NluReading | None
     paused: bool
     actions: list[str] = field(default_factory=list)
+    # Rasa had already processed this message id and answered from its tracker (no action ran).
+    replayed: bool = False
 
 
 def strip_command_prefix(text: str) -> str:
@@ -80,6 +82,7 @@ def parse_turn(body: dict[str, Any]) -> EngineTurn:
         nlu=nlu,
         paused=bool(body.get("paused")),
         actions=[str(a) for a in body.get("actions") or []],
+        replayed=bool(body.get("replayed")),
     )
 
 

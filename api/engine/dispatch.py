@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +35,7 @@ def get_senders() -> dict[Channel, ChannelSender]:
     return build_senders(get_settings())
 
 
-async def _turns_then_deliver(conversation_id: int) -> int:
+async def run_turns_and_deliver(conversation_id: int) -> int:
     """Handle the pending turns, then send their replies right away instead of waiting for the
     worker's next pass (claims are leased, so the worker and this never send a row twice)."""
     handled = await process_conversation(conversation_id, gateway=get_gateway())
@@ -42,17 +44,23 @@ async def _turns_then_deliver(conversation_id: int) -> int:
     return handled
 
 
-def schedule_turns(conversation_id: int) -> None:
-    """Start handling a conversation's pending messages now, without waiting for it."""
-    task = asyncio.get_running_loop().create_task(_turns_then_deliver(conversation_id))
+def spawn(work: Coroutine[Any, Any, int]) -> None:
+    """Run `work` in the background of this process; a failure is logged, and whatever it left
+    undone is the worker's (its sweeps read the database, not this process's memory)."""
+    task = asyncio.get_running_loop().create_task(work)
     _tasks.add(task)
     task.add_done_callback(_done)
+
+
+def schedule_turns(conversation_id: int) -> None:
+    """Start handling a conversation's pending messages now, without waiting for it."""
+    spawn(run_turns_and_deliver(conversation_id))
 
 
 def _done(task: asyncio.Task[int]) -> None:
     _tasks.discard(task)
     if not task.cancelled() and task.exception() is not None:
-        log.error("bot turn failed; the sweeper will retry", exc_info=task.exception())
+        log.error("background turn work failed; the worker will retry", exc_info=task.exception())
 
 
 def schedule_turns_after_commit(session: AsyncSession, conversation_id: int) -> None:

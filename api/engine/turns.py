@@ -19,7 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.channels.email.composer import email_reply_outbound
 from api.contacts.models import ContactPoint
-from api.conversations.models import AuthorKind, Channel, Conversation, Direction, Holder, Message
+from api.conversations.models import (
+    Attachment,
+    AuthorKind,
+    Channel,
+    Conversation,
+    Direction,
+    Holder,
+    MediaState,
+    Message,
+)
 from api.conversations.outbound import ContactSuppressed, Outbound, WindowClosed, do_queue_outbound
 from api.conversations.service import sender_id_for
 from api.db import get_sessionmaker, unit_of_work, utcnow
@@ -82,16 +91,7 @@ async def _next_pending(
         if conversation is None or conversation.turn_lease_token != token:
             return None
         conversation.turn_lease_until = utcnow() + LEASE  # renew while we work
-        message = await session.scalar(
-            sa.select(Message)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.direction == Direction.INBOUND,
-                Message.handled_at.is_(None),
-            )
-            .order_by(Message.id)
-            .limit(1)
-        )
+        message = await _oldest_ready(session, conversation_id)
         if message is None:
             return None
         return PendingTurn(
@@ -270,17 +270,30 @@ async def process_conversation(
 
 async def _has_pending(maker: async_sessionmaker[AsyncSession], conversation_id: int) -> bool:
     async with unit_of_work(maker) as session:
-        return bool(
-            await session.scalar(
-                sa.select(sa.func.count())
-                .select_from(Message)
-                .where(
-                    Message.conversation_id == conversation_id,
-                    Message.direction == Direction.INBOUND,
-                    Message.handled_at.is_(None),
-                )
-            )
+        return await _oldest_ready(session, conversation_id) is not None
+
+
+async def _oldest_ready(session: AsyncSession, conversation_id: int) -> Message | None:
+    """The oldest unhandled inbound message, unless its media are still being fetched: turns
+    keep their order, so the whole conversation waits for it (the fetcher schedules it)."""
+    message = await session.scalar(
+        sa.select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.INBOUND,
+            Message.handled_at.is_(None),
         )
+        .order_by(Message.id)
+        .limit(1)
+    )
+    if message is None:
+        return None
+    waiting = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Attachment)
+        .where(Attachment.message_id == message.id, Attachment.media_state == MediaState.PENDING)
+    )
+    return None if waiting else message
 
 
 async def get_conversations_with_pending(

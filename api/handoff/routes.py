@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
 from api.analysts.models import Analyst
 from api.cases.routes import case_detail
@@ -41,6 +41,7 @@ from api.handoff.service import (
 )
 from api.storage import blob_path, get_blob, sniff_content_type, store_blob
 from api.web.deps import CurrentAnalyst, SessionDep
+from api.web.params import PathId, QueryId
 
 router = APIRouter(prefix="/api/v1", tags=["handoff"])
 
@@ -68,7 +69,7 @@ async def list_handoffs(
     analyst: CurrentAnalyst,
     state: Annotated[str, Query(pattern="^(waiting|mine|held)$")] = "waiting",
     channel: Channel | None = None,
-    brand_id: int | None = None,
+    brand_id: QueryId = None,
 ) -> list[HandoffOut]:
     items = await get_handoffs(
         session, state=state, analyst=analyst, channel=channel, brand_id=brand_id
@@ -94,7 +95,7 @@ async def list_handoffs(
 
 @router.get("/conversations/{conversation_id}")
 async def get_conversation(
-    session: SessionDep, _analyst: CurrentAnalyst, conversation_id: int
+    session: SessionDep, _analyst: CurrentAnalyst, conversation_id: PathId
 ) -> ConversationOut:
     return _conversation_out(await access_conversation(session, conversation_id=conversation_id))
 
@@ -103,7 +104,7 @@ async def get_conversation(
 async def claim(
     session: SessionDep,
     analyst: CurrentAnalyst,
-    conversation_id: int,
+    conversation_id: PathId,
     body: ClaimIn | None = None,
 ) -> ConversationOut:
     assign_to: Analyst | None = None
@@ -119,7 +120,7 @@ async def claim(
 
 @router.post("/conversations/{conversation_id}/escalate")
 async def escalate(
-    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: EscalateIn
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: EscalateIn
 ) -> ConversationOut:
     conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
     await do_request_handoff(
@@ -129,7 +130,10 @@ async def escalate(
 
 
 @router.post("/attachments", status_code=201)
-async def upload_attachment(_analyst: CurrentAnalyst, file: UploadFile) -> AttachmentOut:
+async def upload_attachment(
+    _analyst: CurrentAnalyst,
+    file: Annotated[UploadFile, File(json_schema_extra={"minLength": 1})],  # empty: 422
+) -> AttachmentOut:
     """Store a file to attach to a message (content-addressed; sniffed type; size-limited)."""
     limit = get_settings().max_attachment_bytes
     data = await file.read(limit + 1)
@@ -166,7 +170,7 @@ def _attachments(refs: list[AttachmentRef]) -> list[OutboundAttachment]:
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
 async def send_message(
-    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: MessageIn
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: MessageIn
 ) -> MessageOut:
     message = await do_send_analyst_message(
         session,
@@ -187,7 +191,7 @@ async def send_message(
 
 @router.post("/conversations/{conversation_id}/follow-up")
 async def set_follow_up(
-    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: FollowUpIn
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: FollowUpIn
 ) -> ConversationOut:
     """When to chase this conversation (alerts read it; e-mail ignored for N days)."""
     from api.channels.email.followups import do_set_follow_up
@@ -201,7 +205,7 @@ async def set_follow_up(
 
 @router.post("/conversations/{conversation_id}/notes", status_code=201)
 async def add_note(
-    session: SessionDep, analyst: CurrentAnalyst, conversation_id: int, body: NoteIn
+    session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: NoteIn
 ) -> dict[str, str]:
     conversation = await access_conversation(session, conversation_id=conversation_id)
     await do_add_note(session, analyst=analyst, text=body.text, conversation=conversation)
@@ -212,7 +216,7 @@ async def add_note(
 async def release(
     session: SessionDep,
     analyst: CurrentAnalyst,
-    conversation_id: int,
+    conversation_id: PathId,
     body: ReleaseIn | None = None,
 ) -> ConversationOut:
     conversation = await do_release(
@@ -228,7 +232,7 @@ async def release(
 async def resolve(
     session: SessionDep,
     analyst: CurrentAnalyst,
-    conversation_id: int,
+    conversation_id: PathId,
     body: ReleaseIn | None = None,
 ) -> ConversationOut:
     conversation = await do_resolve(
@@ -242,7 +246,7 @@ async def resolve(
 
 @router.post("/cases/{case_id}/status")
 async def change_status(
-    session: SessionDep, analyst: CurrentAnalyst, case_id: int, body: StatusIn
+    session: SessionDep, analyst: CurrentAnalyst, case_id: PathId, body: StatusIn
 ) -> CaseDetailOut:
     case = await access_case(session, case_id=case_id)
     await do_change_status(
@@ -253,7 +257,7 @@ async def change_status(
 
 @router.post("/cases/{case_id}/notes", status_code=201)
 async def add_case_note(
-    session: SessionDep, analyst: CurrentAnalyst, case_id: int, body: NoteIn
+    session: SessionDep, analyst: CurrentAnalyst, case_id: PathId, body: NoteIn
 ) -> dict[str, str]:
     case = await access_case(session, case_id=case_id)
     await do_add_note(session, analyst=analyst, text=body.text, case=case)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.cases.lifecycle import CaseStatus
 from api.conversations.models import Channel, DeliveryStatus, Holder
+from api.ids import StrictId
 
 
 class HandoffOut(BaseModel):
@@ -26,7 +27,9 @@ class HandoffOut(BaseModel):
 
 
 class ClaimIn(BaseModel):
-    analyst_id: int | None = Field(default=None, description="Supervisors: assign to this analyst")
+    analyst_id: StrictId | None = Field(
+        default=None, description="Supervisors: assign to this analyst"
+    )
 
 
 class AttachmentRef(BaseModel):

@@ -1,4 +1,17 @@
-"""Decisions the bot may take alone; anything outside the brand's policy goes to a human."""
+"""Decisions the bot may take alone; anything outside the brand's policy goes to a person.
+
+The policy model (DOMAIN.md, "Negotiation policy"):
+- the case's amount is what the notice states and the first figure the bot says; the brand's
+  base amount stands in only for a case imported without one;
+- the bot may accept, at the infringer's own figure, any amount from the lowest acceptable
+  amount up to the case's amount. The lowest acceptable amount is bounded by the brand's
+  maximum discount (a percentage of the case's amount) and by its absolute floor — whichever
+  of the two is stricter when both are set, no discount at all when neither is — and never
+  above the case's amount itself;
+- installments: at most the brand's maximum, and no installment below its minimum amount.
+Anything else (below the lowest amount, above the case's amount, too many installments) is
+decided by a person.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +20,8 @@ from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 
 from api.brands.models import Brand
+
+CENT = Decimal("0.01")
 
 
 class Verdict(enum.StrEnum):
@@ -22,7 +37,7 @@ class Offer:
 
     @property
     def installment_amount(self) -> Decimal:
-        return (self.amount / self.installments).quantize(Decimal("0.01"), rounding=ROUND_UP)
+        return (self.amount / self.installments).quantize(CENT, rounding=ROUND_UP)
 
 
 @dataclass(frozen=True)
@@ -32,31 +47,52 @@ class Evaluation:
     reason: str
 
 
+def case_amount(brand: Brand, claimed: Decimal | None) -> Decimal:
+    """The amount the notice states; the brand's base amount only for a case without one."""
+    return claimed if claimed is not None and claimed > 0 else brand.base_amount
+
+
+def lowest_acceptable(brand: Brand, claimed: Decimal | None) -> Decimal:
+    """The least the bot may accept alone for this case (see the module docstring)."""
+    amount = case_amount(brand, claimed)
+    bounds: list[Decimal] = []
+    if brand.max_discount_percent is not None:
+        kept = amount * (Decimal(100) - brand.max_discount_percent) / Decimal(100)
+        bounds.append(kept.quantize(CENT, rounding=ROUND_UP))
+    if brand.floor_amount is not None:
+        bounds.append(brand.floor_amount)
+    return min(amount, max(bounds)) if bounds else amount
+
+
 def max_installments_for(brand: Brand, amount: Decimal) -> int:
     """The brand's cap, lowered so no installment falls below its minimum amount."""
-    by_minimum = int(amount // brand.min_installment_amount) if brand.min_installment_amount else 0
-    return max(1, min(brand.max_installments, by_minimum or 1))
+    if not brand.min_installment_amount:
+        return max(1, brand.max_installments)
+    return max(1, min(brand.max_installments, int(amount // brand.min_installment_amount)))
 
 
 def opening_offer(brand: Brand, claimed: Decimal | None) -> Offer:
-    """The amount the bot presents first: the case's claim, bounded by the brand's base amount."""
-    amount = min(claimed, brand.base_amount) if claimed else brand.base_amount
-    amount = max(amount, brand.floor_amount)
-    return Offer(amount=amount, installments=1)
+    """The first figure the bot states: the case's amount, in one payment."""
+    return Offer(amount=case_amount(brand, claimed), installments=1)
 
 
 def evaluate_counteroffer(
-    brand: Brand, amount: Decimal | None, installments: int = 1
+    brand: Brand, claimed: Decimal | None, amount: Decimal | None, installments: int = 1
 ) -> Evaluation:
-    if amount is None:
+    """An amount (and installments) the infringer offers, against the policy for this case."""
+    if amount is None or amount <= 0:
         return Evaluation(Verdict.NEEDS_INPUT, None, "contraproposta sem valor")
-    if amount < brand.floor_amount:
+    # Whole cents, rounded in the firm's favour: an offer is never lowered by us.
+    amount = amount.quantize(CENT, rounding=ROUND_UP)
+    if amount < lowest_acceptable(brand, claimed):
         return Evaluation(Verdict.HANDOFF, None, "contraproposta abaixo do mínimo da política")
-    amount = min(amount, brand.base_amount)
+    if amount > case_amount(brand, claimed):
+        return Evaluation(Verdict.HANDOFF, None, "contraproposta acima do valor do caso")
     return evaluate_installments(brand, amount, installments)
 
 
 def evaluate_installments(brand: Brand, amount: Decimal, installments: int | None) -> Evaluation:
+    """A number of installments for an amount already within policy."""
     if installments is None:
         return Evaluation(
             Verdict.NEEDS_INPUT,
@@ -70,3 +106,11 @@ def evaluate_installments(brand: Brand, amount: Decimal, installments: int | Non
             Verdict.HANDOFF, None, "parcelamento acima do máximo permitido pela política"
         )
     return Evaluation(Verdict.ACCEPTABLE, Offer(amount, installments), "dentro da política")
+
+
+def check_terms(brand: Brand, claimed: Decimal | None, offer: Offer) -> Evaluation:
+    """Whether the bot may agree to exactly these terms for this case."""
+    evaluation = evaluate_counteroffer(brand, claimed, offer.amount, offer.installments)
+    if evaluation.offer is not None and evaluation.offer != offer:
+        return Evaluation(Verdict.HANDOFF, None, "termos diferentes dos avaliados")
+    return evaluation

@@ -11,8 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from api.analysts.models import SessionKind
 from api.notifications.bus import get_bus
-from api.web.deps import CurrentAnalyst
+from api.web.deps import CurrentApiSession
+from api.web.streams import session_check, while_live
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 HEARTBEAT_SECONDS = 15.0
@@ -45,9 +47,14 @@ async def event_stream(request: Request) -> AsyncIterator[str]:
 
 
 @router.get("/events")
-async def events(request: Request, _analyst: CurrentAnalyst) -> StreamingResponse:
+async def events(request: Request, api_session: CurrentApiSession) -> StreamingResponse:
+    is_live = session_check(
+        session_id=api_session.session_id,
+        analyst_id=api_session.analyst.id,
+        kind=SessionKind.API,
+    )
     return StreamingResponse(
-        event_stream(request),
+        while_live(event_stream(request), is_live),  # ends soon after the token is revoked
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -17,6 +17,8 @@ class Envelope:
     channel: Channel
     to: str
     text: str
+    # Our own address to send from, when the conversation says which (the number they wrote to).
+    sender: str | None = None
     subject: str | None = None
     content_sid: str | None = None
     content_variables: dict[str, str] | None = None

@@ -70,6 +70,7 @@ def envelope_of(item: OutboxItem) -> Envelope:
         conversation_id=item.conversation_id,
         channel=item.channel,
         to=str(payload["to"]),
+        sender=str(payload["from"]) if payload.get("from") else None,
         text=str(payload.get("text") or ""),
         subject=payload.get("subject"),
         content_sid=payload.get("content_sid"),
@@ -97,8 +98,18 @@ async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResul
             message.status_updated_at = utcnow()
 
 
+def next_attempt_delay(attempt: int, retry_after_seconds: float | None = None) -> float:
+    """Seconds until the next try: our backoff, never sooner than the provider's Retry-After."""
+    return max(backoff_seconds(attempt), retry_after_seconds or 0.0)
+
+
 async def do_mark_failed(
-    session: AsyncSession, *, item_id: int, error: str, retryable: bool
+    session: AsyncSession,
+    *,
+    item_id: int,
+    error: str,
+    retryable: bool,
+    retry_after_seconds: float | None = None,
 ) -> bool:
     """Schedule a retry, or fail for good (shown on the timeline). True when it will retry."""
     item = await session.get(OutboxItem, item_id)
@@ -108,7 +119,8 @@ async def do_mark_failed(
     item.locked_until = None
     if retryable and item.attempts < get_settings().outbox_max_attempts:
         item.state = OutboxState.PENDING
-        item.next_attempt_at = utcnow() + dt.timedelta(seconds=backoff_seconds(item.attempts))
+        delay = next_attempt_delay(item.attempts, retry_after_seconds)
+        item.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
         return True
     item.state = OutboxState.FAILED
     item.done_at = utcnow()

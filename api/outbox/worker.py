@@ -41,7 +41,11 @@ async def deliver_due(
         except ChannelDeliveryError as exc:
             async with unit_of_work(maker) as session:
                 retry = await do_mark_failed(
-                    session, item_id=item_id, error=exc.message, retryable=exc.retryable
+                    session,
+                    item_id=item_id,
+                    error=exc.message,
+                    retryable=exc.retryable,
+                    retry_after_seconds=exc.retry_after_seconds,
                 )
             log.warning(
                 "delivery of message %s failed (retry=%s): %s",

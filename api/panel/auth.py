@@ -3,7 +3,9 @@ the dependencies that guard panel pages and form posts, and the live event strea
 authenticated by that cookie.
 
 The cookie is a short JWT (HS256, SECRET_KEY) with its own audience, so an API bearer token is
-not a panel session and a panel cookie is not an API token. The CSRF token lives inside the
+not a panel session and a panel cookie is not an API token. It names a server-side session
+(`jti`, api/analysts/sessions.py) that must still be live: logout, a password change or a
+deactivation ends it, whatever the browser still holds. The CSRF token lives inside the
 signed cookie (the page cannot read it, an attacker cannot forge it) and is echoed by every
 form (hidden field) and HTMX request (`X-CSRF-Token` header).
 """
@@ -25,11 +27,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.analysts.models import Analyst
+from api.analysts.models import Analyst, SessionKind
+from api.analysts.sessions import create_auth_session, do_revoke_session, get_session_analyst
 from api.config import get_settings
 from api.errors import AuthenticationRequired, PermissionDenied
 from api.notifications.bus import get_bus
 from api.web.deps import get_session
+from api.web.streams import session_check, while_live
 
 PANEL_PREFIX = "/painel"
 SESSION_COOKIE = "tratativa_painel"
@@ -63,6 +67,7 @@ class PanelLoginRequired(AuthenticationRequired):
 @dataclass(frozen=True)
 class SessionCookie:
     analyst_id: int
+    session_id: str
     csrf_token: str
 
 
@@ -93,21 +98,29 @@ def _decode(token: str | None, *, audience: str) -> dict[str, Any] | None:
 
 
 def read_session(request: Request) -> SessionCookie | None:
-    """The session in the request's cookie, or None when absent, forged or expired."""
+    """The session in the request's cookie, or None when absent, forged or expired (whether
+    it is still live on the server is `panel_analyst`'s check)."""
     claims = _decode(request.cookies.get(SESSION_COOKIE), audience=_SESSION_AUDIENCE)
     if claims is None:
         return None
     try:
-        return SessionCookie(analyst_id=int(claims["sub"]), csrf_token=str(claims["csrf"]))
+        return SessionCookie(
+            analyst_id=int(claims["sub"]),
+            session_id=str(claims["jti"]),
+            csrf_token=str(claims["csrf"]),
+        )
     except (KeyError, ValueError):
         return None
 
 
-def start_session(response: Response, analyst: Analyst) -> None:
-    """Log the analyst in: a fresh session cookie with a fresh CSRF token."""
+async def start_session(session: AsyncSession, response: Response, analyst: Analyst) -> None:
+    """Log the analyst in: a new server-side session, its cookie, a fresh CSRF token."""
     ttl = dt.timedelta(minutes=get_settings().token_ttl_minutes)
+    auth_session = await create_auth_session(
+        session, analyst_id=analyst.id, kind=SessionKind.PANEL, ttl=ttl
+    )
     token = _encode(
-        {"sub": str(analyst.id), "csrf": secrets.token_urlsafe(32)},
+        {"sub": str(analyst.id), "jti": auth_session.id, "csrf": secrets.token_urlsafe(32)},
         audience=_SESSION_AUDIENCE,
         ttl=ttl,
     )
@@ -123,7 +136,16 @@ def start_session(response: Response, analyst: Analyst) -> None:
     response.delete_cookie(LOGIN_COOKIE, path=PANEL_PREFIX)
 
 
+async def do_logout(request: Request, session: AsyncSession, response: Response) -> None:
+    """End the request's panel session on the server and drop its cookie."""
+    panel_session = read_session(request)
+    if panel_session is not None:
+        await do_revoke_session(session, session_id=panel_session.session_id)
+    end_session(response)
+
+
 def end_session(response: Response) -> None:
+    """Drop the session cookie (the server-side session is `do_logout`'s)."""
     response.delete_cookie(
         SESSION_COOKIE, path=PANEL_PREFIX, secure=_secure(), httponly=True, samesite="lax"
     )
@@ -180,8 +202,13 @@ async def panel_analyst(request: Request, session: DbSession) -> Analyst:
     panel_session = read_session(request)
     if panel_session is None:
         raise PanelLoginRequired("Entre no painel para continuar.")
-    analyst = await session.get(Analyst, panel_session.analyst_id)
-    if analyst is None or not analyst.active:
+    analyst = await get_session_analyst(
+        session,
+        session_id=panel_session.session_id,
+        analyst_id=panel_session.analyst_id,
+        kind=SessionKind.PANEL,
+    )
+    if analyst is None:
         raise PanelLoginRequired("Sessão encerrada. Entre novamente.")
     request.state.panel_csrf = panel_session.csrf_token
     return analyst
@@ -258,10 +285,16 @@ router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
 
 
 @router.get("/events")
-async def panel_events(request: Request, _analyst: PanelAnalyst) -> StreamingResponse:
-    """The same live events as /api/v1/events, for a browser holding a panel session."""
+async def panel_events(request: Request, analyst: PanelAnalyst) -> StreamingResponse:
+    """The same live events as /api/v1/events, for a browser holding a panel session; the
+    stream ends soon after that session does."""
+    panel_session = read_session(request)
+    assert panel_session is not None  # PanelAnalyst let the request through
+    is_live = session_check(
+        session_id=panel_session.session_id, analyst_id=analyst.id, kind=SessionKind.PANEL
+    )
     return StreamingResponse(
-        panel_event_stream(request),
+        while_live(panel_event_stream(request), is_live),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -32,7 +32,7 @@ from sqlalchemy.orm import selectinload
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.analysts.models import Analyst, Role
-from api.analysts.service import do_authenticate
+from api.analysts.service import do_login
 from api.brands.models import Brand
 from api.cases.lifecycle import REASON_REQUIRED, CaseStatus, allowed_moves
 from api.cases.models import ListingStatus
@@ -50,7 +50,13 @@ from api.conversations.models import (
 )
 from api.conversations.outbound import window_open_until
 from api.db import utcnow
-from api.errors import AppError, NotFound, ValidationFailed
+from api.errors import (
+    AppError,
+    AuthenticationRequired,
+    NotFound,
+    TooManyRequests,
+    ValidationFailed,
+)
 from api.handoff.service import (
     access_conversation,
     analyst_actor,
@@ -62,6 +68,7 @@ from api.handoff.service import (
     get_handoffs,
 )
 from api.identifiers.money import format_brl
+from api.ids import MAX_ID
 from api.panel.auth import (
     PANEL_PREFIX,
     DbSession,
@@ -70,6 +77,7 @@ from api.panel.auth import (
     PanelWriter,
     check_login_csrf,
     csrf_token_of,
+    do_logout,
     end_session,
     login_form_token,
     read_session,
@@ -87,19 +95,15 @@ from api.templates.service import (
 )
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import get_case_timeline
+from api.web.deps import client_address
+from api.web.params import PathId
+from api.web.security import FILE_CSP, apply_security_headers, content_disposition
 
 PANEL_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PANEL_DIR / "templates"
 STATIC_DIR = PANEL_DIR / "static"
 MAX_TEXT = 4000
 
-# The panel loads only its own files: no inline script, no remote anything. E-mail HTML is
-# sanitized before rendering; this is the second wall should a sanitizer ever miss something.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
-)
 # Files an analyst's browser may show inline; anything else is downloaded, never rendered on
 # our origin (an HTML or SVG "attachment" would otherwise run as a page of the panel).
 INLINE_TYPES = frozenset(
@@ -289,15 +293,6 @@ def _environment() -> Environment:
 templates = _environment()
 
 
-def _security_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def render_page(
     request: Request,
     name: str,
@@ -311,7 +306,7 @@ def render_page(
         {"request": request, "analyst": analyst, "csrf_token": csrf_token_of(request), **context}
     )
     response = HTMLResponse(html, status_code=status_code)
-    _security_headers(response)
+    apply_security_headers(response)
     return response
 
 
@@ -332,9 +327,12 @@ def _safe_next(value: str | None) -> str:
 
 def _optional_int(value: str | None) -> int | None:
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError as exc:
         raise ValidationFailed(f"Valor inválido: {value!r}.") from exc
+    if number is not None and not 1 <= number <= MAX_ID:
+        raise ValidationFailed(f"Valor inválido: {value!r}.")
+    return number
 
 
 def _optional_channel(value: str | None) -> Channel | None:
@@ -612,24 +610,30 @@ async def login_submit(
     proximo: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     await check_login_csrf(request)
-    analyst = await do_authenticate(session, email=email, password=senha)
-    if analyst is None:
-        return _login_response(
+    try:
+        analyst = await do_login(
+            session, email=email, password=senha, address=client_address(request)
+        )
+    except (AuthenticationRequired, TooManyRequests) as exc:
+        refused = _login_response(
             request,
-            error="E-mail ou senha incorretos.",
+            error=exc.message,
             email=email,
             next_url=_safe_next(proximo),
-            status_code=401,
+            status_code=exc.status_code,
         )
+        if isinstance(exc, TooManyRequests):
+            refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     response = _redirect(_safe_next(proximo))
-    start_session(response, analyst)
+    await start_session(session, response, analyst)
     return response
 
 
 @router.post("/sair")
-async def logout(_analyst: PanelWriter) -> RedirectResponse:
+async def logout(request: Request, session: DbSession, _analyst: PanelWriter) -> RedirectResponse:
     response = _redirect(f"{PANEL_PREFIX}/login")
-    end_session(response)
+    await do_logout(request, session, response)
     return response
 
 
@@ -689,7 +693,7 @@ async def inbox_rows(
 
 @router.get("/conversas/{conversation_id}")
 async def conversation_page(
-    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: int
+    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: PathId
 ) -> HTMLResponse:
     conversation = await access_conversation(session, conversation_id=conversation_id)
     case = (
@@ -714,7 +718,7 @@ async def conversation_page(
 
 @router.get("/conversas/{conversation_id}/linha-do-tempo")
 async def conversation_timeline(
-    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: int
+    request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: PathId
 ) -> HTMLResponse:
     """The live part of the conversation page: the timeline, plus the state bar out of band."""
     conversation = await access_conversation(session, conversation_id=conversation_id)
@@ -743,7 +747,7 @@ async def template_preview(
     request: Request,
     session: DbSession,
     analyst: PanelAnalyst,
-    conversation_id: int,
+    conversation_id: PathId,
     modelo: str = "",
 ) -> HTMLResponse:
     """The chosen template rendered with the case's variables (plus the analyst's values for
@@ -786,7 +790,7 @@ def _back_to(conversation_id: int) -> RedirectResponse:
 
 
 @router.post("/conversas/{conversation_id}/assumir")
-async def claim(session: DbSession, analyst: PanelWriter, conversation_id: int) -> Response:
+async def claim(session: DbSession, analyst: PanelWriter, conversation_id: PathId) -> Response:
     await do_claim(session, conversation_id=conversation_id, analyst=analyst)
     return _back_to(conversation_id)
 
@@ -795,7 +799,7 @@ async def claim(session: DbSession, analyst: PanelWriter, conversation_id: int) 
 async def release(
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     nota: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     await do_release(
@@ -808,7 +812,7 @@ async def release(
 async def resolve(
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     nota: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     await do_resolve(
@@ -821,7 +825,7 @@ async def resolve(
 async def add_conversation_note(
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
 ) -> Response:
     conversation = await access_conversation(session, conversation_id=conversation_id)
@@ -834,7 +838,7 @@ async def send_message(
     request: Request,
     session: DbSession,
     analyst: PanelWriter,
-    conversation_id: int,
+    conversation_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
     modelo: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
@@ -852,7 +856,7 @@ async def send_message(
 
 @router.get("/casos/{case_id}")
 async def case_page(
-    request: Request, session: DbSession, analyst: PanelAnalyst, case_id: int
+    request: Request, session: DbSession, analyst: PanelAnalyst, case_id: PathId
 ) -> HTMLResponse:
     case = await access_case(session, case_id=case_id)
     payments = (
@@ -887,7 +891,7 @@ async def case_page(
 async def change_case_status(
     session: DbSession,
     analyst: PanelWriter,
-    case_id: int,
+    case_id: PathId,
     status: Annotated[str, Form(max_length=40)],
     motivo: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
@@ -910,7 +914,7 @@ async def change_case_status(
 async def add_case_note(
     session: DbSession,
     analyst: PanelWriter,
-    case_id: int,
+    case_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
 ) -> Response:
     case = await access_case(session, case_id=case_id)
@@ -919,12 +923,6 @@ async def add_case_note(
 
 
 # --- files ----------------------------------------------------------------------------------
-
-
-def _content_disposition(kind: str, filename: str | None) -> str:
-    name = (filename or "anexo").replace("\r", " ").replace("\n", " ")
-    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "anexo"
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
 
 
 async def _file_response(attachment: Attachment) -> Response:
@@ -941,11 +939,11 @@ async def _file_response(attachment: Attachment) -> Response:
         data,
         media_type=content_type or "application/octet-stream",
         headers={
-            "Content-Disposition": _content_disposition(
+            "Content-Disposition": content_disposition(
                 "inline" if inline else "attachment", attachment.filename
             ),
             "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Security-Policy": FILE_CSP,
             "Cache-Control": "private, max-age=3600",
         },
     )
@@ -953,7 +951,7 @@ async def _file_response(attachment: Attachment) -> Response:
 
 @router.get("/anexos/{attachment_id}")
 async def attachment_file(
-    session: DbSession, _analyst: PanelAnalyst, attachment_id: int
+    session: DbSession, _analyst: PanelAnalyst, attachment_id: PathId
 ) -> Response:
     attachment = await session.get(Attachment, attachment_id)
     if attachment is None:
@@ -963,7 +961,7 @@ async def attachment_file(
 
 @router.get("/mensagens/{message_id}/inline/{cid:path}")
 async def inline_image(
-    session: DbSession, _analyst: PanelAnalyst, message_id: int, cid: str
+    session: DbSession, _analyst: PanelAnalyst, message_id: PathId, cid: str
 ) -> Response:
     """An image an e-mail shows inline (`<img src="cid:…">`), by its Content-ID."""
     message = await session.get(Message, message_id)

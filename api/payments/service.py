@@ -56,6 +56,45 @@ async def get_current_payment_request(
     )
 
 
+def states_terms(request: PaymentRequest, *, amount: Decimal, installments: int) -> bool:
+    """Whether a payment request asks for exactly these terms."""
+    return request.total_amount == amount and request.installments_count == installments
+
+
+def has_payments(request: PaymentRequest) -> bool:
+    return any(i.status is InstallmentStatus.PAID for i in request.installments)
+
+
+async def do_cancel_payment_request(
+    session: AsyncSession, *, request: PaymentRequest, actor: Actor, reason: str
+) -> None:
+    """Supersede a payment request: its open installments are cancelled, on the timeline."""
+    if request.superseded_at is not None:
+        return
+    request.superseded_at = utcnow()
+    for old in request.installments:
+        if old.status in (InstallmentStatus.OPEN, InstallmentStatus.OVERDUE):
+            old.status = InstallmentStatus.CANCELLED
+    await create_entry(
+        session,
+        kind=EntryKind.SYSTEM,
+        actor=actor,
+        case_id=request.case_id,
+        summary=(
+            f"Pagamento cancelado: {format_brl(request.total_amount)} em "
+            f"{request.installments_count}x ({reason})."
+        ),
+        data={
+            "payment_request_id": request.id,
+            "cancelled": True,
+            "amount": str(request.total_amount),
+            "installments": request.installments_count,
+            "reason": reason,
+        },
+    )
+    await session.flush()
+
+
 async def do_issue_payment_request(
     session: AsyncSession,
     *,
@@ -67,14 +106,20 @@ async def do_issue_payment_request(
     actor: Actor,
     today: dt.date | None = None,
 ) -> PaymentRequest:
-    """Create a payment request for the agreed terms, replacing any previous open one."""
+    """Create a payment request for the agreed terms, cancelling any previous open one."""
     today = today or utcnow().date()
     previous = await get_current_payment_request(session, case_id=case.id)
     if previous is not None:
-        previous.superseded_at = utcnow()
-        for old in previous.installments:
-            if old.status is InstallmentStatus.OPEN:
-                old.status = InstallmentStatus.CANCELLED
+        await do_cancel_payment_request(
+            session,
+            request=previous,
+            actor=actor,
+            reason=(
+                "substituído por novos dados de pagamento"
+                if states_terms(previous, amount=amount, installments=installments)
+                else f"novo acordo: {format_brl(amount)} em {installments}x"
+            ),
+        )
     request = PaymentRequest(
         case_id=case.id,
         public_token=secrets.token_urlsafe(24),
@@ -118,7 +163,12 @@ async def do_issue_payment_request(
             f"(1ª parcela vence em {rows[0].due_date:%d/%m/%Y})."
             + (" Substitui o pagamento anterior." if previous is not None else "")
         ),
-        data={"payment_request_id": request.id, "installments": installments},
+        data={
+            "payment_request_id": request.id,
+            "amount": str(amount),
+            "installments": installments,
+            "replaces": previous.id if previous is not None else None,
+        },
     )
     return request
 

@@ -21,9 +21,13 @@ from api.payments.models import InstallmentStatus
 from api.payments.service import get_payment_request_by_token, installments_of
 from api.storage import get_blob
 from api.web.deps import SessionDep
+from api.web.security import FILE_CSP, apply_security_headers, content_disposition
 
 router = APIRouter(tags=["public"], include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+# The pages' only style sheet, served from our origin: the CSP allows no inline style.
+STYLESHEET = (TEMPLATES_DIR / "public.css").read_text(encoding="utf-8")
 
 LISTING_STATUS_PT = {
     ListingStatus.ACTIVE: "ativo",
@@ -59,7 +63,7 @@ async def notice_page(request: Request, session: SessionDep, token: str) -> HTML
     if case is None:
         raise NotFound("Notificação não encontrada.")
     document = parse_document(case.infringer.document).formatted if case.infringer.document else ""
-    return templates.TemplateResponse(
+    page = templates.TemplateResponse(
         request,
         "notice.html",
         {
@@ -72,6 +76,16 @@ async def notice_page(request: Request, session: SessionDep, token: str) -> HTML
             "listing_status": LISTING_STATUS_PT,
             **_firm(),
         },
+    )
+    return apply_security_headers(page)
+
+
+@router.get("/publico/estilo.css")
+async def stylesheet() -> Response:
+    return Response(
+        STYLESHEET,
+        media_type="text/css",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=3600"},
     )
 
 
@@ -96,8 +110,9 @@ async def outbound_media(session: SessionDep, sha256: str) -> Response:
         data,
         media_type=attachment.content_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{attachment.filename or "anexo"}"',
+            "Content-Disposition": content_disposition("attachment", attachment.filename),
             "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": FILE_CSP,
             "Cache-Control": "private, max-age=3600",
         },
     )
@@ -110,7 +125,7 @@ async def payment_page(request: Request, session: SessionDep, token: str) -> HTM
         raise NotFound("Pagamento não encontrado.")
     case = await load_case(session, payment.case_id)
     assert case is not None
-    return templates.TemplateResponse(
+    page = templates.TemplateResponse(
         request,
         "payment.html",
         {
@@ -125,3 +140,4 @@ async def payment_page(request: Request, session: SessionDep, token: str) -> HTM
             **_firm(),
         },
     )
+    return apply_security_headers(page)

@@ -14,13 +14,17 @@ from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedE
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cases.models import Case
+from api.channels.email.composer import email_reply_outbound
 from api.config import get_settings
-from api.conversations.models import Channel, Conversation, Message
+from api.conversations.models import AuthorKind, Channel, Conversation, Message
 from api.conversations.outbound import Outbound, TemplateRef, do_queue_outbound
 from api.errors import NotFound, ValidationFailed
 from api.identifiers.money import format_brl
 from api.payments.service import get_current_payment_request
+from api.timeline.models import ActorKind
 from api.timeline.service import Actor
+
+_AUTHOR_OF = {ActorKind.ANALYST: AuthorKind.ANALYST, ActorKind.BOT: AuthorKind.BOT}
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yml")
 _env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -156,7 +160,15 @@ async def do_send_template(
     if conversation.channel is Channel.WHATSAPP:
         outbound = Outbound(text="", template=template_ref(template, variables))
     else:
-        outbound = Outbound(text=render(template, variables))
+        # A reply like any other on the thread: In-Reply-To/References, the [INF-…] subject, and
+        # for an analyst's template neither the automatic-answer footer nor Auto-Submitted.
+        outbound = await email_reply_outbound(
+            session,
+            conversation=conversation,
+            texts=[render(template, variables)],
+            author=_AUTHOR_OF.get(actor.kind, AuthorKind.SYSTEM),
+            author_name=actor.name if actor.kind is ActorKind.ANALYST else None,
+        )
     return await do_queue_outbound(
         session, conversation=conversation, outbound=outbound, actor=actor
     )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.analysts.models import Analyst, Role
+from api.analysts.models import Analyst, Role, SessionKind
+from api.analysts.sessions import get_session_analyst
 from api.db import run_after_commit
 from api.errors import AuthenticationRequired, PermissionDenied
 from api.web.tokens import read_token
@@ -34,21 +36,50 @@ async def get_session() -> AsyncIterator[AsyncSession]:
     await run_after_commit(session)
 
 
+def client_address(request: Request) -> str:
+    """The client's address (behind TRUSTED_PROXIES, the one they forwarded: see
+    api/web/proxies.py)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 # scope="function": the commit happens before the response is sent (with the default scope,
 # FastAPI finishes yield dependencies after responding, so a failed commit would answer 200).
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def current_analyst(
+@dataclass(frozen=True)
+class ApiSession:
+    analyst: Analyst
+    session_id: str
+
+
+async def current_api_session(
     session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> Analyst:
+) -> ApiSession:
+    """The bearer token's analyst, if its signature holds and its session is still live."""
     if not token:
         raise AuthenticationRequired("Autenticação necessária.")
-    analyst_id = read_token(token)
-    analyst = await session.get(Analyst, analyst_id) if analyst_id is not None else None
-    if analyst is None or not analyst.active:
-        raise AuthenticationRequired("Sessão inválida ou expirada.")
-    return analyst
+    claims = read_token(token)
+    analyst = (
+        await get_session_analyst(
+            session,
+            session_id=claims.session_id,
+            analyst_id=claims.analyst_id,
+            kind=SessionKind.API,
+        )
+        if claims is not None
+        else None
+    )
+    if analyst is None or claims is None:
+        raise AuthenticationRequired("Sessão inválida, encerrada ou expirada.")
+    return ApiSession(analyst=analyst, session_id=claims.session_id)
+
+
+CurrentApiSession = Annotated[ApiSession, Depends(current_api_session)]
+
+
+async def current_analyst(api_session: CurrentApiSession) -> Analyst:
+    return api_session.analyst
 
 
 CurrentAnalyst = Annotated[Analyst, Depends(current_analyst)]

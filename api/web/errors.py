@@ -7,19 +7,29 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.errors import AppError, AuthenticationRequired
+from api.errors import AppError, AuthenticationRequired, TooManyRequests
 
 log = logging.getLogger(__name__)
+
+
+def error_response(exc: AppError) -> JSONResponse:
+    """The JSON answer for an AppError (also for a route that must answer it and commit)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationRequired):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(
+        {"error": exc.to_dict()}, status_code=exc.status_code, headers=headers or None
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        headers = (
-            {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationRequired) else None
-        )
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -36,6 +46,22 @@ def install_error_handlers(app: FastAPI) -> None:
                 }
             },
             status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (unknown route, wrong method, a body that cannot be
+        # parsed) in the same shape as every other error.
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return JSONResponse(
+            {
+                "error": {
+                    "code": codes.get(exc.status_code, f"http_{exc.status_code}"),
+                    "message": str(exc.detail),
+                }
+            },
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)

@@ -413,3 +413,80 @@ async def test_ignored_email_conversations_and_follow_ups() -> None:
     assert ignored in {c.id for c in due}
     assert entry is not None and "Acompanhamento marcado" in entry
     assert get_settings().firm_name  # settings untouched
+
+
+async def test_an_analyst_template_mail_is_a_threaded_reply_not_bot_mail(
+    smtp_server: SmtpServer,
+) -> None:
+    """Issue 9, defect 7: do_send_template on e-mail carried no threading data, no [INF-…]
+    subject, and came out with the automatic-answer footer and Auto-Submitted."""
+    from api.templates.service import do_send_template
+
+    t = tag()
+    address = f"template-{t}@lojadomarco.com.br"
+    conversation_id = await email_conversation(address)
+    their_id = f"their-{t}@lojadomarco.com.br"
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        session.add(
+            Message(
+                conversation_id=conversation.id,
+                case_id=conversation.case_id,
+                direction=Direction.INBOUND,
+                channel=Channel.EMAIL,
+                author_kind=AuthorKind.INFRINGER,
+                text="Recebi a notificação, qual é o prazo?",
+                subject="Notificação extrajudicial",
+                provider_id=their_id,
+                delivery_status=DeliveryStatus.RECEIVED,
+                meta={"references": [f"notice-{t}@tratativa.example"]},
+            )
+        )
+        await session.flush()
+        case = await session.get(Case, conversation.case_id)
+        assert case is not None
+        await session.refresh(case, ["brand", "infringer"])
+        reference = case.reference
+        message = await do_send_template(
+            session,
+            conversation=conversation,
+            case=case,
+            name="primeiro_contato",
+            actor=Actor(ActorKind.ANALYST, name="Ana Analista"),
+        )
+        message_id = message.id
+    await deliver_due({Channel.EMAIL: sender_for(smtp_server)})
+    [mail] = delivered_to(smtp_server, address)
+    assert mail["In-Reply-To"] == f"<{their_id}>"
+    assert mail["References"].split() == [f"<notice-{t}@tratativa.example>", f"<{their_id}>"]
+    assert mail["Subject"] == f"Re: Notificação extrajudicial [{reference}]"
+    assert mail["Auto-Submitted"] is None
+    text = plain_text(mail)
+    assert "resposta automática" not in text
+    assert "Atenciosamente,\nAna Analista\n" in text
+    assert f"caso {reference}" in text
+    assert (await get_message(message_id)).delivery_status is DeliveryStatus.SENT
+
+
+async def test_mail_queued_without_e_mail_meta_is_presented_by_who_wrote_it(
+    smtp_server: SmtpServer,
+) -> None:
+    """The outbox carries the author: an analyst's bare outbound is never dressed as bot mail."""
+    address = f"bare-{tag()}@lojadomarco.com.br"
+    conversation_id = await email_conversation(address)
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        from api.conversations.outbound import Outbound
+
+        await do_queue_outbound(
+            session,
+            conversation=conversation,
+            outbound=Outbound(text="Segue o retorno.", subject="Retorno"),
+            actor=Actor(ActorKind.ANALYST, name="Ana"),
+        )
+    await deliver_due({Channel.EMAIL: sender_for(smtp_server)})
+    [mail] = delivered_to(smtp_server, address)
+    assert mail["Auto-Submitted"] is None
+    assert "resposta automática" not in plain_text(mail)

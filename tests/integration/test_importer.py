@@ -135,3 +135,62 @@ def test_cli_import_prints_errors_and_a_summary(tmp_path: Path) -> None:
 
     second = run("import", "cases", str(file))
     assert "imported=0 updated=0 unchanged=2 rejected=4" in second.stdout
+
+
+async def _next_generated(session: AsyncSession) -> tuple[int, int]:
+    from api.cases.models import CaseRefCounter
+    from api.db import utcnow
+
+    year = utcnow().year
+    last = await session.scalar(
+        sa.select(CaseRefCounter.last_seq).where(CaseRefCounter.year == year)
+    )
+    return year, (last or 0) + 1
+
+
+async def test_a_generated_reference_never_takes_one_named_later_in_the_file(
+    session: AsyncSession,
+) -> None:
+    """Issue 9, defect 5: line 3 without case_ref was given the reference line 4 names, and line
+    4 was then rejected as belonging to another infringer."""
+    from api.identifiers.case_ref import format_case_ref
+
+    brand = await make_brand(session)
+    year, seq = await _next_generated(session)
+    named = format_case_ref(year, seq)
+    text = HEADER + (
+        f"{brand.name},Gil Ramos,{valid_cpf()},+5511977770001,,OLX,https://olx.com.br/g,900,\n"
+        f"{brand.name},Hugo Melo,{valid_cpf()},+5511977770002,,OLX,https://olx.com.br/h,900,"
+        f"{named}\n"
+    )
+    summary = await _import(session, text)
+    assert summary.errors == []
+    assert summary.imported == 2
+    reference_of = dict(
+        (
+            await session.execute(
+                sa.select(Listing.url, Case.reference)
+                .join(Case, Listing.case_id == Case.id)
+                .where(Listing.url.in_(["https://olx.com.br/g", "https://olx.com.br/h"]))
+            )
+        ).all()
+    )
+    assert reference_of["https://olx.com.br/h"] == named
+    assert reference_of["https://olx.com.br/g"] not in {named, None}
+
+
+async def test_a_generated_reference_skips_one_that_already_exists(
+    session: AsyncSession,
+) -> None:
+    """A case written with an explicit reference the counter never saw is not collided with."""
+    from api.cases.references import create_case_reference
+    from api.identifiers.case_ref import format_case_ref
+    from tests.factories import make_case
+
+    year, seq = await _next_generated(session)
+    existing = await make_case(session)  # takes seq
+    assert existing.reference == format_case_ref(year, seq)
+    existing.reference = format_case_ref(year, seq + 1)  # as if written by hand
+    await session.flush()
+    generated = await create_case_reference(session, year=year)
+    assert generated == format_case_ref(year, seq + 2)

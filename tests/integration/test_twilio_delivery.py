@@ -3,14 +3,16 @@ worker's retries and failures, and signed status callbacks arriving in any order
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from email.utils import format_datetime
 
 import pytest
 import sqlalchemy as sa
 
-from api.channels.whatsapp_twilio.sender import TwilioWhatsAppSender
+from api.channels.whatsapp_twilio.sender import TwilioWhatsAppSender, parse_retry_after
 from api.config import get_settings
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, DeliveryStatus, Message
@@ -20,7 +22,7 @@ from api.errors import ChannelDeliveryError
 from api.outbox import service as outbox_service
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
-from api.outbox.service import do_mark_sent
+from api.outbox.service import do_mark_sent, next_attempt_delay
 from api.outbox.worker import deliver_due
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import Actor
@@ -172,6 +174,48 @@ async def test_twilio_429_is_retried(
     assert (await deliver(sender, queued)).state is OutboxState.DONE
     assert len(await stack.sim_messages(queued.phone)) == 1
     assert await eventually(lambda: status_is(queued.message_id, DeliveryStatus.DELIVERED))
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=None) if value.tzinfo else value
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+async def test_a_429_retry_after_is_honoured_by_the_outbox_schedule(
+    stack: TwilioStack, sender: TwilioWhatsAppSender, no_backoff: None, form: str
+) -> None:
+    """Issue 9: the backoff was random and could retry sooner than Twilio allowed."""
+    queued = await queue_reply()
+    wait = 120
+    before = utcnow()
+    retry_after = (
+        str(wait)
+        if form == "seconds"
+        else format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait), usegmt=True)
+    )
+    await stack.sim_fault(
+        status=429, code=20429, count=1, to=f"whatsapp:{queued.phone}", retry_after=retry_after
+    )
+    item = await deliver(sender, queued)
+    assert (item.state, item.attempts) == (OutboxState.PENDING, 1)
+    assert item.last_error is not None and "429" in item.last_error
+    earliest = _naive(before) + dt.timedelta(seconds=wait - 2)  # an HTTP-date has 1 s precision
+    assert _naive(item.next_attempt_at) >= earliest
+    # Passes inside that time leave the row alone.
+    for _ in range(3):
+        await deliver_due({Channel.WHATSAPP: sender}, conversation_id=queued.conversation_id)
+    assert (await outbox_row(queued.outbox_id)).attempts == 1
+    assert await stack.sim_messages(queued.phone) == []
+
+
+def test_retry_after_parses_seconds_and_http_dates() -> None:
+    now = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
+    assert parse_retry_after("30", now=now) == 30.0
+    assert parse_retry_after("Mon, 30 Nov 2026 12:01:30 GMT", now=now) == 90.0
+    assert parse_retry_after("Mon, 30 Nov 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("amanhã", now=now) is None
+    assert parse_retry_after(None) is None
+    assert next_attempt_delay(1, 45.0) >= 45.0
 
 
 async def test_a_permanent_21211_fails_the_message_and_shows_on_the_timeline(

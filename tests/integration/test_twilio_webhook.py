@@ -114,6 +114,8 @@ async def stored(sid: str) -> list[Message]:
 
 
 async def attachments_of(message_id: int) -> list[Attachment]:
+    """The message's attachments once the media fetched after the acknowledgement settled."""
+    await wait_for_scheduled_turns()
     async with unit_of_work() as session:
         rows = await session.scalars(
             sa.select(Attachment).where(Attachment.message_id == message_id)
@@ -414,6 +416,7 @@ async def test_the_signature_is_checked_against_the_public_url(
     stack: TwilioStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://crm.exemplo.com.br")
+    monkeypatch.setenv("TRUSTED_PROXIES", "127.0.0.1")  # the tunnel's forwarded name is believed
     get_settings.cache_clear()
     try:
         local = load_form("message_text", MessageSid=new_sid(), From=f"whatsapp:{new_phone()}")

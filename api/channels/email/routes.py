@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from api.channels.email.matching import (
     UnmatchedEmail,
@@ -14,7 +14,9 @@ from api.channels.email.matching import (
     do_reject_suggestion,
     get_unmatched_emails,
 )
+from api.ids import StrictId
 from api.web.deps import CurrentAnalyst, SessionDep
+from api.web.params import Offset, PathId
 
 router = APIRouter(prefix="/api/v1/email", tags=["email"])
 
@@ -46,7 +48,7 @@ class UnmatchedPage(BaseModel):
 
 
 class CaseChoice(BaseModel):
-    case_id: int = Field(gt=0)
+    case_id: StrictId
 
 
 class ConfirmOut(BaseModel):
@@ -86,7 +88,7 @@ async def list_unmatched(
     session: SessionDep,
     _analyst: CurrentAnalyst,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> UnmatchedPage:
     items = await get_unmatched_emails(session, limit=limit, offset=offset)
     return UnmatchedPage(items=[_out(item) for item in items])
@@ -94,7 +96,7 @@ async def list_unmatched(
 
 @router.post("/unmatched/{message_id}/confirm")
 async def confirm_suggestion(
-    session: SessionDep, analyst: CurrentAnalyst, message_id: int, body: CaseChoice
+    session: SessionDep, analyst: CurrentAnalyst, message_id: PathId, body: CaseChoice
 ) -> ConfirmOut:
     conversation = await do_confirm_suggestion(
         session, message_id=message_id, case_id=body.case_id, analyst=analyst
@@ -104,7 +106,7 @@ async def confirm_suggestion(
 
 @router.post("/unmatched/{message_id}/reject", status_code=204)
 async def reject_suggestion(
-    session: SessionDep, analyst: CurrentAnalyst, message_id: int, body: CaseChoice
+    session: SessionDep, analyst: CurrentAnalyst, message_id: PathId, body: CaseChoice
 ) -> None:
     await do_reject_suggestion(
         session, message_id=message_id, case_id=body.case_id, analyst=analyst

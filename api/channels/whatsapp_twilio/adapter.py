@@ -222,6 +222,21 @@ def to_inbound(
     )
 
 
+def pending_media(refs: Sequence[MediaRef]) -> list[InboundAttachment]:
+    """The media of a message as references to fetch after the webhook is acknowledged."""
+    return [
+        InboundAttachment(
+            content_type=(ref.content_type or "application/octet-stream")
+            .split(";")[0]
+            .strip()
+            .lower(),
+            data=None,
+            source_url=ref.url,
+        )
+        for ref in refs
+    ]
+
+
 def media_label(content_type: str | None) -> str:
     """How an analyst or the bot reads a media type (pt-BR)."""
     kind = (content_type or "").lower()

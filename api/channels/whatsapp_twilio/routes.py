@@ -1,9 +1,9 @@
 """Twilio's webhooks: incoming WhatsApp messages and delivery status callbacks.
 
 Both are signed (X-Twilio-Signature) over the public URL Twilio was given; anything unsigned
-is refused before it is read further. The incoming message is stored, and committed, before
-the 200 goes back, so Twilio never hears "OK" for a message we could lose; the bot turn runs
-after the commit.
+is refused before it is read further. The incoming message (its raw form, and its media as
+pending references) is stored, and committed, before the 200 goes back, so Twilio never hears
+"OK" for a message we could lose; media downloads and the bot turn run after the commit.
 """
 
 from __future__ import annotations
@@ -19,19 +19,22 @@ from api.channels.whatsapp_twilio.adapter import (
     Params,
     parse_form_body,
     parse_message_form,
+    pending_media,
     public_url,
     to_inbound,
     verify_signature,
 )
-from api.channels.whatsapp_twilio.media import download_media
+from api.channels.whatsapp_twilio.fetching import fetch_media_then_turns
 from api.config import Settings, get_settings
 from api.conversations.delivery import do_update_delivery_status
 from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
-from api.db import utcnow
+from api.db import on_commit, utcnow
 from api.engine import dispatch
 from api.errors import AppError, PermissionDenied
+from api.ids import MAX_ID
 from api.web.deps import get_session
+from api.web.proxies import forwarded_headers_trusted
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
@@ -71,16 +74,18 @@ async def receive_whatsapp(request: Request, session: WebhookSession) -> Respons
     settings = get_settings()
     params = await read_signed_form(request, settings)
     parsed = parse_message_form(params)
-    # Media is fetched before any database work, so no connection waits on a slow download.
-    attachments = await download_media(
-        parsed.media,
-        auth=_credentials(settings),
-        max_bytes=settings.max_attachment_bytes,
-        message_sid=parsed.message_sid,
-    )
-    inbound = to_inbound(parsed, attachments=attachments, received_at=utcnow())
+    # No download here: the media are stored as pending (with the raw form) and fetched after
+    # the commit, by this process at once and by the worker if this one dies (fetching.py).
+    inbound = to_inbound(parsed, attachments=pending_media(parsed.media), received_at=utcnow())
     received = await do_receive_message(session, inbound)
-    if received.created and inbound.answerable:
+    if received.created and parsed.media:
+        message_id = received.message.id
+
+        async def fetch_then_answer() -> None:
+            dispatch.spawn(fetch_media_then_turns(message_id))
+
+        on_commit(session, fetch_then_answer)
+    elif received.created and inbound.answerable:
         dispatch.schedule_turns_after_commit(session, received.conversation.id)
     elif not received.created:
         log.info("replayed WhatsApp message %s ignored", parsed.message_sid)
@@ -108,7 +113,7 @@ async def receive_status(request: Request, session: WebhookSession) -> Response:
         provider_id=sid,
         status=status,
         error=error,
-        message_id=int(mid) if mid.isdigit() else None,
+        message_id=_message_id(mid),
     )
     if message is None:
         # Answer 2xx anyway: an error would only make Twilio retry a callback we cannot place.
@@ -145,10 +150,12 @@ async def read_signed_form(request: Request, settings: Settings) -> Params:
 
 
 def candidate_urls(request: Request, public_base_url: str) -> list[str]:
-    """PUBLIC_BASE_URL + path + query, then the name a proxy says it was reached under."""
+    """PUBLIC_BASE_URL + path + query, then the name a trusted proxy (TRUSTED_PROXIES) says it
+    was reached under; anyone else's X-Forwarded-* would let a signature for another host in."""
     path, query = request.url.path, request.url.query
     urls = [public_url(path=path, query=query, public_base_url=public_base_url)]
-    if "x-forwarded-host" in request.headers or "x-forwarded-proto" in request.headers:
+    via_proxy = "x-forwarded-host" in request.headers or "x-forwarded-proto" in request.headers
+    if via_proxy and forwarded_headers_trusted(request):
         forwarded = public_url(
             path=path, query=query, public_base_url=public_base_url, headers=request.headers
         )
@@ -157,11 +164,12 @@ def candidate_urls(request: Request, public_base_url: str) -> list[str]:
     return urls
 
 
-def _credentials(settings: Settings) -> tuple[str, str] | None:
-    twilio = settings.twilio
-    if twilio.account_sid and twilio.auth_token:
-        return twilio.account_sid, twilio.auth_token.get_secret_value()
-    return None
+def _message_id(mid: str) -> int | None:
+    """Our message id from the callback URL's `mid`, if it is one (never a 500 on a huge one)."""
+    if not (mid.isascii() and mid.isdigit()):
+        return None
+    value = int(mid)
+    return value if 1 <= value <= MAX_ID else None
 
 
 def _one(params: Params, key: str) -> str | None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import logging
+from contextvars import ContextVar
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +43,12 @@ _CREATE_STATUS = {
     "delivered": DeliveryStatus.DELIVERED,
     "read": DeliveryStatus.READ,
 }
+
+
+# The headers of the last answer Twilio gave to the current send (the library's exceptions drop
+# them, and Retry-After is among them). Each send sets its own dict: concurrent sends share the
+# client, never this variable.
+_ANSWER_HEADERS: ContextVar[dict[str, str] | None] = ContextVar("twilio_answer", default=None)
 
 
 class BaseUrlHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no types
@@ -82,7 +91,7 @@ class BaseUrlHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio 
         if auth is not None:
             # aiohttp deprecates its `auth=` argument (gone in 4.0): send the header ourselves.
             headers = {**(headers or {}), "Authorization": _basic_auth(*auth)}
-        return await super().request(
+        response = await super().request(
             method,
             self.rewrite(url),
             params=params,
@@ -92,6 +101,11 @@ class BaseUrlHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio 
             timeout=timeout if timeout is not None else self.timeout,
             allow_redirects=allow_redirects,
         )
+        answer = _ANSWER_HEADERS.get()
+        if answer is not None:
+            answer.clear()
+            answer.update({str(k).lower(): str(v) for k, v in (response.headers or {}).items()})
+        return response
 
 
 class TwilioWhatsAppSender:
@@ -150,16 +164,27 @@ class TwilioWhatsAppSender:
                 retryable=True,
             )
         kwargs = self.create_arguments(envelope)
+        answer: dict[str, str] = {}
+        token = _ANSWER_HEADERS.set(answer)
         try:
             message = await self._twilio().messages.create_async(**kwargs)
         except TwilioRestException as exc:
-            raise delivery_error(exc.status, exc.code, str(exc.msg)) from exc
+            raise delivery_error(
+                exc.status, exc.code, str(exc.msg), retry_after=answer.get("retry-after")
+            ) from exc
         except TwilioServiceException as exc:
-            raise delivery_error(exc.status, exc.code, str(exc.detail or exc.title)) from exc
+            raise delivery_error(
+                exc.status,
+                exc.code,
+                str(exc.detail or exc.title),
+                retry_after=answer.get("retry-after"),
+            ) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ChannelDeliveryError(
                 f"falha de rede ao falar com o Twilio ({type(exc).__name__})", retryable=True
             ) from exc
+        finally:
+            _ANSWER_HEADERS.reset(token)
         sid = getattr(message, "sid", None)
         if not sid:
             # Accepted without an id we could track: retrying might send it twice.
@@ -174,8 +199,10 @@ class TwilioWhatsAppSender:
     def create_arguments(self, envelope: Envelope) -> dict[str, Any]:
         """The keyword arguments of messages.create for an envelope."""
         kwargs: dict[str, Any] = {"to": whatsapp_address(envelope.to)}
-        if self.whatsapp_from:
-            kwargs["from_"] = self.whatsapp_from
+        # The number the infringer wrote to (one of ours: it came in a signed webhook), else ours.
+        sender = whatsapp_address(envelope.sender) if envelope.sender else self.whatsapp_from
+        if sender:
+            kwargs["from_"] = sender
         if self.messaging_service_sid:
             kwargs["messaging_service_sid"] = self.messaging_service_sid
         if envelope.content_sid:
@@ -225,12 +252,34 @@ def whatsapp_address(value: str) -> str:
     return value if value.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + value
 
 
-def delivery_error(status: int, code: int | None, message: str) -> ChannelDeliveryError:
-    """Twilio's refusal as our error: 429 and 5xx are worth retrying, other 4xx are final."""
+def delivery_error(
+    status: int, code: int | None, message: str, *, retry_after: str | None = None
+) -> ChannelDeliveryError:
+    """Twilio's refusal as our error: 429 and 5xx are worth retrying, other 4xx are final; a
+    Retry-After it sent is the earliest the outbox may try again."""
     retryable = status == 429 or status >= 500
     label = f"Twilio {status}" + (f" (erro {code})" if code else "")
     return ChannelDeliveryError(
         f"{label}: {message}"[:500],
         retryable=retryable,
         provider_code=str(code) if code is not None else None,
+        retry_after_seconds=parse_retry_after(retry_after),
     )
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())

@@ -1,0 +1,105 @@
+"""Custom actions run once per turn: the execution ledger and the session actions write through.
+
+Rasa may run a turn again — our gateway replays a turn it already answered, but a Rasa that
+died before saving its tracker, or a second Rasa behind a lease that expired, runs the whole
+turn anew. So the action server keys every action call by its turn (the inbound message id the
+gateway was given), the action's name and how many times that action already ran in the turn,
+and writes that key, with the response, in the same transaction as the action's own writes. A
+call whose key is already there changes nothing and gets the recorded response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import unit_of_work
+from api.engine.models import ActionExecution
+
+_current: ContextVar[AsyncSession | None] = ContextVar("action_session", default=None)
+
+
+@dataclass(frozen=True)
+class ActionKey:
+    sender_id: str
+    turn_key: str
+    action_name: str
+    occurrence: int
+
+
+def action_key(action_call: Mapping[str, Any]) -> ActionKey | None:
+    """The key of an action call as Rasa 3.6 sends it, or None when the turn has no message id
+    (a call made by hand; nothing to deduplicate against)."""
+    action_name = action_call.get("next_action")
+    tracker = action_call.get("tracker")
+    if not isinstance(action_name, str) or not isinstance(tracker, Mapping):
+        return None
+    sender_id = str(tracker.get("sender_id") or action_call.get("sender_id") or "")
+    events = tracker.get("events") or []
+    occurrence = 0
+    for event in reversed(events):
+        if not isinstance(event, Mapping):
+            continue
+        if event.get("event") == "user":
+            message_id = event.get("message_id")
+            if not message_id or not sender_id:
+                return None
+            return ActionKey(sender_id, str(message_id), action_name, occurrence)
+        if event.get("event") == "action" and event.get("name") == action_name:
+            occurrence += 1
+    return None
+
+
+async def get_execution(session: AsyncSession, key: ActionKey) -> ActionExecution | None:
+    return await session.scalar(
+        sa.select(ActionExecution).where(
+            ActionExecution.sender_id == key.sender_id,
+            ActionExecution.turn_key == key.turn_key,
+            ActionExecution.action_name == key.action_name,
+            ActionExecution.occurrence == key.occurrence,
+        )
+    )
+
+
+async def create_execution(
+    session: AsyncSession, key: ActionKey, response: dict[str, Any]
+) -> ActionExecution:
+    """Record the run; flushed now, so a concurrent run of the same key fails here (unique)."""
+    row = ActionExecution(
+        sender_id=key.sender_id,
+        turn_key=key.turn_key,
+        action_name=key.action_name,
+        occurrence=key.occurrence,
+        response=response,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+@contextmanager
+def bind_action_session(session: AsyncSession) -> Iterator[None]:
+    """Actions run inside this block write through `session` (the ledger's transaction)."""
+    token = _current.set(session)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@asynccontextmanager
+async def action_session() -> AsyncIterator[AsyncSession]:
+    """The session an action writes through: the action server's transaction when it keys the
+    turn (committed with the ledger row), else a unit of work of its own."""
+    bound = _current.get()
+    if bound is not None:
+        yield bound
+        return
+    async with unit_of_work() as session:
+        yield session

@@ -1,0 +1,91 @@
+"""The OpenAPI schema says which errors each operation answers, in the shape we send them.
+
+FastAPI documents only 200 and a 422 body (`{"detail": …}`) we never send; every error leaves
+through one handler (api/web/errors.py) as `{"error": {"code", "message", "details"}}`. This
+adds that body under `ErrorBody` and the statuses an operation can answer, leaving any response
+a route documents itself untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+API_PREFIX = "/api/v1"
+# Operations answered without a bearer token (the rest all answer 401 and 403).
+PUBLIC_OPERATIONS = {("post", "/api/v1/auth/token")}
+# Statuses beyond the common ones, by operation.
+EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/api/v1/attachments"): (413,),
+    ("get", "/ready"): (503,),
+}
+DESCRIPTIONS = {
+    400: "The body could not be read (not JSON, not UTF-8, a broken multipart form).",
+    401: "Missing, invalid, expired or revoked bearer token.",
+    403: "The analyst's role does not allow this operation.",
+    404: "The resource does not exist (or is not visible to this analyst).",
+    409: "The resource's current state does not allow this change.",
+    413: "The file is larger than MAX_ATTACHMENT_BYTES.",
+    422: "The request is malformed: parameters or body out of their bounds or types.",
+    503: "A dependency (database, Redis, Rasa) is not reachable.",
+}
+ERROR_BODY: dict[str, Any] = {
+    "title": "ErrorBody",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def statuses_for(method: str, path: str, *, has_body: bool = False) -> tuple[int, ...]:
+    """The error statuses documented for one operation."""
+    extra = EXTRA_STATUSES.get((method, path), ()) + ((400,) if has_body else ())
+    if not path.startswith(API_PREFIX):
+        return extra
+    if (method, path) in PUBLIC_OPERATIONS:
+        return (422, *extra)
+    return (401, 403, 404, 409, 422, *extra)
+
+
+def add_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    schema.setdefault("components", {}).setdefault("schemas", {})["ErrorBody"] = ERROR_BODY
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in _METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            has_body = "requestBody" in operation
+            for status in statuses_for(method, path, has_body=has_body):
+                # FastAPI's own 422 describes a body we never send: it is replaced.
+                if str(status) in responses and status != 422:
+                    continue
+                responses[str(status)] = {
+                    "description": DESCRIPTIONS[status],
+                    "content": {"application/json": {"schema": _REF}},
+                }
+    return schema
+
+
+def install_error_responses(app: FastAPI) -> None:
+    """Make `app.openapi()` (and /openapi.json, /docs) include the error responses."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_error_responses(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,213 @@
+"""Every custom action runs once per turn: the action server's ledger, called as Rasa 3.6 calls it,
+on the real database. A turn Rasa runs again (it died before saving its tracker, or a second
+Rasa took the turn after a lease expired) sends the same calls with the same message id."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from api.app import create_app
+from api.cases.lifecycle import CaseStatus
+from api.contacts.models import ContactKind
+from api.contacts.service import do_identify_sender
+from api.conversations.models import Channel
+from api.conversations.service import create_conversation, sender_id_for
+from api.db import unit_of_work
+from api.engine.ledger import action_key
+from api.engine.models import ActionExecution
+from api.timeline.models import EntryKind, TimelineEntry
+from tests.factories import make_brand, make_case, make_infringer
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "dev-action-token"
+ACKNOWLEDGED = "Infrator confirmou o recebimento da notificação."
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+async def notified_case() -> tuple[int, str]:
+    phone = f"+55119{secrets.randbelow(10**8):08d}"
+    async with unit_of_work() as session:
+        brand = await make_brand(session, base_amount=Decimal("2000.00"))
+        infringer = await make_infringer(session, phones=(phone,))
+        case = await make_case(
+            session, brand=brand, infringer=infringer, status=CaseStatus.NOTIFICADO
+        )
+        found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
+        conversation = await create_conversation(
+            session, contact=found.contact, channel=Channel.WHATSAPP, address=phone, case=case
+        )
+        return case.id, sender_id_for(conversation)
+
+
+def action_call(
+    action: str,
+    sender: str,
+    *,
+    message_id: str | None,
+    text: str = "recebi sim",
+    intent: str = "acknowledge",
+    earlier_actions: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """An action call shaped like Rasa 3.6's: the user turn (with its message id) and the
+    actions already run after it in this turn."""
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.97},
+        "entities": [],
+        "metadata": {"channel": "whatsapp"},
+    }
+    user: dict[str, Any] = {"event": "user", "text": text, "parse_data": latest}
+    if message_id is not None:
+        user["message_id"] = message_id
+    events = [
+        {"event": "action", "name": "action_listen"},
+        user,
+        {"event": "user_featurization", "use_text_for_featurization": False},
+        *({"event": "action", "name": name} for name in earlier_actions),
+    ]
+    return {
+        "next_action": action,
+        "sender_id": sender,
+        "version": "3.6.21",
+        "domain": {"slots": {}, "responses": {}},
+        "tracker": {
+            "sender_id": sender,
+            "slots": {},
+            "latest_message": latest,
+            "events": events,
+            "paused": False,
+            "latest_action_name": "action_listen",
+        },
+    }
+
+
+async def post(client: httpx.AsyncClient, call: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(f"/actions/webhook?token={TOKEN}", json=call)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def acknowledged_notes(case_id: int) -> int:
+    async with unit_of_work() as session:
+        return int(
+            await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(TimelineEntry)
+                .where(
+                    TimelineEntry.case_id == case_id,
+                    TimelineEntry.kind == EntryKind.NOTE,
+                    TimelineEntry.summary == ACKNOWLEDGED,
+                )
+            )
+            or 0
+        )
+
+
+async def status_changes(case_id: int) -> int:
+    async with unit_of_work() as session:
+        return int(
+            await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(TimelineEntry)
+                .where(
+                    TimelineEntry.case_id == case_id,
+                    TimelineEntry.kind == EntryKind.STATUS_CHANGE,
+                )
+            )
+            or 0
+        )
+
+
+async def test_an_action_run_again_for_the_same_turn_writes_nothing_and_answers_the_same(
+    client: httpx.AsyncClient,
+) -> None:
+    case_id, sender = await notified_case()
+    call = action_call("action_acknowledge", sender, message_id="msg-ledger-1")
+    first = await post(client, call)
+    moves = await status_changes(case_id)
+    again = await post(client, call)
+    assert first["responses"] and again == first
+    assert await acknowledged_notes(case_id) == 1
+    assert await status_changes(case_id) == moves
+    async with unit_of_work() as session:
+        rows = list(
+            await session.scalars(
+                sa.select(ActionExecution).where(ActionExecution.sender_id == sender)
+            )
+        )
+    assert [(r.turn_key, r.action_name, r.occurrence) for r in rows] == [
+        ("msg-ledger-1", "action_acknowledge", 0)
+    ]
+
+
+async def test_the_next_turn_and_a_second_run_within_a_turn_do_run(
+    client: httpx.AsyncClient,
+) -> None:
+    case_id, sender = await notified_case()
+    await post(client, action_call("action_acknowledge", sender, message_id="msg-a"))
+    # The same action predicted twice after one message is two runs (occurrence 0 and 1).
+    await post(
+        client,
+        action_call(
+            "action_acknowledge",
+            sender,
+            message_id="msg-a",
+            earlier_actions=("action_acknowledge",),
+        ),
+    )
+    await post(client, action_call("action_acknowledge", sender, message_id="msg-b"))
+    assert await acknowledged_notes(case_id) == 3
+
+
+async def test_a_call_without_a_message_id_is_not_deduplicated(
+    client: httpx.AsyncClient,
+) -> None:
+    case_id, sender = await notified_case()
+    call = action_call("action_acknowledge", sender, message_id=None)
+    assert action_key(call) is None
+    await post(client, call)
+    await post(client, call)
+    assert await acknowledged_notes(case_id) == 2
+
+
+async def test_concurrent_runs_of_one_turn_commit_one_set_of_writes(
+    client: httpx.AsyncClient,
+) -> None:
+    case_id, sender = await notified_case()
+    call = action_call("action_acknowledge", sender, message_id="msg-concurrent")
+    bodies = await asyncio.gather(*(post(client, call) for _ in range(4)))
+    assert all(body == bodies[0] for body in bodies)
+    assert await acknowledged_notes(case_id) == 1
+
+
+def test_the_key_is_the_latest_user_turn_and_the_runs_of_the_action_since() -> None:
+    call = action_call(
+        "action_x",
+        "conv-7",
+        message_id="msg-42",
+        earlier_actions=("action_y", "action_x", "action_x"),
+    )
+    key = action_key(call)
+    assert key is not None
+    assert (key.sender_id, key.turn_key, key.action_name, key.occurrence) == (
+        "conv-7",
+        "msg-42",
+        "action_x",
+        2,
+    )
