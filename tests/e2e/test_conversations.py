@@ -50,9 +50,11 @@ class Scene:
     facts: dict[str, str]
 
 
-async def set_scene(setup: str | None) -> Scene:
+async def set_scene(setup: str | None, channel: str = "whatsapp") -> Scene:
+    """A brand, an infringer and a case, and the conversation on `channel` (whatsapp/email)."""
     n = next(_numbers)
     phone = f"+55119{87000000 + n:08d}"
+    email = f"maria.souza{n}@example.com"
     cpf = valid_cpf(700 + n)
     async with unit_of_work() as session:
         brand = await make_brand(
@@ -62,7 +64,9 @@ async def set_scene(setup: str | None) -> Scene:
             max_installments=6,
             min_installment_amount=Decimal("250.00"),
         )
-        infringer = await make_infringer(session, name="Maria Souza", document=cpf, phones=(phone,))
+        infringer = await make_infringer(
+            session, name="Maria Souza", document=cpf, phones=(phone,), emails=(email,)
+        )
         case = await make_case(
             session,
             brand=brand,
@@ -86,12 +90,17 @@ async def set_scene(setup: str | None) -> Scene:
                 reason="cenário de teste",
             )
             case.agreed_amount, case.agreed_installments = Decimal("2500.00"), 1
-        address = phone if setup != "unknown_sender" else f"+55489{91000000 + n:08d}"
-        found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=address)
+        by_email = channel == "email"
+        address = email if by_email else phone
+        if setup == "unknown_sender":
+            address = f"desconhecido{n}@example.com" if by_email else f"+55489{91000000 + n:08d}"
+        found = await do_identify_sender(
+            session, kind=ContactKind.EMAIL if by_email else ContactKind.PHONE, raw=address
+        )
         conversation = await create_conversation(
             session,
             contact=found.contact,
-            channel=Channel.WHATSAPP,
+            channel=Channel.EMAIL if by_email else Channel.WHATSAPP,
             address=address,
             case=None if setup == "unknown_sender" else case,
         )
@@ -152,7 +161,8 @@ STORIES = load_stories()
 @pytest.mark.parametrize("story", STORIES, ids=[s["story"] for s in STORIES])
 async def test_story(stack: Stack, story: dict[str, Any]) -> None:
     metadata = story.get("metadata") or {}
-    scene = await set_scene(metadata.get("setup"))
+    channel = metadata.get("channel", "whatsapp")
+    scene = await set_scene(metadata.get("setup"), channel)
     gateway = RasaGateway(RasaSettings(url=stack.rasa.url, gateway_secret=stack.rasa.secret))
     problems: list[str] = []
     replies: list[str] = []
@@ -163,7 +173,7 @@ async def test_story(stack: Stack, story: dict[str, Any]) -> None:
                 sender=scene.sender,
                 text=text.format(**scene.facts),
                 message_id=f"story-{scene.conversation_id}-{len(replies)}-{next(_numbers)}",
-                channel="whatsapp",
+                channel=channel,
             )
             got_intent = turn.nlu.intent if turn.nlu else None
             if got_intent != intent:
