@@ -23,6 +23,7 @@ from api.conversations.service import do_link_conversation
 from api.db import utcnow
 from api.handoff.business_hours import BusinessHours
 from api.handoff.service import do_request_handoff
+from api.identifiers.media import media_only_labels
 from api.negotiation.policy import (
     Offer,
     Verdict,
@@ -614,7 +615,13 @@ async def fallback(ctx: BotContext, *, consecutive: int) -> BotReply:
 
     A message the NLU could not place but that names a number of installments ("ta bom, faço
     em 5x então", "à vista então") while terms are on the table changes those terms.
+    A voice note, sticker or picture without text gets an honest answer: the bot cannot
+    listen or look yet, so it asks for text (and a person takes over on the second one).
     """
+    if media_only_labels(ctx.turn.text) is not None:
+        if consecutive >= 2:
+            return await handoff(ctx, "mensagens sem texto (áudio, imagem ou figurinha)")
+        return BotReply().say("utter_media_without_text", **ctx.values())
     on_the_table = _pending_offer(ctx) or _agreed(ctx)
     if on_the_table is not None and _requested_installments(ctx) is not None:
         return await installments(ctx)

@@ -25,8 +25,9 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from api.identifiers.media import media_only_labels
 from bot.components.normalizer import fold
-from bot.nlu_model import IntentModel
+from bot.nlu_model import FALLBACK_INTENT, IntentModel
 
 _FILE = "intent_model.json"
 
@@ -130,7 +131,11 @@ class LexiconIntentClassifier(GraphComponent, IntentClassifier):
         length = int(self._config["ranking_length"])
         for message, decision in zip(messages, decisions, strict=True):
             ranking = [{"name": n, "confidence": c} for n, c in decision.ranking]
-            if decision.intent != decision.ranking[0][0]:
+            if media_only_labels(message.get(TEXT) or "") is not None:
+                # A voice note, sticker or picture without text: nothing to classify; the
+                # fallback answers that the bot cannot listen or look (api.assistant.flows).
+                ranking.insert(0, {"name": FALLBACK_INTENT, "confidence": 1.0})
+            elif decision.intent != decision.ranking[0][0]:
                 # Like FallbackClassifier: nlu_fallback on top, the classifier's view below.
                 ranking.insert(0, {"name": decision.intent, "confidence": self._model.threshold})
             message.set(INTENT, ranking[0], add_to_output=True)
