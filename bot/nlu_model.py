@@ -58,8 +58,8 @@ class Decision:
 class IntentModel:
     """Normalized text -> intent ranking, with an out-of-scope decision."""
 
-    c: float = 1.0
-    lexicon_weight: float = 0.7
+    c: float = 2.0
+    lexicon_weight: float = 0.3
     calibration_folds: int = 3
     # Calibrated by scripts/nlu_benchmark.py (see config.yml); below -> nlu_fallback.
     threshold: float = 0.2
