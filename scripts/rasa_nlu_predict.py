@@ -3,7 +3,7 @@
 
 Run with the Rasa environment (Python 3.10):
 
-    .venv-rasa/bin/python scripts/rasa_nlu_predict.py tests/data/nlu_holdout.yml [--model PATH]
+    .venv-rasa/bin/python scripts/rasa_nlu_predict.py tests/data/nlu_test.yml [--model PATH]
 
 Writes one JSON object per example to stdout ({"text", "expected_intent",
 "expected_entities", "predicted_intent", "confidence", "predicted_entities", ...}); logs go to
