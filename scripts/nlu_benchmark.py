@@ -58,6 +58,9 @@ TARGETS = {
     "in_scope_accuracy_drop": 0.01,
     "train_seconds": 180.0,
 }
+# The calibration rule: the most out_of_scope routed while the fallback costs at most this
+# share of right in-scope answers over the cross-validated predictions.
+CALIBRATION_MAX_LOST = 0.005
 
 
 def load_examples(path: Path) -> list[tuple[str, str, list[dict[str, Any]]]]:
@@ -384,6 +387,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def recommended(table: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The calibration row the rule picks: most routed, then least lost; among equals the
+    highest thresholds (they catch more of what cross-validation does not show)."""
+    allowed = [r for r in table if r["in_scope_lost"] <= CALIBRATION_MAX_LOST]
+    return min(
+        allowed,
+        key=lambda r: (
+            -round(r["oos_routed"], 3),
+            round(r["in_scope_lost"], 3),
+            -r["threshold"],
+            -r["unknown_threshold"],
+        ),
+    )
+
+
 def targets(figures: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) rows."""
     f1 = figures["heldout_macro_f1"]
@@ -491,6 +509,17 @@ def print_report(
             f"  {row['threshold']:>9.2f} {row['unknown_threshold']:>8.2f} "
             f"{row['in_scope_lost']:>14.3f} {row['oos_routed']:>11.3f}{mark}"
         )
+    best = recommended(figures["calibration"])
+    print(
+        f"  calibrated choice (<= {CALIBRATION_MAX_LOST * 100:.1f}% of in-scope lost): "
+        f"threshold {best['threshold']}, unknown_threshold {best['unknown_threshold']}"
+        + (
+            ""
+            if (best["threshold"], best["unknown_threshold"])
+            == (opts.get("threshold"), opts.get("unknown_threshold"))
+            else "  <- differs from config.yml"
+        )
+    )
     if errors:
         print(f"\nHeld-out errors (first {len(errors)}):")
         for text, expected, predicted in errors:
