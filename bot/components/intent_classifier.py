@@ -6,7 +6,7 @@ the message is out of scope (unknown words or a confidence under the calibrated 
 as Rasa's FallbackClassifier would, so that one place decides and the evaluation measures it.
 
 Persistence: the training texts and labels are stored (JSON) and the model is refitted on
-load (about two seconds, deterministic): no pickle in the model archive.
+load (about a second, deterministic): no pickle in the model archive.
 """
 
 from __future__ import annotations
