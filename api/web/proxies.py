@@ -58,7 +58,8 @@ def _real_client(forwarded_for: str, networks: Iterable[Network]) -> str | None:
 
 
 class TrustedProxyMiddleware:
-    """Marks requests from a trusted proxy and gives them the client address it forwarded."""
+    """Marks requests from a trusted proxy and gives them the client address and scheme it
+    forwarded."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,4 +77,11 @@ class TrustedProxyMiddleware:
                 real = _real_client(forwarded_for, networks) if forwarded_for else None
                 if real:
                     scope["client"] = (real, 0)
+                # As uvicorn did for its trusted proxies: URLs built from the request (a
+                # redirect) keep the scheme the client used in front of the TLS proxy.
+                proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1")
+                proto = proto.split(",")[0].strip().lower()
+                if proto in ("http", "https"):
+                    websocket = scope["type"] == "websocket"
+                    scope["scheme"] = {"http": "ws", "https": "wss"}[proto] if websocket else proto
         await self.app(scope, receive, send)

@@ -110,10 +110,14 @@ async def test_the_client_address_comes_from_x_forwarded_for_only_through_a_prox
 ) -> None:
     async def who(request: Request) -> PlainTextResponse:
         client = request.client.host if request.client else "?"
-        return PlainTextResponse(f"{client} {forwarded_headers_trusted(request)}")
+        trusted = forwarded_headers_trusted(request)
+        return PlainTextResponse(f"{client} {trusted} {request.url.scheme}")
 
     app = TrustedProxyMiddleware(Starlette(routes=[Route("/", who)]))
     transport = httpx.ASGITransport(app=app, client=(peer, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
-        response = await client.get("/", headers={"X-Forwarded-For": forwarded_for})
-    assert response.text == f"{seen} {peer == PROXY}"
+        response = await client.get(
+            "/", headers={"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "https"}
+        )
+    scheme = "https" if peer == PROXY else "http"
+    assert response.text == f"{seen} {peer == PROXY} {scheme}"
