@@ -46,15 +46,16 @@ def forwarded_headers_trusted(connection: HTTPConnection) -> bool:
 
 
 def _real_client(forwarded_for: str, networks: Iterable[Network]) -> str | None:
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    """The right-most hop that is not a trusted proxy (the left-most if all are); None when
+    that hop is not an IP address."""
+    hops = [hop.strip().strip("[]") for hop in forwarded_for.split(",") if hop.strip()]
     networks = tuple(networks)
-    for hop in reversed(hops):
-        if not is_trusted(hop, networks):
-            try:
-                return str(ipaddress.ip_address(hop.strip("[]")))
-            except ValueError:
-                return None
-    return hops[0] if hops else None
+    untrusted = [hop for hop in hops if not is_trusted(hop, networks)]
+    candidate = untrusted[-1] if untrusted else (hops[0] if hops else "")
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
 class TrustedProxyMiddleware:

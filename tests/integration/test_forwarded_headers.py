@@ -103,6 +103,8 @@ def test_trusted_proxies_match_addresses_and_networks() -> None:
         (PROXY, "198.51.100.7, 10.1.9.9", "198.51.100.7"),  # right-most hop not a proxy
         (PROXY, "1.1.1.1, 198.51.100.7", "198.51.100.7"),  # a client-supplied hop is ignored
         (STRANGER, "198.51.100.7", STRANGER),  # not from a proxy: the header is ignored
+        (PROXY, "10.1.9.9, 10.1.2.2", "10.1.9.9"),  # only proxies: the first hop
+        (PROXY, "not-an-address", PROXY),  # nothing usable: the peer stays the client
     ],
 )
 async def test_the_client_address_comes_from_x_forwarded_for_only_through_a_proxy(
