@@ -130,3 +130,8 @@ def test_the_policy_is_described_for_the_operator() -> None:
         "valor padrão R$ 1.500,00 (casos sem valor); desconto de até 30% do valor do caso "
         "e nunca abaixo de R$ 1.000,00; até 6x, parcela mínima R$ 100,00"
     )
+
+
+def test_a_brand_without_a_minimum_installment_allows_its_full_cap() -> None:
+    policy = brand(max_installments=6, min_installment="0")
+    assert evaluate_counteroffer(policy, D("300.00"), D("300.00"), 6).verdict is Verdict.ACCEPTABLE
