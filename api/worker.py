@@ -14,11 +14,15 @@ from api.channels.whatsapp_twilio.fetching import run_media_fetcher
 from api.config import Settings, get_settings
 from api.db import unit_of_work
 from api.engine.dispatch import get_gateway
+from api.engine.ledger import do_prune_executions
 from api.engine.turns import get_conversations_with_pending, process_conversation
 from api.outbox.worker import run_outbox_worker
 
 log = logging.getLogger(__name__)
 SWEEP_AFTER = dt.timedelta(seconds=30)
+# The action ledger only has to outlive any retry of a turn (minutes); a week is plenty.
+LEDGER_KEEP = dt.timedelta(days=7)
+PRUNE_EVERY_SWEEPS = 360  # about hourly at one sweep every 10 s
 
 
 async def sweep_turns_once(*, older_than: dt.timedelta = SWEEP_AFTER) -> int:
@@ -31,12 +35,22 @@ async def sweep_turns_once(*, older_than: dt.timedelta = SWEEP_AFTER) -> int:
     return handled
 
 
+async def prune_ledger_once(*, older_than: dt.timedelta = LEDGER_KEEP) -> int:
+    """Delete action-ledger rows no retry can need any more."""
+    async with unit_of_work() as session:
+        return await do_prune_executions(session, older_than=older_than)
+
+
 async def run_turn_sweeper(stop: asyncio.Event, *, every_seconds: float = 10.0) -> None:
+    sweeps = 0
     while not stop.is_set():
         try:
             await sweep_turns_once()
+            if sweeps % PRUNE_EVERY_SWEEPS == 0:
+                await prune_ledger_once()
         except Exception:
             log.exception("turn sweep failed")
+        sweeps += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every_seconds)
 

@@ -13,7 +13,10 @@ from api.db import Base, CreatedAtMixin, IdMixin
 
 class ActionExecution(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "action_executions"
-    __table_args__ = (sa.UniqueConstraint("sender_id", "turn_key", "action_name", "occurrence"),)
+    __table_args__ = (
+        sa.UniqueConstraint("sender_id", "turn_key", "action_name", "occurrence"),
+        sa.Index("ix_action_executions_created_at", "created_at"),  # pruning by age
+    )
 
     sender_id: Mapped[str] = mapped_column(sa.String(255))
     # The inbound message id Rasa knows the turn by ("msg-<messages.id>").
