@@ -253,7 +253,7 @@ async def test_a_temporary_smtp_failure_is_retried_then_sent(smtp_server: SmtpSe
     smtp_server.sink.script.append("451 4.3.0 Tente novamente mais tarde")
     sender = sender_for(smtp_server)
 
-    await deliver_due({Channel.EMAIL: sender})
+    await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id)
     async with unit_of_work() as session:
         item = await session.scalar(
             sa.select(OutboxItem).where(OutboxItem.message_id == message_id)
@@ -264,7 +264,7 @@ async def test_a_temporary_smtp_failure_is_retried_then_sent(smtp_server: SmtpSe
         item.next_attempt_at = utcnow() - dt.timedelta(seconds=1)  # the backoff has passed
     assert delivered_to(smtp_server, address) == []
 
-    await deliver_due({Channel.EMAIL: sender})
+    await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id)
     [mail] = delivered_to(smtp_server, address)
     message = await get_message(message_id)
     assert message.delivery_status is DeliveryStatus.SENT
@@ -284,7 +284,8 @@ async def test_a_permanent_smtp_failure_fails_the_message_on_the_timeline(
     message_id = await queue_reply(conversation_id, ["Recebemos sua mensagem."])
     smtp_server.sink.script.append("550 5.1.1 Caixa postal inexistente")
 
-    await deliver_due({Channel.EMAIL: sender_for(smtp_server)})
+    # Only this conversation's row: the scripted 550 must meet this mail, not another test's.
+    await deliver_due({Channel.EMAIL: sender_for(smtp_server)}, conversation_id=conversation_id)
     message = await get_message(message_id)
     assert message.delivery_status is DeliveryStatus.FAILED
     assert message.delivery_error is not None
