@@ -8,6 +8,7 @@ from api.contacts.models import ContactPoint, Infringer
 from api.conversations.models import Attachment, Conversation, Message
 from api.db import Base
 from api.engine.models import ActionExecution
+from api.events.models import EventConsumer, StoredEvent
 from api.outbox.models import OutboxItem
 from api.payments.models import Installment, PaymentRequest
 from api.timeline.models import TimelineEntry
@@ -22,6 +23,7 @@ __all__ = [
     "CaseRefCounter",
     "ContactPoint",
     "Conversation",
+    "EventConsumer",
     "ImapCursor",
     "Infringer",
     "Installment",
@@ -30,6 +32,7 @@ __all__ = [
     "Message",
     "OutboxItem",
     "PaymentRequest",
+    "StoredEvent",
     "TimelineEntry",
 ]
 
