@@ -1,62 +1,34 @@
-"""The analyst panel under /painel: login, inbox, conversation, case, attachments.
+"""The analyst panel's pages under /painel: login, inbox, conversation, case.
 
-Server-rendered (Jinja2, autoescaped) with HTMX for the live parts. Routes stay thin: they call
-the handoff, outbound, template and case services and render what those return. Every POST
-carries the session's CSRF token (`auth.PanelWriter`) and answers with a redirect (PRG); errors
-from the services become a pt-BR error page (see `install_panel_error_handlers`).
+Server-rendered (Jinja2, autoescaped) with HTMX for the live parts. Routes stay thin: they read
+through the read models (api/handoff/inbox.py, api/conversations/views.py, api/cases/views.py),
+change state through the handoff, template and case services, and render what those return; no
+SQL here (tests/unit/test_panel_layout.py holds that). Every POST carries the session's CSRF
+token (`auth.PanelWriter`) and answers with a redirect (PRG); errors from the services become a
+pt-BR error page (api/panel/errors.py). Files are api/panel/files.py's, formatting is
+api/panel/formatting.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-import inspect
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode, urlsplit
-from zoneinfo import ZoneInfo
+from urllib.parse import urlencode, urlsplit
 
-import nh3
-import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Form, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.analysts.models import Analyst, Role
+from api.analysts.models import Analyst
 from api.analysts.service import do_login
-from api.brands.models import Brand
-from api.cases.lifecycle import REASON_REQUIRED, CaseStatus, allowed_moves
-from api.cases.models import ListingStatus
+from api.cases.lifecycle import CaseStatus
 from api.cases.service import access_case, do_change_status
+from api.cases.views import get_case_view
 from api.config import get_settings
-from api.conversations.models import (
-    Attachment,
-    AuthorKind,
-    Channel,
-    Conversation,
-    DeliveryStatus,
-    Direction,
-    Holder,
-    Message,
-)
-from api.conversations.outbound import window_open_until
+from api.conversations.models import Channel
+from api.conversations.views import ConversationView, get_conversation_view
 from api.db import utcnow
-from api.errors import (
-    AppError,
-    AuthenticationRequired,
-    NotFound,
-    TooManyRequests,
-    ValidationFailed,
-)
+from api.errors import AppError, AuthenticationRequired, TooManyRequests, ValidationFailed
+from api.handoff.inbox import get_inbox
 from api.handoff.service import (
     access_conversation,
     analyst_actor,
@@ -65,27 +37,22 @@ from api.handoff.service import (
     do_release,
     do_resolve,
     do_send_analyst_message,
-    get_handoffs,
 )
-from api.identifiers.money import format_brl
 from api.ids import MAX_ID
 from api.panel.auth import (
     PANEL_PREFIX,
     DbSession,
     PanelAnalyst,
-    PanelLoginRequired,
     PanelWriter,
     check_login_csrf,
-    csrf_token_of,
     do_logout,
-    end_session,
     login_form_token,
     read_session,
     set_login_cookie,
     start_session,
 )
-from api.payments.models import InstallmentStatus, PaymentRequest
-from api.storage import read_blob
+from api.panel.formatting import redirect, render_page
+from api.panel.views import timeline_items
 from api.templates.service import (
     MessageTemplate,
     load_catalog,
@@ -93,94 +60,10 @@ from api.templates.service import (
     template_ref,
     variables_for_case,
 )
-from api.timeline.models import EntryKind, TimelineEntry
-from api.timeline.service import get_case_timeline
 from api.web.deps import client_address
 from api.web.params import PathId
-from api.web.security import FILE_CSP, apply_security_headers, content_disposition
 
-PANEL_DIR = Path(__file__).resolve().parent
-TEMPLATES_DIR = PANEL_DIR / "templates"
-STATIC_DIR = PANEL_DIR / "static"
 MAX_TEXT = 4000
-
-# Files an analyst's browser may show inline; anything else is downloaded, never rendered on
-# our origin (an HTML or SVG "attachment" would otherwise run as a page of the panel).
-INLINE_TYPES = frozenset(
-    {
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "audio/ogg",
-        "audio/mpeg",
-        "audio/mp4",
-        "audio/aac",
-        "audio/amr",
-        "video/mp4",
-        "video/3gpp",
-    }
-)
-
-STATUS_LABELS: dict[CaseStatus, str] = {
-    CaseStatus.DETECTADO: "Detectado",
-    CaseStatus.EM_TRIAGEM: "Em triagem",
-    CaseStatus.APTO_NOTIFICAR: "Apto a notificar",
-    CaseStatus.NOTIFICADO: "Notificado",
-    CaseStatus.SEM_RESPOSTA: "Sem resposta",
-    CaseStatus.EM_ATENDIMENTO: "Em atendimento",
-    CaseStatus.EM_NEGOCIACAO: "Em negociação",
-    CaseStatus.EM_CONTESTACAO: "Em contestação",
-    CaseStatus.DESCARTADO: "Descartado",
-    CaseStatus.ESCALADO_JURIDICO: "Escalado ao jurídico",
-    CaseStatus.ACORDO_PROPOSTO: "Acordo proposto",
-    CaseStatus.ACORDO_ASSINADO: "Acordo assinado",
-    CaseStatus.AGUARDANDO_PAGAMENTO: "Aguardando pagamento",
-    CaseStatus.PAGO: "Pago",
-    CaseStatus.ACORDO_DESCUMPRIDO: "Acordo descumprido",
-    CaseStatus.ENCERRADO: "Encerrado",
-    CaseStatus.REABERTO: "Reaberto",
-}
-CHANNEL_LABELS = {Channel.WHATSAPP: "WhatsApp", Channel.EMAIL: "E-mail"}
-HOLDER_LABELS = {
-    Holder.BOT: "Com o bot",
-    Holder.WAITING_HUMAN: "Aguardando analista",
-    Holder.HUMAN: "Com analista",
-}
-DELIVERY_LABELS = {
-    DeliveryStatus.RECEIVED: "recebida",
-    DeliveryStatus.PENDING: "na fila de envio",
-    DeliveryStatus.QUEUED: "aceita pelo provedor",
-    DeliveryStatus.SENDING: "enviando",
-    DeliveryStatus.SENT: "enviada",
-    DeliveryStatus.DELIVERED: "entregue",
-    DeliveryStatus.READ: "lida",
-    DeliveryStatus.FAILED: "falhou",
-    DeliveryStatus.UNDELIVERED: "não entregue",
-}
-LISTING_LABELS = {
-    ListingStatus.ACTIVE: "Ativo",
-    ListingStatus.REMOVAL_PENDING: "Remoção informada (a verificar)",
-    ListingStatus.REMOVED: "Removido",
-    ListingStatus.RELISTED: "Republicado",
-}
-INSTALLMENT_LABELS = {
-    InstallmentStatus.OPEN: "Em aberto",
-    InstallmentStatus.PAID: "Paga",
-    InstallmentStatus.OVERDUE: "Vencida",
-    InstallmentStatus.CANCELLED: "Cancelada",
-}
-ROLE_LABELS = {Role.ANALYST: "analista", Role.SUPERVISOR: "supervisor(a)", Role.ADMIN: "admin"}
-ENTRY_LABELS = {
-    EntryKind.MESSAGE: "Mensagem",
-    EntryKind.STATUS_CHANGE: "Status do caso",
-    EntryKind.HANDOFF: "Atendimento",
-    EntryKind.NOTE: "Nota interna",
-    EntryKind.ALERT: "Alerta",
-    EntryKind.LISTING: "Anúncio",
-    EntryKind.DELIVERY: "Entrega",
-    EntryKind.SYSTEM: "Sistema",
-}
 
 # Inbox tabs: URL slug → (handoff queue state, label).
 TABS: dict[str, tuple[str, str]] = {
@@ -189,129 +72,7 @@ TABS: dict[str, tuple[str, str]] = {
     "em-atendimento": ("held", "Em atendimento (todas)"),
 }
 
-
-# --- formatting -----------------------------------------------------------------------------
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(get_settings().business_timezone)
-
-
-def format_datetime(value: dt.datetime | str | None) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-        value = parsed
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(_zone()).strftime("%d/%m/%Y %H:%M")
-
-
-def format_date(value: dt.date | None) -> str:
-    return value.strftime("%d/%m/%Y") if value is not None else "—"
-
-
-def format_waited(seconds: int) -> str:
-    """A waiting time as an analyst reads it: "menos de 1 min", "42 min", "3 h 05 min", "2 dias"."""
-    minutes = max(seconds, 0) // 60
-    if minutes < 1:
-        return "menos de 1 min"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {rest:02d} min"
-    days = hours // 24
-    return "1 dia" if days == 1 else f"{days} dias"
-
-
-def format_money(value: Decimal | None) -> str:
-    return format_brl(value) if value is not None else "—"
-
-
-def format_confidence(value: float | None) -> str:
-    return f"{round(value * 100)}%" if value is not None else "—"
-
-
-def format_size(size: int | None) -> str:
-    if not size:
-        return "0 KB"
-    if size < 1024 * 1024:
-        return f"{max(1, round(size / 1024))} KB"
-    return f"{size / (1024 * 1024):.1f} MB".replace(".", ",")
-
-
-def http_url(value: str | None) -> str | None:
-    """The URL when it is http(s); anything else (javascript:, data:) is shown as text only."""
-    if value and urlsplit(value.strip()).scheme.lower() in ("http", "https"):
-        return value.strip()
-    return None
-
-
-def _label(mapping: Mapping[Any, str]) -> Callable[[Any], str]:
-    def label(value: Any) -> str:
-        return mapping.get(value, str(value) if value is not None else "—")
-
-    return label
-
-
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(
-        datetime=format_datetime,
-        date=format_date,
-        waited=format_waited,
-        money=format_money,
-        confidence=format_confidence,
-        size=format_size,
-        http_url=http_url,
-        status_label=_label(STATUS_LABELS),
-        channel_label=_label(CHANNEL_LABELS),
-        holder_label=_label(HOLDER_LABELS),
-        delivery_label=_label(DELIVERY_LABELS),
-        listing_label=_label(LISTING_LABELS),
-        installment_label=_label(INSTALLMENT_LABELS),
-        role_label=_label(ROLE_LABELS),
-        entry_label=_label(ENTRY_LABELS),
-    )
-    env.globals.update(
-        PREFIX=PANEL_PREFIX, REASON_REQUIRED=REASON_REQUIRED, INLINE_TYPES=INLINE_TYPES
-    )
-    return env
-
-
-templates = _environment()
-
-
-def render_page(
-    request: Request,
-    name: str,
-    context: dict[str, Any],
-    *,
-    analyst: Analyst | None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    """Render a template with what every page needs (analyst, CSRF token) and safe headers."""
-    html = templates.get_template(name).render(
-        {"request": request, "analyst": analyst, "csrf_token": csrf_token_of(request), **context}
-    )
-    response = HTMLResponse(html, status_code=status_code)
-    apply_security_headers(response)
-    return response
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
+router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
 
 
 def _safe_next(value: str | None) -> str:
@@ -344,238 +105,13 @@ def _optional_channel(value: str | None) -> Channel | None:
         raise ValidationFailed(f"Canal inválido: {value!r}.") from exc
 
 
-# --- e-mail HTML ----------------------------------------------------------------------------
-
-
-def clean_email_html(html: str, *, message_id: int, inline_cids: frozenset[str]) -> Markup:
-    """Sanitize e-mail HTML again before it reaches a page (whatever stored it, it is untrusted):
-    no scripts, styles, handlers or remote images (tracking pixels); `cid:` images are served by
-    the panel's authenticated inline route."""
-
-    def keep(tag: str, attribute: str, value: str) -> str | None:
-        if tag == "img" and attribute == "src":
-            if value.lower().startswith("cid:"):
-                cid = value[4:].strip().strip("<>")
-                if cid in inline_cids:
-                    return f"{PANEL_PREFIX}/mensagens/{message_id}/inline/{quote(cid, safe='')}"
-            return None
-        return value
-
-    cleaned: str = nh3.clean(
-        html,
-        url_schemes={"http", "https", "mailto", "tel", "cid"},
-        attribute_filter=keep,
-        strip_comments=True,
-        link_rel="noopener noreferrer nofollow",
-    )
-    return Markup(cleaned)  # nh3 output: safe by construction
-
-
-# --- timeline view --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EmailView:
-    sender: str
-    to: Sequence[str]
-    cc: Sequence[str]
-    subject: str | None
-    date: str
-    html: Markup | None
-
-
-@dataclass(frozen=True)
-class TimelineItem:
-    entry: TimelineEntry
-    message: Message | None
-    email: EmailView | None
-    in_this_conversation: bool
-
-    @property
-    def side(self) -> str:
-        if self.message is None:
-            return "centro"
-        return "entrada" if self.message.direction is Direction.INBOUND else "saida"
-
-    @property
-    def author(self) -> str:
-        message = self.message
-        if message is None:
-            return self.entry.actor_name or "sistema"
-        if message.author_kind is AuthorKind.INFRINGER:
-            return "Infrator"
-        if message.author_kind is AuthorKind.BOT:
-            return "Bot"
-        if message.author_kind is AuthorKind.ANALYST:
-            return self.entry.actor_name or "Analista"
-        return "Sistema"
-
-    @property
-    def author_class(self) -> str:
-        return str(self.message.author_kind) if self.message else "sistema"
-
-    @property
-    def entities(self) -> list[tuple[str, str]]:
-        if self.message is None or not self.message.entities:
-            return []
-        return [
-            (str(e.get("entity", "?")), str(e.get("value", "")))
-            for e in self.message.entities
-            if isinstance(e, dict)
-        ]
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value if v]
-    return []
-
-
-def _email_view(message: Message, conversation: Conversation | None) -> EmailView:
-    meta = message.meta or {}
-    inline = meta.get("inline_images")
-    cids = (
-        frozenset(str(k).strip("<>") for k in inline) if isinstance(inline, dict) else frozenset()
-    )
-    raw_html = meta.get("html_sanitized") or meta.get("html")
-    html = (
-        clean_email_html(raw_html, message_id=message.id, inline_cids=cids)
-        if isinstance(raw_html, str) and raw_html.strip()
-        else None
-    )
-    if message.direction is Direction.INBOUND:
-        address = str(meta.get("from") or (conversation.address if conversation else ""))
-        name = meta.get("from_name")
-        sender = f"{name} <{address}>" if name else address
-        to = _strings(meta.get("to"))
-    else:
-        sender = get_settings().email_from
-        to = [conversation.address] if conversation else _strings(meta.get("to"))
-    return EmailView(
-        sender=sender,
-        to=to,
-        cc=_strings(meta.get("cc")),
-        subject=message.subject or meta.get("original_subject"),
-        date=format_datetime(meta.get("date") or message.created_at),
-        html=html,
-    )
-
-
-async def _timeline(
-    session: AsyncSession, *, conversation: Conversation, limit: int = 500
-) -> list[TimelineItem]:
-    """The whole case timeline (every conversation of the case), or the conversation's own
-    entries while it is not linked to a case."""
-    if conversation.case_id is not None:
-        entries = list(await get_case_timeline(session, case_id=conversation.case_id, limit=limit))
-    else:
-        entries = list(
-            (
-                await session.scalars(
-                    sa.select(TimelineEntry)
-                    .where(TimelineEntry.conversation_id == conversation.id)
-                    .order_by(TimelineEntry.id)
-                    .limit(limit)
-                )
-            ).all()
-        )
-    message_ids = {e.message_id for e in entries if e.message_id is not None}
-    messages: dict[int, Message] = {}
-    conversations: dict[int, Conversation] = {conversation.id: conversation}
-    if message_ids:
-        rows = await session.scalars(
-            sa.select(Message)
-            .where(Message.id.in_(message_ids))
-            .options(selectinload(Message.attachments))
-        )
-        messages = {m.id: m for m in rows}
-        other_ids = {m.conversation_id for m in messages.values()} - set(conversations)
-        if other_ids:
-            for other in await session.scalars(
-                sa.select(Conversation).where(Conversation.id.in_(other_ids))
-            ):
-                conversations[other.id] = other
-    items = []
-    for entry in entries:
-        message = messages.get(entry.message_id) if entry.message_id is not None else None
-        email = (
-            _email_view(message, conversations.get(message.conversation_id))
-            if message is not None and message.channel is Channel.EMAIL
-            else None
-        )
-        owner = message.conversation_id if message is not None else entry.conversation_id
-        items.append(
-            TimelineItem(
-                entry=entry,
-                message=message,
-                email=email,
-                in_this_conversation=owner in (None, conversation.id),
-            )
-        )
-    return items
-
-
-# --- conversation context -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WindowView:
-    """The WhatsApp 24-hour window as the reply box shows it."""
-
-    open: bool
-    until: dt.datetime | None
-
-
-def _window(conversation: Conversation) -> WindowView | None:
-    if conversation.channel is not Channel.WHATSAPP:
-        return None
-    until = window_open_until(conversation)
-    return WindowView(open=until is not None and utcnow() <= until, until=until)
-
-
-def _can_write(conversation: Conversation, analyst: Analyst) -> bool:
-    if conversation.closed_at is not None:
-        return False
-    if conversation.holder is Holder.HUMAN and conversation.analyst_id == analyst.id:
-        return True
-    return analyst.has_role(Role.SUPERVISOR) and conversation.holder is not Holder.BOT
-
-
-async def _holder_name(session: AsyncSession, conversation: Conversation) -> str | None:
-    if conversation.analyst_id is None:
-        return None
-    holder = await session.get(Analyst, conversation.analyst_id)
-    return holder.name if holder is not None else None
-
-
-def _templates_for(channel: Channel) -> list[MessageTemplate]:
-    return sorted(
-        (t for t in load_catalog().values() if channel in t.channels), key=lambda t: t.name
-    )
-
-
-async def _state_context(
-    session: AsyncSession, conversation: Conversation, analyst: Analyst
-) -> dict[str, Any]:
-    return {
-        "conversation": conversation,
-        "holder_name": await _holder_name(session, conversation),
-        "can_write": _can_write(conversation, analyst),
-        "window": _window(conversation),
-    }
-
-
-# --- routes ---------------------------------------------------------------------------------
-
-router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
+# --- login ----------------------------------------------------------------------------------
 
 
 @router.get("")
 @router.get("/")
 async def panel_root() -> RedirectResponse:
-    return _redirect(f"{PANEL_PREFIX}/caixa")
+    return redirect(f"{PANEL_PREFIX}/caixa")
 
 
 def _login_response(
@@ -597,7 +133,7 @@ def _login_response(
 @router.get("/login")
 async def login_page(request: Request, proximo: str | None = None) -> Response:
     if read_session(request) is not None:
-        return _redirect(_safe_next(proximo))
+        return redirect(_safe_next(proximo))
     return _login_response(request, error=None, email="", next_url=_safe_next(proximo))
 
 
@@ -625,30 +161,46 @@ async def login_submit(
         if isinstance(exc, TooManyRequests):
             refused.headers["Retry-After"] = str(exc.retry_after)
         return refused
-    response = _redirect(_safe_next(proximo))
+    response = redirect(_safe_next(proximo))
     await start_session(session, response, analyst)
     return response
 
 
 @router.post("/sair")
 async def logout(request: Request, session: DbSession, _analyst: PanelWriter) -> RedirectResponse:
-    response = _redirect(f"{PANEL_PREFIX}/login")
+    response = redirect(f"{PANEL_PREFIX}/login")
     await do_logout(request, session, response)
     return response
 
 
+# --- inbox ----------------------------------------------------------------------------------
+
+
 async def _inbox_context(
-    session: AsyncSession, analyst: Analyst, aba: str, marca: str | None, canal: str | None
+    session: DbSession,
+    analyst: Analyst,
+    *,
+    aba: str,
+    marca: str | None,
+    canal: str | None,
+    with_brands: bool,
 ) -> dict[str, Any]:
     tab = aba if aba in TABS else "aguardando"
     brand_id = _optional_int(marca)
     channel = _optional_channel(canal)
-    items = await get_handoffs(
-        session, state=TABS[tab][0], analyst=analyst, channel=channel, brand_id=brand_id
+    view = await get_inbox(
+        session,
+        analyst=analyst,
+        state=TABS[tab][0],
+        channel=channel,
+        brand_id=brand_id,
+        with_brands=with_brands,
     )
     query = {"aba": tab, "marca": brand_id or "", "canal": channel.value if channel else ""}
     return {
-        "items": items,
+        "items": view.items,
+        "brands": view.brands,
+        "channels": list(Channel),
         "tab": tab,
         "tabs": TABS,
         "brand_id": brand_id,
@@ -668,14 +220,10 @@ async def inbox(
     marca: str | None = None,
     canal: str | None = None,
 ) -> HTMLResponse:
-    context = await _inbox_context(session, analyst, aba, marca, canal)
-    brands = (await session.scalars(sa.select(Brand).order_by(Brand.name))).all()
-    return render_page(
-        request,
-        "caixa.html",
-        {**context, "brands": brands, "channels": list(Channel)},
-        analyst=analyst,
+    context = await _inbox_context(
+        session, analyst, aba=aba, marca=marca, canal=canal, with_brands=True
     )
+    return render_page(request, "caixa.html", context, analyst=analyst)
 
 
 @router.get("/caixa/linhas")
@@ -687,28 +235,43 @@ async def inbox_rows(
     marca: str | None = None,
     canal: str | None = None,
 ) -> HTMLResponse:
-    context = await _inbox_context(session, analyst, aba, marca, canal)
+    context = await _inbox_context(
+        session, analyst, aba=aba, marca=marca, canal=canal, with_brands=False
+    )
     return render_page(request, "_linhas.html", context, analyst=analyst)
+
+
+# --- conversation ---------------------------------------------------------------------------
+
+
+def _templates_for(channel: Channel) -> list[MessageTemplate]:
+    return sorted(
+        (t for t in load_catalog().values() if channel in t.channels), key=lambda t: t.name
+    )
+
+
+def _state_context(view: ConversationView) -> dict[str, Any]:
+    return {
+        "conversation": view.conversation,
+        "holder_name": view.holder_name,
+        "can_write": view.can_write,
+        "window": view.window,
+        "items": timeline_items(view.timeline),
+    }
 
 
 @router.get("/conversas/{conversation_id}")
 async def conversation_page(
     request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: PathId
 ) -> HTMLResponse:
-    conversation = await access_conversation(session, conversation_id=conversation_id)
-    case = (
-        await access_case(session, case_id=conversation.case_id)
-        if conversation.case_id is not None
-        else None
-    )
+    view = await get_conversation_view(session, conversation_id=conversation_id, analyst=analyst)
     return render_page(
         request,
         "conversa.html",
         {
-            **await _state_context(session, conversation, analyst),
-            "case": case,
-            "items": await _timeline(session, conversation=conversation),
-            "message_templates": _templates_for(conversation.channel),
+            **_state_context(view),
+            "case": view.case,
+            "message_templates": _templates_for(view.conversation.channel),
             "max_text": MAX_TEXT,
             "oob": False,
         },
@@ -721,16 +284,11 @@ async def conversation_timeline(
     request: Request, session: DbSession, analyst: PanelAnalyst, conversation_id: PathId
 ) -> HTMLResponse:
     """The live part of the conversation page: the timeline, plus the state bar out of band."""
-    conversation = await access_conversation(session, conversation_id=conversation_id)
+    view = await get_conversation_view(
+        session, conversation_id=conversation_id, analyst=analyst, with_case=False
+    )
     return render_page(
-        request,
-        "_linha_do_tempo.html",
-        {
-            **await _state_context(session, conversation, analyst),
-            "items": await _timeline(session, conversation=conversation),
-            "oob": True,
-        },
-        analyst=analyst,
+        request, "_linha_do_tempo.html", {**_state_context(view), "oob": True}, analyst=analyst
     )
 
 
@@ -786,7 +344,7 @@ async def template_preview(
 
 
 def _back_to(conversation_id: int) -> RedirectResponse:
-    return _redirect(f"{PANEL_PREFIX}/conversas/{conversation_id}")
+    return redirect(f"{PANEL_PREFIX}/conversas/{conversation_id}")
 
 
 @router.post("/conversas/{conversation_id}/assumir")
@@ -854,33 +412,23 @@ async def send_message(
     return _back_to(conversation_id)
 
 
+# --- case -----------------------------------------------------------------------------------
+
+
 @router.get("/casos/{case_id}")
 async def case_page(
     request: Request, session: DbSession, analyst: PanelAnalyst, case_id: PathId
 ) -> HTMLResponse:
-    case = await access_case(session, case_id=case_id)
-    payments = (
-        await session.scalars(
-            sa.select(PaymentRequest)
-            .where(PaymentRequest.case_id == case.id)
-            .order_by(PaymentRequest.id.desc())
-        )
-    ).all()
-    conversations = (
-        await session.scalars(
-            sa.select(Conversation).where(Conversation.case_id == case.id).order_by(Conversation.id)
-        )
-    ).all()
-    entries = await get_case_timeline(session, case_id=case.id)
+    view = await get_case_view(session, case_id=case_id)
     return render_page(
         request,
         "caso.html",
         {
-            "case": case,
-            "moves": sorted(allowed_moves(case.status), key=list(CaseStatus).index),
-            "payments": payments,
-            "conversations": conversations,
-            "entries": list(entries)[-100:],
+            "case": view.case,
+            "moves": view.moves,
+            "payments": view.payments,
+            "conversations": view.conversations,
+            "entries": view.entries,
             "public_base_url": get_settings().public_base_url.rstrip("/"),
         },
         analyst=analyst,
@@ -907,7 +455,7 @@ async def change_case_status(
         actor=analyst_actor(analyst),
         reason=motivo.strip() or None,
     )
-    return _redirect(f"{PANEL_PREFIX}/casos/{case_id}")
+    return redirect(f"{PANEL_PREFIX}/casos/{case_id}")
 
 
 @router.post("/casos/{case_id}/notas")
@@ -919,179 +467,4 @@ async def add_case_note(
 ) -> Response:
     case = await access_case(session, case_id=case_id)
     await do_add_note(session, analyst=analyst, text=texto, case=case)
-    return _redirect(f"{PANEL_PREFIX}/casos/{case_id}")
-
-
-# --- files ----------------------------------------------------------------------------------
-
-
-async def _file_response(attachment: Attachment) -> Response:
-    if attachment.storage_path is None:
-        reason = attachment.refused_reason or "arquivo não armazenado"
-        raise NotFound(f"Este anexo não está disponível: {reason}.")
-    try:
-        data = await asyncio.to_thread(read_blob, attachment.storage_path)
-    except (OSError, ValueError) as exc:
-        raise NotFound("O arquivo deste anexo não foi encontrado no armazenamento.") from exc
-    content_type = attachment.content_type.split(";")[0].strip().lower()
-    inline = content_type in INLINE_TYPES
-    return Response(
-        data,
-        media_type=content_type or "application/octet-stream",
-        headers={
-            "Content-Disposition": content_disposition(
-                "inline" if inline else "attachment", attachment.filename
-            ),
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": FILE_CSP,
-            "Cache-Control": "private, max-age=3600",
-        },
-    )
-
-
-@router.get("/anexos/{attachment_id}")
-async def attachment_file(
-    session: DbSession, _analyst: PanelAnalyst, attachment_id: PathId
-) -> Response:
-    attachment = await session.get(Attachment, attachment_id)
-    if attachment is None:
-        raise NotFound(f"Anexo {attachment_id} não encontrado.")
-    return await _file_response(attachment)
-
-
-@router.get("/mensagens/{message_id}/inline/{cid:path}")
-async def inline_image(
-    session: DbSession, _analyst: PanelAnalyst, message_id: PathId, cid: str
-) -> Response:
-    """An image an e-mail shows inline (`<img src="cid:…">`), by its Content-ID."""
-    message = await session.get(Message, message_id)
-    inline = (message.meta or {}).get("inline_images") if message is not None else None
-    digest = None
-    if isinstance(inline, dict):
-        digest = inline.get(cid) or inline.get(f"<{cid}>")
-    attachment = (
-        await session.scalar(
-            sa.select(Attachment)
-            .where(Attachment.message_id == message_id, Attachment.sha256 == str(digest))
-            .limit(1)
-        )
-        if digest
-        else None
-    )
-    if attachment is None or attachment.content_type not in INLINE_TYPES:
-        raise NotFound("Imagem não encontrada.")
-    return await _file_response(attachment)
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-ERROR_TITLES = {
-    400: "Requisição inválida",
-    401: "Entre no painel",
-    403: "Acesso negado",
-    404: "Não encontrado",
-    405: "Operação não permitida",
-    409: "Não foi possível concluir",
-    422: "Não foi possível concluir",
-    500: "Erro interno",
-    502: "Falha no provedor",
-}
-_BACK_RE = re.compile(rf"^{PANEL_PREFIX}/(conversas|casos)/\d+")
-
-Handler = Callable[[Request, Any], Awaitable[Response] | Response]
-
-
-def _is_panel(request: Request) -> bool:
-    path = request.url.path
-    return path == PANEL_PREFIX or path.startswith(PANEL_PREFIX + "/")
-
-
-def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
-    """A pt-BR page for an error on a panel route, with a way back to where the analyst was."""
-    match = _BACK_RE.match(request.url.path)
-    back = match.group(0) if match else f"{PANEL_PREFIX}/caixa"
-    return render_page(
-        request,
-        "erro.html",
-        {
-            "title": ERROR_TITLES.get(status_code, "Não foi possível concluir"),
-            "message": message,
-            "back": back,
-            "status_code": status_code,
-        },
-        analyst=None,
-        status_code=status_code,
-    )
-
-
-def _login_redirect(request: Request) -> Response:
-    target = f"{PANEL_PREFIX}/login"
-    if request.method == "GET" and request.url.path not in (f"{PANEL_PREFIX}/events",):
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        target += "?" + urlencode({"proximo": path})
-    response: Response
-    if request.headers.get("HX-Request"):
-        # An HTMX fragment request: tell htmx to load the login page instead of a fragment.
-        response = Response(status_code=204, headers={"HX-Redirect": target})
-    else:
-        response = RedirectResponse(target, status_code=303)
-    # A signed cookie of a deactivated or deleted analyst must not bounce between the login
-    # page and the panel.
-    end_session(response)
-    return response
-
-
-async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
-    result = handler(request, exc)
-    if inspect.isawaitable(result):
-        return await result
-    return result
-
-
-def install_panel_error_handlers(app: FastAPI) -> None:
-    """Panel routes answer errors with pages (pt-BR), everything else keeps the JSON handlers.
-    Call after `api.web.errors.install_error_handlers` (it wraps the handlers found there)."""
-    previous_app_error: Handler | None = app.exception_handlers.get(AppError)
-    previous_invalid: Handler | None = app.exception_handlers.get(RequestValidationError)
-    previous_http: Handler | None = app.exception_handlers.get(StarletteHTTPException)
-    previous_unexpected: Handler | None = app.exception_handlers.get(Exception)
-
-    async def app_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, PanelLoginRequired):
-            return _login_redirect(request)
-        if _is_panel(request) and isinstance(exc, AppError):
-            return error_page(request, exc.status_code, exc.message)
-        if previous_app_error is None:
-            raise exc
-        return await _call(previous_app_error, request, exc)
-
-    async def invalid(request: Request, exc: Exception) -> Response:
-        if _is_panel(request):
-            return error_page(request, 422, "Dados do formulário inválidos ou incompletos.")
-        if previous_invalid is None:
-            raise exc
-        return await _call(previous_invalid, request, exc)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        if _is_panel(request) and isinstance(exc, StarletteHTTPException):
-            messages = {404: "Página não encontrada.", 405: "Operação não permitida aqui."}
-            return error_page(
-                request, exc.status_code, messages.get(exc.status_code, "Requisição inválida.")
-            )
-        if previous_http is None:
-            raise exc
-        return await _call(previous_http, request, exc)
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        if _is_panel(request):
-            if previous_unexpected is not None:
-                await _call(previous_unexpected, request, exc)  # logs it
-            return error_page(request, 500, "Erro interno. Tente de novo em instantes.")
-        if previous_unexpected is None:
-            raise exc
-        return await _call(previous_unexpected, request, exc)
-
-    app.add_exception_handler(AppError, app_error)
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    return redirect(f"{PANEL_PREFIX}/casos/{case_id}")
