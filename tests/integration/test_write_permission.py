@@ -58,7 +58,9 @@ async def api_writer(client: httpx.AsyncClient, analyst: Analyst) -> Send:
 
     async def send(conversation_id: int, text: str) -> int:
         response = await client.post(
-            f"/api/v1/conversations/{conversation_id}/messages", json={"text": text}, headers=headers
+            f"/api/v1/conversations/{conversation_id}/messages",
+            json={"text": text},
+            headers=headers,
         )
         return 201 if response.status_code == 201 else response.status_code
 
