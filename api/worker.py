@@ -16,6 +16,7 @@ from api.db import unit_of_work
 from api.engine.dispatch import get_gateway
 from api.engine.ledger import do_prune_executions
 from api.engine.turns import get_conversations_with_pending, process_conversation
+from api.events.consumers import exclude_here, run_event_consumers
 from api.outbox.worker import run_outbox_worker
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,18 @@ async def run_worker(settings: Settings | None = None) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     senders = build_senders(settings)
+    if not settings.redis_url:
+        # Without Redis the notification bus is in-process: browsers listen in the API process,
+        # so live notifications are published there (inline, after each commit), never here.
+        from api.notifications.live import NAME as LIVE_NOTIFICATIONS
+
+        exclude_here(LIVE_NOTIFICATIONS)
     log.info("worker started; channels: %s", ", ".join(sorted(senders)) or "none")
     tasks = [
         asyncio.create_task(run_outbox_worker(senders, stop=stop)),
         asyncio.create_task(run_turn_sweeper(stop)),
         asyncio.create_task(run_media_fetcher(stop)),
+        asyncio.create_task(run_event_consumers(stop)),
     ]
     if settings.imap.host:
         try:

@@ -23,6 +23,8 @@ from api.cases.references import create_case_reference
 from api.contacts.models import Infringer
 from api.db import utcnow
 from api.errors import NotFound, PermissionDenied, ValidationFailed
+from api.events import about, emit
+from api.events import kinds as ev
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -129,6 +131,22 @@ async def do_change_status(
         summary=f"Status: {previous} → {target}" + (f" ({reason})" if reason else ""),
         data={"from": str(previous), "to": str(target), "reason": reason},
     )
+    envelope = about(case_id=case.id, actor=actor)
+    emit(
+        session,
+        ev.CaseStatusChanged(
+            **envelope, from_status=str(previous), to_status=str(target), reason=reason
+        ),
+    )
+    if target is CaseStatus.ACORDO_ASSINADO:
+        emit(
+            session,
+            ev.AgreementAccepted(
+                **envelope, amount=case.agreed_amount, installments=case.agreed_installments
+            ),
+        )
+    elif target is CaseStatus.PAGO:
+        emit(session, ev.PaymentConfirmed(**envelope, amount=case.agreed_amount))
     return case
 
 

@@ -28,7 +28,8 @@ from api.conversations.models import (
 )
 from api.conversations.service import create_conversation, get_open_conversation
 from api.db import utcnow
-from api.notifications.bus import notify_after_commit
+from api.events import about, emit
+from api.events.kinds import MessageReceived
 from api.storage import check_size, store_blob
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
@@ -165,16 +166,15 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             "answerable": inbound.answerable,
         },
     )
-    notify_after_commit(
+    emit(
         session,
-        {
-            "type": "message.new",
-            "conversation_id": conversation.id,
-            "case_id": conversation.case_id,
-            "channel": str(conversation.channel),
-            "holder": str(conversation.holder),
-            "direction": "inbound",
-        },
+        MessageReceived(
+            **about(conversation=conversation, actor=Actor.infringer()),
+            occurred_at=inbound.received_at,
+            message_id=message.id,
+            attachments=len(inbound.attachments),
+            answerable=inbound.answerable,
+        ),
     )
     if conversation.case_id is not None and inbound.answerable:
         linked = await session.get(Case, conversation.case_id)

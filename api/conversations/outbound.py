@@ -23,6 +23,8 @@ from api.conversations.models import (
 )
 from api.db import utcnow
 from api.errors import Conflict, ValidationFailed
+from api.events import about, emit
+from api.events.kinds import MessageSent
 from api.outbox.models import OutboxItem
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
@@ -205,5 +207,14 @@ async def do_queue_outbound(
         message_id=message.id,
         summary=text if len(text) <= 280 else text[:279] + "…",
         data={"channel": str(conversation.channel), "direction": "outbound"},
+    )
+    emit(
+        session,
+        MessageSent(
+            **about(conversation=conversation, actor=actor),
+            message_id=message.id,
+            author_kind=str(message.author_kind),
+            template=outbound.template.content_sid if outbound.template else None,
+        ),
     )
     return message

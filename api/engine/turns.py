@@ -34,8 +34,9 @@ from api.conversations.service import sender_id_for
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
+from api.events import EventActorKind, about, emit
+from api.events import kinds as ev
 from api.handoff.service import do_request_handoff
-from api.notifications.bus import notify_after_commit
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -161,12 +162,29 @@ async def _finish(
             message.intent = result.nlu.intent
             message.intent_confidence = result.nlu.confidence
             message.entities = result.nlu.entities
+            emit(
+                session,
+                ev.BotTurnRead(
+                    **about(conversation=conversation, actor=EventActorKind.BOT),
+                    message_id=message.id,
+                    intent=result.nlu.intent,
+                    confidence=result.nlu.confidence,
+                ),
+            )
         bot = Actor.bot()
         if opt_out:
             contact = await session.get(ContactPoint, conversation.contact_point_id)
             if contact is not None and contact.opted_out_at is None:
                 contact.opted_out_at = utcnow()
                 contact.opt_out_reason = f"palavra-chave: {turn.text.strip()[:40]}"
+                emit(
+                    session,
+                    ev.ContactOptedOut(
+                        **about(conversation=conversation, actor=Actor.infringer()),
+                        contact_id=contact.id,
+                        reason=contact.opt_out_reason,
+                    ),
+                )
                 await _queue(
                     session, conversation, OPT_OUT_CONFIRMATION, bot, allow_suppressed=True
                 )
@@ -196,16 +214,6 @@ async def _finish(
             # The opt-out confirmation is the one message allowed to a suppressed contact.
             await _queue(
                 session, conversation, text, bot, reply_to=turn.message_id, allow_suppressed=True
-            )
-        if result.messages:
-            notify_after_commit(
-                session,
-                {
-                    "type": "message.new",
-                    "conversation_id": conversation.id,
-                    "case_id": conversation.case_id,
-                    "direction": "outbound",
-                },
             )
         if result.paused and conversation.holder is Holder.BOT:
             await do_request_handoff(

@@ -19,25 +19,14 @@ from api.conversations.models import AuthorKind, Channel, Conversation, Holder, 
 from api.conversations.outbound import OutboundAttachment
 from api.db import on_commit, utcnow
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from api.notifications.bus import notify_after_commit
+from api.events import about, emit
+from api.events import kinds as ev
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
 
 def analyst_actor(analyst: Analyst) -> Actor:
     return Actor(ActorKind.ANALYST, analyst_id=analyst.id, name=analyst.name)
-
-
-def _event(kind: str, conversation: Conversation, **extra: object) -> dict[str, object]:
-    return {
-        "type": kind,
-        "conversation_id": conversation.id,
-        "case_id": conversation.case_id,
-        "channel": str(conversation.channel),
-        "holder": str(conversation.holder),
-        "analyst_id": conversation.analyst_id,
-        **extra,
-    }
 
 
 def _sync_engine(session: AsyncSession, conversation: Conversation, *, paused: bool) -> None:
@@ -89,7 +78,9 @@ async def do_request_handoff(
         summary=f"Encaminhado para atendimento humano: {reason}",
         data={"reason": reason, "holder": str(Holder.WAITING_HUMAN)},
     )
-    notify_after_commit(session, _event("handoff.requested", conversation, reason=reason))
+    emit(
+        session, ev.HandoffRequested(**about(conversation=conversation, actor=actor), reason=reason)
+    )
     if actor.kind is ActorKind.ANALYST:
         _sync_engine(session, conversation, paused=True)
     return True
@@ -163,7 +154,14 @@ async def do_claim(
         summary=summary,
         data={"holder": "human", "analyst_id": target.id, "previous_analyst_id": previous},
     )
-    notify_after_commit(session, _event("conversation.claimed", conversation))
+    emit(
+        session,
+        ev.HandoffClaimed(
+            **about(conversation=conversation, actor=analyst_actor(analyst)),
+            analyst_id=target.id,
+            previous_analyst_id=previous,
+        ),
+    )
     _sync_engine(session, conversation, paused=True)
     return conversation
 
@@ -190,7 +188,12 @@ async def do_release(
         summary="Conversa devolvida ao bot." + (f" {note}" if note else ""),
         data={"holder": "bot", "note": note},
     )
-    notify_after_commit(session, _event("conversation.released", conversation))
+    emit(
+        session,
+        ev.HandoffReleased(
+            **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
+        ),
+    )
     _sync_engine(session, conversation, paused=False)
     return conversation
 
@@ -216,7 +219,12 @@ async def do_resolve(
         summary="Conversa encerrada." + (f" {note}" if note else ""),
         data={"resolved": True, "note": note},
     )
-    notify_after_commit(session, _event("conversation.resolved", conversation))
+    emit(
+        session,
+        ev.HandoffResolved(
+            **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
+        ),
+    )
     _sync_engine(session, conversation, paused=False)
     return conversation
 
@@ -231,14 +239,22 @@ async def do_add_note(
 ) -> None:
     if not text.strip():
         raise ValidationFailed("A nota está vazia.")
-    await create_entry(
+    actor = analyst_actor(analyst)
+    entry = await create_entry(
         session,
         kind=EntryKind.NOTE,
-        actor=analyst_actor(analyst),
+        actor=actor,
         case_id=case.id if case else conversation.case_id if conversation else None,
         conversation_id=conversation.id if conversation else None,
         summary=text.strip()[:4000],
         data={"note": True},
+    )
+    emit(
+        session,
+        ev.NoteAdded(
+            **about(conversation=conversation, case_id=entry.case_id, actor=actor),
+            timeline_entry_id=entry.id,
+        ),
     )
 
 
@@ -293,7 +309,6 @@ async def do_send_analyst_message(
         message = await do_queue_outbound(
             session, conversation=conversation, outbound=outbound, actor=actor
         )
-    notify_after_commit(session, _event("message.new", conversation, direction="outbound"))
     return message
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
-from api.config import RasaSettings
+from api.config import RasaSettings, get_settings
 from api.contacts.models import ContactPoint
 from api.conversations.delivery import do_update_delivery_status
 from api.conversations.inbound import InboundMessage, do_receive_message
@@ -177,6 +177,7 @@ async def test_free_text_outside_the_window_is_refused_but_a_template_goes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TEMPLATE_CONTENT_SIDS", '{"lembrete_prazo": "HX0123456789abcdef"}')
+    get_settings.cache_clear()
     load_catalog.cache_clear()
     _, phone = await case_with_phone()
     _, conversation_id, _ = await receive(phone, "oi", "SMwindow1")

@@ -176,6 +176,7 @@ async def sender(stack: TwilioStack) -> AsyncIterator[TwilioWhatsAppSender]:
 @pytest.fixture
 def template_sid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("TEMPLATE_CONTENT_SIDS", '{"primeiro_contato": "HX0123456789abcdef"}')
+    get_settings.cache_clear()
     load_catalog.cache_clear()
     yield
     load_catalog.cache_clear()
