@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from api.analysts.models import Analyst
 from api.app import create_app
-from api.cases.lifecycle import CaseStatus
+from api.cases.lifecycle import CaseStatus, IllegalTransition
 from api.cases.models import Case
 from api.cases.service import do_change_status
 from api.contacts.models import ContactKind
@@ -97,22 +97,21 @@ async def test_a_rolled_back_transaction_emits_and_stores_nothing() -> None:
     class Boom(Exception):
         pass
 
-    with capture_events() as events:
-        with pytest.raises(Boom):
-            async with unit_of_work() as session:
-                conversation = await session.get(Conversation, conversation_id)
-                assert conversation is not None
-                assert await do_request_handoff(
-                    session, conversation=conversation, reason="teste", actor=Actor.bot()
-                )
-                await session.flush()  # the event row was really written, then rolled back
-                stored = await session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(StoredEvent)
-                    .where(StoredEvent.conversation_id == conversation_id)
-                )
-                assert stored == 1
-                raise Boom
+    with capture_events() as events, pytest.raises(Boom):
+        async with unit_of_work() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            assert conversation is not None
+            assert await do_request_handoff(
+                session, conversation=conversation, reason="teste", actor=Actor.bot()
+            )
+            await session.flush()  # the event row was really written, then rolled back
+            stored = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(StoredEvent)
+                .where(StoredEvent.conversation_id == conversation_id)
+            )
+            assert stored == 1
+            raise Boom
     assert events == []
     async with unit_of_work() as session:
         assert await get_events(session, conversation_id=conversation_id) == []
@@ -301,10 +300,9 @@ async def test_a_refused_claim_emits_nothing() -> None:
     ana, bia = await an_analyst(), await an_analyst()
     async with unit_of_work() as session:
         await do_claim(session, conversation_id=conversation_id, analyst=ana)
-    with capture_events() as events:
-        with pytest.raises(Exception, match="outro analista"):
-            async with unit_of_work() as session:
-                await do_claim(session, conversation_id=conversation_id, analyst=bia)
+    with capture_events() as events, pytest.raises(Exception, match="outro analista"):
+        async with unit_of_work() as session:
+            await do_claim(session, conversation_id=conversation_id, analyst=bia)
     assert events == []
 
 
@@ -352,14 +350,11 @@ async def test_case_status_changed_agreement_accepted_payment_confirmed() -> Non
 
 async def test_an_illegal_status_move_emits_nothing() -> None:
     _, case_id, _ = await whatsapp_case()
-    with capture_events() as events:
-        with pytest.raises(Exception):  # noqa: B017 (the domain's own refusal)
-            async with unit_of_work() as session:
-                case = await session.get(Case, case_id)
-                assert case is not None
-                await do_change_status(
-                    session, case=case, target=CaseStatus.PAGO, actor=Actor.bot()
-                )
+    with capture_events() as events, pytest.raises(IllegalTransition):
+        async with unit_of_work() as session:
+            case = await session.get(Case, case_id)
+            assert case is not None
+            await do_change_status(session, case=case, target=CaseStatus.PAGO, actor=Actor.bot())
     assert events == []
 
 
