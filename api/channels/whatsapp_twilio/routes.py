@@ -31,7 +31,7 @@ from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
 from api.db import on_commit, utcnow
 from api.engine import dispatch
-from api.errors import AppError, PermissionDenied
+from api.errors import PayloadTooLarge, PermissionDenied
 from api.ids import MAX_ID
 from api.web.deps import get_session
 from api.web.proxies import forwarded_headers_trusted
@@ -61,11 +61,6 @@ _CALLBACK_STATUS = {
     "undelivered": DeliveryStatus.UNDELIVERED,
     "canceled": DeliveryStatus.FAILED,
 }
-
-
-class PayloadTooLarge(AppError):
-    code = "payload_too_large"
-    status_code = 413
 
 
 @router.post("/whatsapp", include_in_schema=False)
