@@ -1,5 +1,6 @@
-"""The worker process: outbox delivery, the sweeper of left-behind bot turns, WhatsApp media
-fetching (retries, and what a crashed process left), e-mail ingestion."""
+"""The worker process: outbox delivery, the sweeper of left-behind bot turns, engine commands
+(pause/resume Rasa missed), WhatsApp media fetching (retries, and what a crashed process left),
+e-mail ingestion."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from api.channels.registry import build_senders
 from api.channels.whatsapp_twilio.fetching import run_media_fetcher
 from api.config import Settings, get_settings
 from api.db import unit_of_work
-from api.engine.dispatch import get_gateway
+from api.engine.client import get_gateway
+from api.engine.commands import deliver_engine_commands
 from api.engine.ledger import do_prune_executions
 from api.engine.turns import get_conversations_with_pending, process_conversation
 from api.events.consumers import exclude_here, run_event_consumers
@@ -56,6 +58,17 @@ async def run_turn_sweeper(stop: asyncio.Event, *, every_seconds: float = 10.0) 
             await asyncio.wait_for(stop.wait(), timeout=every_seconds)
 
 
+async def run_engine_commands(stop: asyncio.Event, *, every_seconds: float = 5.0) -> None:
+    """Deliver the pauses and resumes Rasa has not taken yet (it was down, a process died)."""
+    while not stop.is_set():
+        try:
+            await deliver_engine_commands(get_gateway())
+        except Exception:
+            log.exception("engine command delivery failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_seconds)
+
+
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     stop = asyncio.Event()
@@ -74,6 +87,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     tasks = [
         asyncio.create_task(run_outbox_worker(senders, stop=stop)),
         asyncio.create_task(run_turn_sweeper(stop)),
+        asyncio.create_task(run_engine_commands(stop)),
         asyncio.create_task(run_media_fetcher(stop)),
         asyncio.create_task(run_event_consumers(stop)),
     ]

@@ -15,8 +15,8 @@ from sqlalchemy.orm import selectinload
 from api.analysts.models import Analyst
 from api.cases.models import Case
 from api.cases.service import access_case
-from api.conversations.models import Attachment, Channel, Conversation, Message
-from api.conversations.outbound import window_open_until
+from api.conversations.models import Attachment, Conversation, Message
+from api.conversations.outbound import has_reply_window, window_open_until
 from api.db import utcnow
 from api.handoff.permissions import can_write
 from api.handoff.service import access_conversation
@@ -56,7 +56,7 @@ class ConversationView:
 
 
 def _window(conversation: Conversation) -> ReplyWindow | None:
-    if conversation.channel is not Channel.WHATSAPP:
+    if not has_reply_window(conversation):
         return None
     until = window_open_until(conversation)
     return ReplyWindow(open=until is not None and utcnow() <= until, until=until)

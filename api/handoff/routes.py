@@ -14,6 +14,7 @@ from api.config import get_settings
 from api.conversations.models import Channel, Conversation
 from api.conversations.outbound import OutboundAttachment, window_open_until
 from api.errors import NotFound, PayloadTooLarge, ValidationFailed
+from api.followups.service import do_set_follow_up
 from api.handoff.schemas import (
     AttachmentOut,
     AttachmentRef,
@@ -57,9 +58,7 @@ def _conversation_out(conversation: Conversation) -> ConversationOut:
         handoff_reason=conversation.handoff_reason,
         closed_at=conversation.closed_at,
         follow_up_at=conversation.follow_up_at,
-        window_open_until=window_open_until(conversation)
-        if conversation.channel is Channel.WHATSAPP
-        else None,
+        window_open_until=window_open_until(conversation),
     )
 
 
@@ -194,8 +193,6 @@ async def set_follow_up(
     session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: FollowUpIn
 ) -> ConversationOut:
     """When to chase this conversation (alerts read it; e-mail ignored for N days)."""
-    from api.channels.email.followups import do_set_follow_up
-
     conversation = await access_conversation(session, conversation_id=conversation_id)
     await do_set_follow_up(
         session, conversation=conversation, when=body.at, actor=analyst_actor(analyst)

@@ -15,12 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, Role
 from api.cases.models import Case
+from api.cases.service import access_case
 from api.conversations.models import AuthorKind, Channel, Conversation, Holder, Message
-from api.conversations.outbound import OutboundAttachment
-from api.db import on_commit, utcnow
+from api.conversations.outbound import OutboundAttachment, OutboundMessage, do_queue_message
+from api.db import utcnow
+from api.engine.commands import do_queue_engine_command
+from api.engine.models import EngineCommandKind
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from api.events import about, emit
 from api.events import kinds as ev
+from api.handoff.permissions import check_can_write
+from api.templates.service import do_send_template
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -29,35 +34,11 @@ def analyst_actor(analyst: Analyst) -> Actor:
     return Actor(ActorKind.ANALYST, analyst_id=analyst.id, name=analyst.name)
 
 
-def _sync_engine(session: AsyncSession, conversation: Conversation, *, paused: bool) -> None:
-    """After commit, pause or resume the conversation in Rasa (best effort: the service's own
-    holder state is what silences the bot)."""
-    from api.conversations.service import sender_id_for
-    from api.engine.client import EngineUnavailable
-    from api.engine.dispatch import get_gateway
-
-    sender = sender_id_for(conversation)
-
-    async def apply() -> None:
-        gateway = get_gateway()
-        if gateway is None:
-            return
-        try:
-            if paused:
-                await gateway.pause(sender)
-            else:
-                await gateway.send_events(
-                    sender=sender,
-                    events=[
-                        {"event": "slot", "name": "offer_amount", "value": None},
-                        {"event": "slot", "name": "offer_installments", "value": None},
-                        {"event": "resume"},
-                    ],
-                )
-        except EngineUnavailable:
-            pass
-
-    on_commit(session, apply)
+async def _sync_engine(session: AsyncSession, conversation: Conversation, *, paused: bool) -> None:
+    """Pause or resume the conversation in Rasa, durably: the command is written with the
+    holder change and delivered (and retried) after commit, in order (api/engine/commands.py)."""
+    kind = EngineCommandKind.PAUSE if paused else EngineCommandKind.RESUME
+    await do_queue_engine_command(session, conversation=conversation, kind=kind)
 
 
 async def do_request_handoff(
@@ -82,7 +63,7 @@ async def do_request_handoff(
         session, ev.HandoffRequested(**about(conversation=conversation, actor=actor), reason=reason)
     )
     if actor.kind is ActorKind.ANALYST:
-        _sync_engine(session, conversation, paused=True)
+        await _sync_engine(session, conversation, paused=True)
     return True
 
 
@@ -96,17 +77,6 @@ async def access_conversation(
     if conversation is None:
         raise NotFound(f"Conversa {conversation_id} não encontrada.")
     return conversation
-
-
-def check_can_write(conversation: Conversation, analyst: Analyst) -> None:
-    """Only the holder (or a supervisor) writes into a conversation a person holds."""
-    if conversation.holder is Holder.HUMAN and conversation.analyst_id == analyst.id:
-        return
-    if analyst.has_role(Role.SUPERVISOR):
-        return
-    if conversation.holder is Holder.HUMAN:
-        raise PermissionDenied("Outro analista está com esta conversa.")
-    raise Conflict("Assuma a conversa antes de escrever nela.")
 
 
 async def do_claim(
@@ -162,7 +132,7 @@ async def do_claim(
             previous_analyst_id=previous,
         ),
     )
-    _sync_engine(session, conversation, paused=True)
+    await _sync_engine(session, conversation, paused=True)
     return conversation
 
 
@@ -194,7 +164,7 @@ async def do_release(
             **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
         ),
     )
-    _sync_engine(session, conversation, paused=False)
+    await _sync_engine(session, conversation, paused=False)
     return conversation
 
 
@@ -225,7 +195,7 @@ async def do_resolve(
             **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
         ),
     )
-    _sync_engine(session, conversation, paused=False)
+    await _sync_engine(session, conversation, paused=False)
     return conversation
 
 
@@ -270,10 +240,6 @@ async def do_send_analyst_message(
 ) -> Message:
     """An analyst's reply on the conversation's own channel, through the outbox (API and panel
     both come here): only the holder or a supervisor; the WhatsApp window applies."""
-    from api.cases.service import access_case
-    from api.conversations.outbound import Outbound, do_queue_outbound
-    from api.templates.service import do_send_template
-
     conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
     check_can_write(conversation, analyst)
     actor = analyst_actor(analyst)
@@ -293,22 +259,18 @@ async def do_send_analyst_message(
         if not (text and text.strip()) and not attachments:
             raise ValidationFailed("Escreva a mensagem ou escolha um modelo.")
         text = (text or "").strip()
-        outbound = Outbound(text=text, attachments=tuple(attachments))
-        if conversation.channel is Channel.EMAIL:
-            # Threaded reply: greeting, signature, [INF-…] subject, In-Reply-To/References.
-            from api.channels.email.composer import email_reply_outbound
-
-            outbound = await email_reply_outbound(
-                session,
-                conversation=conversation,
-                texts=[text],
+        queued = await do_queue_message(
+            session,
+            conversation=conversation,
+            message=OutboundMessage(
                 author=AuthorKind.ANALYST,
+                texts=(text,),
                 author_name=analyst.name,
-                attachments=attachments,
-            )
-        message = await do_queue_outbound(
-            session, conversation=conversation, outbound=outbound, actor=actor
+                attachments=tuple(attachments),
+            ),
+            actor=actor,
         )
+        message = queued[0]
     return message
 
 

@@ -18,11 +18,6 @@ from api.channels.email.composer import (
     compose_subject,
     email_reply_outbound,
 )
-from api.channels.email.followups import (
-    do_set_follow_up,
-    get_due_follow_ups,
-    get_ignored_email_conversations,
-)
 from api.channels.email.ingest import Outcome, do_ingest_email
 from api.channels.email.sender import SmtpEmailSender
 from api.config import get_settings
@@ -40,6 +35,7 @@ from api.conversations.outbound import OutboundAttachment, do_queue_outbound
 from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
 from api.errors import ChannelDeliveryError
+from api.followups.service import do_set_follow_up, get_due_follow_ups, get_ignored_conversations
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope
 from api.outbox.worker import deliver_due
@@ -388,7 +384,9 @@ async def test_ignored_email_conversations_and_follow_ups() -> None:
     await add(recent, Direction.OUTBOUND, 2)
 
     async with unit_of_work() as session:
-        found = await get_ignored_email_conversations(session, days=7, now=now, limit=10_000)
+        found = await get_ignored_conversations(
+            session, channel=Channel.EMAIL, days=7, now=now, limit=10_000
+        )
     by_id = {f.conversation_id: f for f in found}
     assert ignored in by_id and auto_only in by_id
     assert answered not in by_id and recent not in by_id
@@ -405,7 +403,7 @@ async def test_ignored_email_conversations_and_follow_ups() -> None:
             note="ligar para o vendedor",
         )
     async with unit_of_work() as session:
-        due = await get_due_follow_ups(session, now=now, limit=10_000)
+        due = await get_due_follow_ups(session, channel=Channel.EMAIL, now=now, limit=10_000)
         entry = await session.scalar(
             sa.select(TimelineEntry.summary).where(
                 TimelineEntry.conversation_id == ignored, TimelineEntry.kind == EntryKind.SYSTEM
