@@ -3,7 +3,7 @@
 FastAPI documents only 200 and a 422 body (`{"detail": …}`) we never send; every error leaves
 through one handler (api/web/errors.py) as `{"error": {"code", "message", "details"}}`. This
 adds that body under `ErrorBody` and the statuses an operation can answer, leaving any response
-a route documents itself untouched.
+a route documents itself untouched. It also says that request text never carries U+0000.
 """
 
 from __future__ import annotations
