@@ -31,10 +31,8 @@ from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import SendResult
 from api.outbox.service import claim_due, do_mark_failed, do_mark_sent
 from api.templates.service import (
-    TemplateVariableMissing,
     get_template,
     load_catalog,
-    render,
     template_ref,
 )
 from api.timeline.models import EntryKind, TimelineEntry
@@ -218,13 +216,6 @@ async def test_free_text_outside_the_window_is_refused_but_a_template_goes(
     }
     assert "01/12/2026" in message.text
     load_catalog.cache_clear()
-
-
-def test_a_missing_template_variable_is_an_error_never_a_blank() -> None:
-    template = get_template("link_pagamento")
-    with pytest.raises(TemplateVariableMissing) as info:
-        render(template, {"infringer_name": "Ana", "case_ref": "INF-2026-000001", "amount": ""})
-    assert info.value.details["missing"] == ["amount", "payment_link"]
 
 
 async def test_outbox_keeps_order_and_recovers_a_dead_workers_rows() -> None:

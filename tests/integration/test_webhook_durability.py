@@ -257,12 +257,6 @@ async def test_two_fetchers_never_download_one_file_twice(
     assert (await attachment_of(message.id)).media_state is MediaState.STORED
 
 
-def test_retry_delays_grow_and_are_capped() -> None:
-    delays = [fetching.retry_delay(n).total_seconds() for n in range(1, 14)]
-    assert delays[:4] == [2.0, 4.0, 8.0, 16.0]
-    assert delays == sorted(delays) and delays[-1] == fetching.MAX_RETRY_SECONDS
-
-
 # --- one open conversation per (channel, contact) --------------------------------------------
 
 
