@@ -529,3 +529,36 @@ async def test_a_media_still_being_fetched_is_shown_as_on_its_way(
     page = await client.get(f"/painel/conversas/{conversation_id}")
     assert "Anexo a caminho (foto.jpg)" in page.text
     assert "Anexo recusado" not in page.text
+
+
+async def test_status_changes_read_as_plain_labels_new_and_old_rows(
+    client: httpx.AsyncClient,
+) -> None:
+    conversation_id = await whatsapp_conversation()
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None and conversation.case_id is not None
+        case_id = conversation.case_id
+        # A row written before labels existed: the summary holds the raw codes.
+        session.add(
+            TimelineEntry(
+                kind=EntryKind.STATUS_CHANGE,
+                actor_kind=Actor.system().kind,
+                actor_name="sistema",
+                case_id=case_id,
+                summary="Status: NOTIFICADO → EM_ATENDIMENTO",
+                data={"from": "NOTIFICADO", "to": "EM_ATENDIMENTO", "reason": None},
+            )
+        )
+    me = await login(client)
+    moved = await client.post(
+        f"/painel/casos/{case_id}/status",
+        data={"status": "EM_NEGOCIACAO", "csrf_token": me.csrf},
+    )
+    assert moved.status_code == 303
+
+    for url in (f"/painel/casos/{case_id}", f"/painel/conversas/{conversation_id}"):
+        page = (await client.get(url)).text
+        assert "Status: Notificado → Em atendimento" in page
+        assert "Status: Em atendimento → Em negociação" in page
+        assert "EM_ATENDIMENTO →" not in page and "→ EM_NEGOCIACAO" not in page
