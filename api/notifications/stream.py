@@ -3,7 +3,8 @@
 client-disconnect handling), a comment heartbeat, and a stream that ends soon after the session
 that opened it is revoked (api/web/streams.py).
 
-Memory is bounded per subscriber: events wait in a queue of `QUEUE_SIZE`; a client that falls
+Each frame carries the event's `event_id` as its SSE `id:`; a repeat (notifications are
+published at least once) is forwarded once. Memory is bounded per subscriber: events wait in a queue of `QUEUE_SIZE`; a client that falls
 that far behind is dropped (the stream ends, the browser reconnects and the panel refetches on
 `ready`), and one that stops reading for `SEND_TIMEOUT_SECONDS` is disconnected by the library.
 """
@@ -15,6 +16,7 @@ import contextlib
 import json
 import logging
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -37,6 +39,9 @@ PRIVATE_PREFIX = "panel."
 PROBE_TYPE = "panel.stream_probe"
 PROBE_ATTEMPTS = 30
 PROBE_INTERVAL_SECONDS = 0.1
+# Live notifications are published at least once (api/notifications/live.py): a stream
+# remembers this many recent event ids and forwards each id once.
+SEEN_IDS = 1024
 
 
 async def event_frames(*, announce_ready: bool) -> AsyncIterator[ServerSentEvent]:
@@ -48,6 +53,7 @@ async def event_frames(*, announce_ready: bool) -> AsyncIterator[ServerSentEvent
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_SIZE)
     nonce = secrets.token_hex(8)
     live = asyncio.Event()
+    recent: deque[str] = deque(maxlen=SEEN_IDS)
 
     async def pump() -> None:
         async for event in subscription:
@@ -81,7 +87,13 @@ async def event_frames(*, announce_ready: bool) -> AsyncIterator[ServerSentEvent
             except TimeoutError:
                 yield ServerSentEvent(comment="heartbeat", sep="\n")
                 continue
+            event_id = str(event["event_id"]) if event.get("event_id") is not None else None
+            if event_id is not None:
+                if event_id in recent:
+                    continue
+                recent.append(event_id)
             yield ServerSentEvent(
+                id=event_id,
                 event=str(event.get("type", "message")),
                 data=json.dumps(event, default=str),
                 sep="\n",

@@ -67,3 +67,20 @@ async def test_a_quiet_stream_sends_heartbeats(monkeypatch: pytest.MonkeyPatch) 
     await frames.aclose()
     assert [b.comment for b in beats] == ["heartbeat"] * 3
     assert all(b.encode().startswith(b": heartbeat\n") for b in beats)
+
+
+async def test_an_event_published_twice_is_forwarded_once_with_its_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bus = MemoryBus()
+    monkeypatch.setattr(stream, "get_bus", lambda: bus)
+    frames = stream.event_frames(announce_ready=True)
+    await anext(frames)
+    await anext(frames)
+    for event_id in (7, 7, 8, 7):
+        await bus.publish({"type": "message.new", "event_id": event_id})
+    await bus.publish({"type": "message.new"})  # no id: always forwarded
+    got = [await asyncio.wait_for(anext(frames), timeout=5) for _ in range(3)]
+    await frames.aclose()
+    assert [f.id for f in got] == ["7", "8", None]
+    assert got[0].encode().startswith(b"id: 7\nevent: message.new\ndata: ")
