@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api.db import unit_of_work
+from api.db import make_engine, unit_of_work
 from api.events import emit
 from api.events import kinds as ev
 from api.events.consumers import Consumer, drain, get_cursor, run_consumer_once
@@ -211,3 +211,27 @@ async def test_an_event_committed_after_a_later_id_is_not_skipped(
 
     handled = await effects(name)
     assert sorted(handled.values()) == [1, 1, 1, 1]
+
+
+@pytest.mark.usefixtures("effects_table")
+async def test_a_long_transaction_in_another_database_holds_no_consumer_back(
+    backend: str, database_url: str
+) -> None:
+    """Transaction ids are cluster-wide: the oldest running transaction may belong to another
+    database (another app, a migration, a report) and can never write our events."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL transaction ids only")
+    from tests.conftest import _admin_url
+
+    name = f"elsewhere-{uuid.uuid4().hex[:8]}"
+    await start_at_head(name)
+    other = make_engine(_admin_url(database_url))
+    try:
+        async with other.connect() as connection:
+            await connection.execute(sa.text("SELECT pg_current_xact_id()"))  # open, with an xid
+            await emit_alerts(name, 2)
+            assert await drain(effect_consumer(name)) == 2
+            await connection.rollback()
+    finally:
+        await other.dispose()
+    assert sorted((await effects(name)).values()) == [1, 1]
