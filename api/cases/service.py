@@ -17,6 +17,7 @@ from api.cases.lifecycle import (
     REASON_REQUIRED,
     CaseStatus,
     check_transition,
+    status_label,
 )
 from api.cases.models import Case, Listing, ListingStatus
 from api.cases.references import create_case_reference
@@ -113,9 +114,11 @@ async def do_change_status(
     """Move a case along its lifecycle, refusing illegal moves, and record it on the timeline."""
     check_transition(case.status, target)
     if target in HUMAN_ONLY_TARGETS and actor.kind is not ActorKind.ANALYST:
-        raise PermissionDenied(f"Somente um analista pode mover o caso para {target}.")
+        raise PermissionDenied(
+            f"Somente um analista pode mover o caso para {status_label(target)}."
+        )
     if target in REASON_REQUIRED and not (reason and reason.strip()):
-        raise ValidationFailed(f"Informe o motivo para mover o caso para {target}.")
+        raise ValidationFailed(f"Informe o motivo para mover o caso para {status_label(target)}.")
     previous = case.status
     now = utcnow()
     case.status = target
@@ -128,7 +131,8 @@ async def do_change_status(
         kind=EntryKind.STATUS_CHANGE,
         actor=actor,
         case_id=case.id,
-        summary=f"Status: {previous} → {target}" + (f" ({reason})" if reason else ""),
+        summary=f"Status: {status_label(previous)} → {status_label(target)}"
+        + (f" ({reason})" if reason else ""),
         data={"from": str(previous), "to": str(target), "reason": reason},
     )
     envelope = about(case_id=case.id, actor=actor)
