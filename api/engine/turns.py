@@ -36,7 +36,7 @@ from api.conversations.outbound import (
 from api.conversations.service import sender_id_for
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
-from api.engine.commands import deliver_engine_commands, do_queue_engine_command
+from api.engine.commands import do_catch_up, do_queue_engine_command
 from api.engine.models import EngineCommandKind
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
 from api.events import EventActorKind, about, emit
@@ -238,10 +238,9 @@ async def _handle(
         await _finish(maker, turn, result=None, failure="Rasa não configurado", opt_out=False)
         return
     try:
-        # Rasa first hears the pauses and resumes still owed to it (even those waiting out a
-        # backoff: Rasa is being called anyway), so its tracker agrees with the holder before
-        # it reads this turn.
-        await deliver_engine_commands(gateway, conversation_id=turn.conversation_id, now=True)
+        # Rasa first hears the pauses and resumes still owed to it, so its tracker agrees with
+        # the holder before it reads this turn.
+        await do_catch_up(gateway, conversation_id=turn.conversation_id)
         result = await gateway.send_turn(
             sender=turn.sender_id,
             text=turn.text,

@@ -1,7 +1,8 @@
 """Requesting, claiming, releasing and resolving human attention on a conversation.
 
-Every step lands on the case timeline with who did it, tells analysts' browsers after commit,
-and keeps Rasa paused exactly while a person is needed.
+Every step lands on the case timeline with who did it and emits its handoff event; the
+event's consumers tell analysts' browsers and keep Rasa paused exactly while a person holds the
+conversation (api/engine/commands.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from api.cases.service import access_case
 from api.conversations.models import AuthorKind, Channel, Conversation, Holder, Message
 from api.conversations.outbound import OutboundAttachment, OutboundMessage, do_queue_message
 from api.db import utcnow
-from api.engine.commands import do_queue_engine_command
-from api.engine.models import EngineCommandKind
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from api.events import about, emit
 from api.events import kinds as ev
@@ -32,13 +31,6 @@ from api.timeline.service import Actor, create_entry
 
 def analyst_actor(analyst: Analyst) -> Actor:
     return Actor(ActorKind.ANALYST, analyst_id=analyst.id, name=analyst.name)
-
-
-async def _sync_engine(session: AsyncSession, conversation: Conversation, *, paused: bool) -> None:
-    """Pause or resume the conversation in Rasa, durably: the command is written with the
-    holder change and delivered (and retried) after commit, in order (api/engine/commands.py)."""
-    kind = EngineCommandKind.PAUSE if paused else EngineCommandKind.RESUME
-    await do_queue_engine_command(session, conversation=conversation, kind=kind)
 
 
 async def do_request_handoff(
@@ -62,8 +54,6 @@ async def do_request_handoff(
     emit(
         session, ev.HandoffRequested(**about(conversation=conversation, actor=actor), reason=reason)
     )
-    if actor.kind is ActorKind.ANALYST:
-        await _sync_engine(session, conversation, paused=True)
     return True
 
 
@@ -132,7 +122,6 @@ async def do_claim(
             previous_analyst_id=previous,
         ),
     )
-    await _sync_engine(session, conversation, paused=True)
     return conversation
 
 
@@ -164,7 +153,6 @@ async def do_release(
             **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
         ),
     )
-    await _sync_engine(session, conversation, paused=False)
     return conversation
 
 
@@ -195,7 +183,6 @@ async def do_resolve(
             **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
         ),
     )
-    await _sync_engine(session, conversation, paused=False)
     return conversation
 
 

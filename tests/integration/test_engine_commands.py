@@ -1,5 +1,6 @@
-"""Pause and resume reach Rasa durably: a claim while Rasa is down still pauses it once Rasa is
-back, before the resume that followed, and neither is sent twice.
+"""Pause and resume reach Rasa durably: the handoff events become engine commands (the
+`engine-commands` consumer), and a claim while Rasa is down still pauses it once Rasa is back,
+before the resume that followed, and neither is sent twice.
 
 Rasa's gateway is played by a small HTTP server on a loopback port (the client speaks real HTTP
 to it); "down" is that port bound but not listening, so every connection is refused.
@@ -36,6 +37,7 @@ from api.engine import commands
 from api.engine.client import get_gateway
 from api.engine.commands import deliver_engine_commands
 from api.engine.models import EngineCommand, EngineCommandKind, EngineCommandState
+from api.events import consumers
 from tests.factories import make_analyst, make_case, make_infringer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
@@ -54,6 +56,10 @@ class StandInRasa:
         self.received: list[tuple[str, list[dict[str, Any]]]] = []
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def received_for(self, sender: str) -> list[list[dict[str, Any]]]:
+        """What this conversation's tracker got (other tests' conversations may be owed too)."""
+        return [events for who, events in self.received if who == sender]
 
     async def events(self, request: Request) -> JSONResponse:
         if request.headers.get("X-Tratativa-Secret") != SECRET:
@@ -133,6 +139,19 @@ async def _conversation() -> int:
         return conversation.id
 
 
+async def _commands_once_consumed(conversation_id: int, count: int) -> list[EngineCommand]:
+    """The conversation's commands once the consumer has read its handoff events, as the worker
+    does. On PostgreSQL an event becomes readable only when every older transaction of the
+    server has ended (api/events/consumers.py), which other connections can delay a little."""
+    deadline = time.monotonic() + 15
+    while True:
+        await consumers.drain(commands.ENGINE_COMMANDS)
+        rows = await _commands(conversation_id)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
+
+
 async def _commands(conversation_id: int) -> list[EngineCommand]:
     async with unit_of_work() as session:
         rows = await session.scalars(
@@ -158,27 +177,27 @@ async def test_pause_missed_while_rasa_is_down_arrives_later_before_the_resume(
     assert released.status_code == 200, released.text
 
     # Rasa was down: the analyst's requests succeeded, and Rasa is still owed both commands.
-    owed = await _commands(conversation_id)
+    owed = await _commands_once_consumed(conversation_id, 2)
     assert [(c.kind, c.state) for c in owed] == [
         (EngineCommandKind.PAUSE, EngineCommandState.PENDING),
         (EngineCommandKind.RESUME, EngineCommandState.PENDING),
     ]
     assert owed[0].attempts >= 1 and owed[0].last_error
     assert owed[1].attempts == 0  # held back behind the undelivered pause
-    assert rasa.received == []
+    assert rasa.received_for(sender) == []
 
     await rasa.start()
     assert await deliver_engine_commands(get_gateway(), conversation_id=conversation_id) == 2
 
-    assert [(s, [e["event"] for e in events]) for s, events in rasa.received] == [
-        (sender, ["pause"]),
-        (sender, ["slot", "slot", "resume"]),
+    assert [[e["event"] for e in events] for events in rasa.received_for(sender)] == [
+        ["pause"],
+        ["slot", "slot", "resume"],
     ]
     assert [c.state for c in await _commands(conversation_id)] == [EngineCommandState.DONE] * 2
 
     # A later worker pass sends nothing again.
     assert await deliver_engine_commands(get_gateway(), conversation_id=conversation_id) == 0
-    assert len(rasa.received) == 2
+    assert len(rasa.received_for(sender)) == 2
 
 
 async def test_claim_with_rasa_up_pauses_it_right_after_commit(
@@ -190,8 +209,9 @@ async def test_claim_with_rasa_up_pauses_it_right_after_commit(
 
     claimed = await client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=headers)
     assert claimed.status_code == 200, claimed.text
+    await _commands_once_consumed(conversation_id, 1)
 
-    assert rasa.received == [(f"conv-{conversation_id}", [{"event": "pause"}])]
+    assert rasa.received_for(f"conv-{conversation_id}") == [[{"event": "pause"}]]
     assert [c.state for c in await _commands(conversation_id)] == [EngineCommandState.DONE]
 
 
@@ -204,6 +224,7 @@ async def test_a_command_whose_worker_died_is_sent_once_after_its_lease(
     conversation_id = await _conversation()
     claimed = await client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=headers)
     assert claimed.status_code == 200
+    assert len(await _commands_once_consumed(conversation_id, 1)) == 1
     async with unit_of_work() as session:
         command = await session.scalar(
             sa.select(EngineCommand).where(EngineCommand.conversation_id == conversation_id)
@@ -222,4 +243,26 @@ async def test_a_command_whose_worker_died_is_sent_once_after_its_lease(
         )
     assert await deliver_engine_commands(get_gateway(), conversation_id=conversation_id) == 1
     assert await deliver_engine_commands(get_gateway(), conversation_id=conversation_id) == 0
-    assert rasa.received == [(f"conv-{conversation_id}", [{"event": "pause"}])]
+    assert rasa.received_for(f"conv-{conversation_id}") == [[{"event": "pause"}]]
+
+
+async def test_a_handoff_event_the_request_did_not_turn_into_a_command_is_by_the_worker_once(
+    rasa: StandInRasa, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process died between the claim's commit and its inline consumer: the event is still
+    in the stream, and the worker's run of the consumer makes it exactly one command."""
+    headers = await _login(client)
+    conversation_id = await _conversation()
+    monkeypatch.setattr(consumers, "_excluded_here", {commands.ENGINE_COMMANDS.name})
+    claimed = await client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=headers)
+    assert claimed.status_code == 200
+    assert await _commands(conversation_id) == []
+
+    monkeypatch.setattr(consumers, "_excluded_here", set())
+    await rasa.start()
+    await _commands_once_consumed(conversation_id, 1)
+    await consumers.drain(commands.ENGINE_COMMANDS)
+    assert [(c.kind, c.state) for c in await _commands(conversation_id)] == [
+        (EngineCommandKind.PAUSE, EngineCommandState.DONE)
+    ]
+    assert rasa.received_for(f"conv-{conversation_id}") == [[{"event": "pause"}]]

@@ -29,7 +29,7 @@ from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, Conversation, Direction, Message
 from api.conversations.outbound import Outbound, do_queue_outbound
 from api.db import unit_of_work, utcnow
-from api.handoff.service import do_send_analyst_message
+from api.handoff.service import do_claim, do_send_analyst_message
 from api.identifiers.phones import normalize_phone, phone_variants
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.worker import deliver_due
@@ -236,6 +236,8 @@ async def test_every_whatsapp_reply_goes_to_the_address_that_wrote(
             outbound=Outbound(text="Olá! Aqui é o atendimento."),
             actor=Actor.bot(),
         )
+        # A person claims before writing (one write rule for API and panel: never beside the bot).
+        await do_claim(session, conversation_id=conversation.id, analyst=analyst)
         await do_send_analyst_message(
             session, conversation_id=conversation.id, analyst=analyst, text="Sou a Ana."
         )
@@ -349,6 +351,7 @@ async def test_every_e_mail_reply_goes_to_the_address_that_wrote(
             ),
         )
         assert received.conversation.case_id == case.id
+        await do_claim(session, conversation_id=received.conversation.id, analyst=analyst)
         await do_send_analyst_message(
             session, conversation_id=received.conversation.id, analyst=analyst, text="Olá."
         )
