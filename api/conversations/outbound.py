@@ -117,6 +117,8 @@ class ChannelComposer(Protocol):
     contact_kind: ContactKind
     # Whether free-form text is only allowed for a while after the infringer wrote (WhatsApp).
     has_reply_window: bool
+    # The channel's name as analysts read it ("WhatsApp", "E-mail").
+    label: str
 
     async def compose(
         self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage
@@ -126,6 +128,10 @@ class ChannelComposer(Protocol):
 
     def split(self, outbound: Outbound) -> list[Outbound]:
         """The parts the provider accepts (WhatsApp: 1,600 characters each)."""
+        ...
+
+    def check_template(self, template: TemplateUse) -> None:
+        """Raise when the channel cannot send this template (WhatsApp: no approved SID)."""
         ...
 
     def window_open_until(self, conversation: Conversation) -> dt.datetime | None:
@@ -173,6 +179,10 @@ _AUTHOR_OF = {
 
 def author_of(actor: Actor) -> AuthorKind:
     return _AUTHOR_OF.get(actor.kind, AuthorKind.SYSTEM)
+
+
+def channel_label(channel: Channel) -> str:
+    return get_composer(channel).label
 
 
 def has_reply_window(conversation: Conversation) -> bool:

@@ -20,6 +20,7 @@ from api.conversations.outbound import (
     TemplateUse,
     author_of,
     do_queue_message,
+    get_composer,
 )
 from api.errors import NotFound, ValidationFailed
 from api.identifiers.money import format_brl
@@ -133,6 +134,18 @@ def template_ref(template: MessageTemplate, variables: dict[str, Any]) -> Templa
         str(i): str(variables[name]) for i, name in enumerate(template.whatsapp_variables, 1)
     }
     return TemplateRef(content_sid=template.content_sid, variables=numbered, rendered_text=text)
+
+
+def render_for_conversation(
+    conversation: Conversation, template: MessageTemplate, variables: dict[str, Any]
+) -> str:
+    """The text a template would send on this conversation's channel (a preview); raises what
+    sending would raise (a missing variable, a WhatsApp template without approved SID)."""
+    text = render(template, variables)
+    get_composer(conversation.channel).check_template(
+        TemplateUse(name=template.name, variables=dict(variables), rendered_text=text)
+    )
+    return text
 
 
 async def do_send_template(

@@ -39,7 +39,12 @@ from api.cases.models import Case
 from api.config import Settings, get_settings
 from api.contacts.models import ContactKind, ContactPoint, Infringer
 from api.conversations.models import AuthorKind, Channel, Conversation, Direction, Message
-from api.conversations.outbound import Outbound, OutboundAttachment, OutboundMessage
+from api.conversations.outbound import (
+    Outbound,
+    OutboundAttachment,
+    OutboundMessage,
+    TemplateUse,
+)
 from api.db import utcnow
 from api.identifiers.case_ref import find_case_refs
 from api.outbox.senders import Envelope
@@ -323,6 +328,7 @@ class EmailComposer:
     channel = Channel.EMAIL
     contact_kind = ContactKind.EMAIL
     has_reply_window = False
+    label = "E-mail"
 
     async def compose(
         self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage
@@ -340,6 +346,9 @@ class EmailComposer:
                 cc=message.cc,
             )
         ]
+
+    def check_template(self, template: TemplateUse) -> None:
+        return None
 
     def split(self, outbound: Outbound) -> list[Outbound]:
         return [outbound]

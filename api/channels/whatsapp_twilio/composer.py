@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.config import get_settings
 from api.contacts.models import ContactKind
 from api.conversations.models import Channel, Conversation, Direction, Message
-from api.conversations.outbound import Outbound, OutboundMessage, WindowClosed
+from api.conversations.outbound import Outbound, OutboundMessage, TemplateUse, WindowClosed
 from api.templates.service import get_template, template_ref
 
 MAX_BODY_CHARS = 1600
@@ -58,6 +58,7 @@ class WhatsAppComposer:
     channel = Channel.WHATSAPP
     contact_kind = ContactKind.PHONE
     has_reply_window = True
+    label = "WhatsApp"
 
     async def compose(
         self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage
@@ -79,6 +80,9 @@ class WhatsAppComposer:
             Outbound(text=text, attachments=message.attachments if i == 0 else ())
             for i, text in enumerate(texts)
         ]
+
+    def check_template(self, template: TemplateUse) -> None:
+        template_ref(get_template(template.name), template.variables)
 
     def split(self, outbound: Outbound) -> list[Outbound]:
         if outbound.template is not None or len(outbound.text) <= MAX_BODY_CHARS:
