@@ -49,7 +49,8 @@ async def get_case_by_reference(session: AsyncSession, *, reference: str) -> Cas
     return await session.scalar(query)
 
 
-async def access_case(session: AsyncSession, *, case_id: int) -> Case:
+async def require_case(session: AsyncSession, *, case_id: int) -> Case:
+    """The case, or NotFound (`access_*` names are kept for functions that check permission)."""
     case = await get_case(session, case_id=case_id)
     if case is None:
         raise NotFound(f"Caso {case_id} não encontrado.")

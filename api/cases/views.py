@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cases.lifecycle import CaseStatus, allowed_moves
 from api.cases.models import Case
-from api.cases.service import access_case
+from api.cases.service import require_case
 from api.conversations.models import Conversation
 from api.payments.models import PaymentRequest
 from api.timeline.models import TimelineEntry
@@ -31,7 +31,7 @@ class CaseView:
 
 async def get_case_view(session: AsyncSession, *, case_id: int) -> CaseView:
     """What the case page shows; NotFound when there is no such case."""
-    case = await access_case(session, case_id=case_id)
+    case = await require_case(session, case_id=case_id)
     payments = (
         await session.scalars(
             sa.select(PaymentRequest)

@@ -14,12 +14,12 @@ from sqlalchemy.orm import selectinload
 
 from api.analysts.models import Analyst
 from api.cases.models import Case
-from api.cases.service import access_case
+from api.cases.service import require_case
 from api.conversations.models import Attachment, Conversation, Message
 from api.conversations.outbound import has_reply_window, window_open_until
 from api.db import utcnow
 from api.handoff.permissions import can_write
-from api.handoff.service import access_conversation
+from api.handoff.service import require_conversation
 from api.timeline.models import TimelineEntry
 from api.timeline.service import get_case_timeline
 
@@ -120,9 +120,9 @@ async def get_conversation_view(
 ) -> ConversationView:
     """What the conversation page shows to `analyst`; NotFound when there is no such
     conversation."""
-    conversation = await access_conversation(session, conversation_id=conversation_id)
+    conversation = await require_conversation(session, conversation_id=conversation_id)
     case = (
-        await access_case(session, case_id=conversation.case_id)
+        await require_case(session, case_id=conversation.case_id)
         if with_case and conversation.case_id is not None
         else None
     )

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, Role
 from api.cases.models import Case
-from api.cases.service import access_case
+from api.cases.service import require_case
 from api.conversations.models import AuthorKind, Channel, Conversation, Holder, Message
 from api.conversations.outbound import OutboundAttachment, OutboundMessage, do_queue_message
 from api.db import utcnow
@@ -57,9 +57,10 @@ async def do_request_handoff(
     return True
 
 
-async def access_conversation(
+async def require_conversation(
     session: AsyncSession, *, conversation_id: int, lock: bool = False
 ) -> Conversation:
+    """The conversation (locked for update with `lock`), or NotFound."""
     query = sa.select(Conversation).where(Conversation.id == conversation_id)
     if lock:
         query = query.with_for_update()
@@ -77,7 +78,7 @@ async def do_claim(
     assign_to: Analyst | None = None,
 ) -> Conversation:
     """Take a conversation (one analyst at a time); a supervisor may (re)assign it."""
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     target = assign_to or analyst
     if (
         assign_to is not None
@@ -129,7 +130,7 @@ async def do_release(
     session: AsyncSession, *, conversation_id: int, analyst: Analyst, note: str | None = None
 ) -> Conversation:
     """Back to the bot, which resumes from the case as it now is (status, agreed terms)."""
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     if conversation.holder is Holder.BOT:
         raise Conflict("A conversa já está com o bot.")
     if conversation.holder is Holder.HUMAN:
@@ -160,7 +161,7 @@ async def do_resolve(
     session: AsyncSession, *, conversation_id: int, analyst: Analyst, note: str | None = None
 ) -> Conversation:
     """Close the conversation; the infringer's next message opens a new one."""
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     if conversation.closed_at is not None:
         raise Conflict("A conversa já foi encerrada.")
     if conversation.holder is Holder.HUMAN:
@@ -227,13 +228,13 @@ async def do_send_analyst_message(
 ) -> Message:
     """An analyst's reply on the conversation's own channel, through the outbox (API and panel
     both come here): only the holder or a supervisor; the WhatsApp window applies."""
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     check_can_write(conversation, analyst)
     actor = analyst_actor(analyst)
     if template:
         if conversation.case_id is None:
             raise ValidationFailed("Modelos precisam de uma conversa vinculada a um caso.")
-        case = await access_case(session, case_id=conversation.case_id)
+        case = await require_case(session, case_id=conversation.case_id)
         message = await do_send_template(
             session,
             conversation=conversation,

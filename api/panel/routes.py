@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.analysts.models import Analyst
 from api.analysts.service import do_login
 from api.cases.lifecycle import CaseStatus
-from api.cases.service import access_case, do_change_status
+from api.cases.service import do_change_status, require_case
 from api.cases.views import get_case_view
 from api.config import get_settings
 from api.conversations.models import Channel
@@ -30,13 +30,13 @@ from api.db import utcnow
 from api.errors import AppError, AuthenticationRequired, TooManyRequests, ValidationFailed
 from api.handoff.inbox import get_inbox
 from api.handoff.service import (
-    access_conversation,
     analyst_actor,
     do_add_note,
     do_claim,
     do_release,
     do_resolve,
     do_send_analyst_message,
+    require_conversation,
 )
 from api.ids import MAX_ID
 from api.panel.auth import (
@@ -310,7 +310,7 @@ async def template_preview(
 ) -> HTMLResponse:
     """The chosen template rendered with the case's variables (plus the analyst's values for
     the ones the case lacks); a missing variable is an error, never a blank."""
-    conversation = await access_conversation(session, conversation_id=conversation_id)
+    conversation = await require_conversation(session, conversation_id=conversation_id)
     context: dict[str, Any] = {
         "template": None,
         "text": None,
@@ -326,7 +326,7 @@ async def template_preview(
         elif conversation.case_id is None:
             context["error"] = "Modelos precisam de uma conversa vinculada a um caso."
         else:
-            case = await access_case(session, case_id=conversation.case_id)
+            case = await require_case(session, case_id=conversation.case_id)
             known = await variables_for_case(session, case)
             overrides = _overrides(request.query_params)
             context["template"] = template
@@ -386,7 +386,7 @@ async def add_conversation_note(
     conversation_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
 ) -> Response:
-    conversation = await access_conversation(session, conversation_id=conversation_id)
+    conversation = await require_conversation(session, conversation_id=conversation_id)
     await do_add_note(session, analyst=analyst, text=texto, conversation=conversation)
     return _back_to(conversation_id)
 
@@ -447,7 +447,7 @@ async def change_case_status(
         target = CaseStatus(status)
     except ValueError as exc:
         raise ValidationFailed(f"Status desconhecido: {status!r}.") from exc
-    case = await access_case(session, case_id=case_id)
+    case = await require_case(session, case_id=case_id)
     await do_change_status(
         session,
         case=case,
@@ -465,6 +465,6 @@ async def add_case_note(
     case_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
 ) -> Response:
-    case = await access_case(session, case_id=case_id)
+    case = await require_case(session, case_id=case_id)
     await do_add_note(session, analyst=analyst, text=texto, case=case)
     return redirect(f"{PANEL_PREFIX}/casos/{case_id}")
