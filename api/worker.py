@@ -15,7 +15,7 @@ from api.channels.whatsapp_twilio.fetching import run_media_fetcher
 from api.config import Settings, get_settings
 from api.db import unit_of_work
 from api.engine.client import get_gateway
-from api.engine.commands import deliver_engine_commands
+from api.engine.commands import deliver_engine_commands, do_prune_engine_commands
 from api.engine.ledger import do_prune_executions
 from api.engine.turns import get_conversations_with_pending, process_conversation
 from api.events.consumers import exclude_here, run_event_consumers
@@ -26,6 +26,7 @@ SWEEP_AFTER = dt.timedelta(seconds=30)
 # The action ledger only has to outlive any retry of a turn (minutes); a week is plenty.
 LEDGER_KEEP = dt.timedelta(days=7)
 PRUNE_EVERY_SWEEPS = 360  # about hourly at one sweep every 10 s
+PRUNE_COMMANDS_EVERY = 720  # about hourly at one pass every 5 s
 
 
 async def sweep_turns_once(*, older_than: dt.timedelta = SWEEP_AFTER) -> int:
@@ -59,12 +60,18 @@ async def run_turn_sweeper(stop: asyncio.Event, *, every_seconds: float = 10.0) 
 
 
 async def run_engine_commands(stop: asyncio.Event, *, every_seconds: float = 5.0) -> None:
-    """Deliver the pauses and resumes Rasa has not taken yet (it was down, a process died)."""
+    """Deliver the pauses and resumes Rasa has not taken yet (it was down, a process died);
+    about hourly, forget those delivered more than a week ago."""
+    passes = 0
     while not stop.is_set():
         try:
             await deliver_engine_commands(get_gateway())
+            if passes % PRUNE_COMMANDS_EVERY == 0:
+                async with unit_of_work() as session:
+                    await do_prune_engine_commands(session, older_than=LEDGER_KEEP)
         except Exception:
             log.exception("engine command delivery failed")
+        passes += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every_seconds)
 

@@ -189,6 +189,16 @@ async def deliver_engine_commands(
             delivered += 1
 
 
+async def do_prune_engine_commands(session: AsyncSession, *, older_than: dt.timedelta) -> int:
+    """Delete delivered commands older than `older_than` (nothing reads them again)."""
+    result = await session.execute(
+        sa.delete(EngineCommand).where(
+            EngineCommand.state == S.DONE, EngineCommand.done_at < utcnow() - older_than
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def do_catch_up(gateway: RasaGateway | None, *, conversation_id: int) -> int:
     """Before a turn: turn the handoff events not yet consumed into commands, and send what
     this conversation owes Rasa, backoff or not (Rasa is being called anyway)."""

@@ -266,3 +266,32 @@ async def test_a_handoff_event_the_request_did_not_turn_into_a_command_is_by_the
         (EngineCommandKind.PAUSE, EngineCommandState.DONE)
     ]
     assert rasa.received_for(f"conv-{conversation_id}") == [[{"event": "pause"}]]
+
+
+async def test_delivered_commands_are_pruned_after_a_week_and_owed_ones_never(
+    rasa: StandInRasa, client: httpx.AsyncClient
+) -> None:
+    headers = await _login(client)
+    conversation_id = await _conversation()
+    claimed = await client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=headers)
+    assert claimed.status_code == 200
+    released = await client.post(
+        f"/api/v1/conversations/{conversation_id}/release", headers=headers, json={}
+    )
+    assert released.status_code == 200
+    pause, resume = await _commands_once_consumed(conversation_id, 2)
+    async with unit_of_work() as session:
+        # The pause was delivered eight days ago; the resume is still owed (Rasa was down).
+        await session.execute(
+            sa.update(EngineCommand)
+            .where(EngineCommand.id == pause.id)
+            .values(state=EngineCommandState.DONE, done_at=utcnow() - dt.timedelta(days=8))
+        )
+        await session.execute(
+            sa.update(EngineCommand)
+            .where(EngineCommand.id == resume.id)
+            .values(state=EngineCommandState.PENDING, done_at=None)
+        )
+    async with unit_of_work() as session:
+        assert await commands.do_prune_engine_commands(session, older_than=dt.timedelta(days=7))
+    assert [c.id for c in await _commands(conversation_id)] == [resume.id]
