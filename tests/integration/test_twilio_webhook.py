@@ -426,3 +426,24 @@ async def test_a_burst_from_one_phone_is_stored_whole_while_turns_run(
     assert [r.status_code for r in responses] == [200] * len(forms)
     for form in forms:
         assert len(await stored(form["MessageSid"])) == 1
+
+
+async def test_a_nul_character_in_a_signed_form_is_dropped_and_the_message_stored(
+    stack: TwilioStack,
+) -> None:
+    """PostgreSQL cannot store U+0000 in text: the webhook answered 500 and Twilio retried a
+    message that could never be stored. The character carries nothing: it is dropped, after the
+    signature (computed over the form as sent) was checked."""
+    sid = new_sid()
+    form = load_form(
+        "message_text",
+        MessageSid=sid,
+        From=f"whatsapp:{new_phone()}",
+        Body="quero\x00 pagar",
+        ProfileName="Car\x00los",
+    )
+    response = await stack.post_signed(MESSAGE_PATH, form)
+    assert response.status_code == 200, response.text
+    (message,) = await stored(sid)
+    assert message.text == "quero pagar"
+    assert message.meta is not None and message.meta["profile_name"] == "Carlos"

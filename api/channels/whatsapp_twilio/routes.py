@@ -134,7 +134,11 @@ async def read_signed_form(request: Request, settings: Settings) -> Params:
         verify_signature(url, params, signature, token, signature_settings=signature_settings)
         for url in candidate_urls(request, settings.public_base_url)
     ):
-        return params
+        # U+0000 means nothing in a message and PostgreSQL cannot store it (a 500 Twilio would
+        # retry forever): dropped once the signature over the form as sent has been checked.
+        return {
+            key: [value.replace("\x00", "") for value in values] for key, values in params.items()
+        }
     log.warning(
         "Twilio webhook %s refused: %s signature from %s",
         request.url.path,
