@@ -66,6 +66,14 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_event_consumers")),
     )
+    # Live notifications follow the stream from its very first event (the table is new, so no
+    # history is replayed); a consumer added later may start at the head instead.
+    op.execute(
+        sa.text(
+            "INSERT INTO event_consumers (name, last_tx_id, last_event_id, updated_at) "
+            "VALUES ('live-notifications', 0, 0, CURRENT_TIMESTAMP)"
+        )
+    )
     # Like the timeline, the stream is never rewritten: the database refuses UPDATE/DELETE.
     if postgres:
         op.execute(_PG_APPEND_ONLY)
