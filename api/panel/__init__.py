@@ -1,8 +1,10 @@
 """The analyst panel (/painel): server-rendered pages (Jinja2 + HTMX), live by SSE.
 
-Layout: auth.py (sessions, CSRF), routes.py (pages and form posts, on the read models),
-events.py (the live stream), files.py (attachments), formatting.py (labels, filters, the
-template environment), views.py (what a timeline row shows), errors.py (pt-BR error pages)."""
+Layout: one module per screen (login.py, inbox.py, conversation.py, case.py; routes.py gathers
+them), events.py (the live stream), files.py (attachments), auth.py (sessions, CSRF),
+formatting.py (labels, filters, the template environment), views.py (what a timeline row
+shows), errors.py (pt-BR error pages). Pages read through read models in the domain packages
+and run no SQL of their own."""
 
 from __future__ import annotations
 

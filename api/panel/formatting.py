@@ -30,6 +30,8 @@ from api.web.security import apply_security_headers
 PANEL_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PANEL_DIR / "templates"
 STATIC_DIR = PANEL_DIR / "static"
+# The longest note or reply an analyst may write.
+MAX_TEXT = 4000
 
 CHANNEL_LABELS = {Channel.WHATSAPP: "WhatsApp", Channel.EMAIL: "E-mail"}
 HOLDER_LABELS = {
