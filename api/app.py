@@ -20,6 +20,7 @@ from api.notifications.routes import router as events_router
 from api.panel import install_panel
 from api.public.routes import router as public_router
 from api.web.errors import install_error_handlers
+from api.web.inputs import RefuseNulMiddleware
 from api.web.logging import install_log_redaction
 from api.web.openapi import install_error_responses
 from api.web.proxies import TrustedProxyMiddleware
@@ -36,7 +37,8 @@ def create_app() -> FastAPI:
         docs_url="/docs",
     )
     app.state.settings = settings
-    app.add_middleware(TrustedProxyMiddleware)
+    app.add_middleware(RefuseNulMiddleware)
+    app.add_middleware(TrustedProxyMiddleware)  # added last: runs first, on the real peer
     install_error_handlers(app)
     install_panel(app)  # after the JSON handlers: /painel errors render as pages
     app.include_router(health_router)

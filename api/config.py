@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 from functools import lru_cache
@@ -136,6 +137,8 @@ class Settings(_Group):
     business_hours_start: int = 9
     business_hours_end: int = 18
     business_days: str = "0,1,2,3,4"  # Monday=0 … Sunday=6
+    # Twilio Content SIDs of approved WhatsApp templates: JSON {"template_name": "HX…"}.
+    template_content_sids: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     rasa: RasaSettings = Field(default_factory=RasaSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
@@ -153,6 +156,21 @@ class Settings(_Group):
                 if part.strip()
             )
         return value
+
+    @field_validator("template_content_sids", mode="before")
+    @classmethod
+    def _parse_content_sids(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError("TEMPLATE_CONTENT_SIDS is not valid JSON") from exc
+        if not isinstance(parsed, dict):
+            raise ValueError('TEMPLATE_CONTENT_SIDS must be a JSON object {"name": "HX…"}')
+        return {str(k): str(v) for k, v in parsed.items()}
 
     @field_validator("database_url")
     @classmethod

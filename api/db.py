@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from api.config import get_settings
+from api.errors import ValidationFailed
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,11 +75,34 @@ class CreatedAtMixin:
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+# Set while a request of the API or the panel runs (api/web/inputs.py): text with U+0000, which
+# PostgreSQL cannot store (a 500 from the driver), is refused as bad input on both databases.
+refuse_nul_text: ContextVar[bool] = ContextVar("refuse_nul_text", default=False)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul_text(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
+) -> None:
+    if refuse_nul_text.get() and _has_nul(parameters):
+        raise ValidationFailed("O caractere nulo (U+0000) não é aceito em textos.")
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an async engine; SQLite gets foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
     engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul_text)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine.sync_engine, "connect")

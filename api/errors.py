@@ -82,6 +82,14 @@ class AppendOnlyViolation(AppError):
     status_code = 409
 
 
+class ProviderError(AppError):
+    """A provider's server (a mailbox, a messaging API) refused a command or the connection
+    broke; the caller reconnects or retries."""
+
+    code = "provider_error"
+    status_code = 502
+
+
 class ChannelDeliveryError(AppError):
     """A provider refused or failed to take a message."""
 

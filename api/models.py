@@ -3,11 +3,13 @@
 from api.analysts.models import Analyst
 from api.brands.models import Brand
 from api.cases.models import Case, CaseRefCounter, Listing
-from api.channels.email.models import ImapCursor, MatchSuggestion
+from api.channels.email.models import ImapCursor
 from api.contacts.models import ContactPoint, Infringer
 from api.conversations.models import Attachment, Conversation, Message
 from api.db import Base
-from api.engine.models import ActionExecution
+from api.engine.models import ActionExecution, EngineCommand
+from api.events.models import EventConsumer, StoredEvent
+from api.inbox.models import MatchSuggestion
 from api.outbox.models import OutboxItem
 from api.payments.models import Installment, PaymentRequest
 from api.timeline.models import TimelineEntry
@@ -22,6 +24,8 @@ __all__ = [
     "CaseRefCounter",
     "ContactPoint",
     "Conversation",
+    "EngineCommand",
+    "EventConsumer",
     "ImapCursor",
     "Infringer",
     "Installment",
@@ -30,6 +34,7 @@ __all__ = [
     "Message",
     "OutboxItem",
     "PaymentRequest",
+    "StoredEvent",
     "TimelineEntry",
 ]
 

@@ -69,7 +69,8 @@ async def do_login(session: AsyncSession, *, email: str, password: str, address:
     return analyst
 
 
-async def access_analyst_by_email(session: AsyncSession, *, email: str) -> Analyst:
+async def require_analyst_by_email(session: AsyncSession, *, email: str) -> Analyst:
+    """The account with this e-mail, or NotFound."""
     analyst = await get_analyst_by_email(session, email=email)
     if analyst is None:
         raise NotFound(f"Nenhum usuário com o e-mail {email.strip().lower()}.")

@@ -15,7 +15,7 @@ from api.brands.models import Brand
 from api.cases.lifecycle import CaseStatus, allowed_moves
 from api.cases.models import Case
 from api.config import Settings, get_settings
-from api.conversations.models import Channel, Conversation
+from api.conversations.models import Conversation
 from api.conversations.service import conversation_id_from_sender
 from api.identifiers.money import format_brl
 from api.timeline.service import Actor
@@ -29,7 +29,7 @@ class Turn:
     intent: str | None
     entities: list[dict[str, Any]] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)
-    channel: str = Channel.WHATSAPP.value
+    channel: str | None = None
 
     def entity_values(self, name: str) -> list[str]:
         return [str(e["value"]) for e in self.entities if e.get("entity") == name]
@@ -62,10 +62,6 @@ class BotContext:
     @property
     def brand(self) -> Brand | None:
         return self.case.brand if self.case is not None else None
-
-    @property
-    def is_email(self) -> bool:
-        return self.turn.channel == Channel.EMAIL.value
 
     def values(self) -> dict[str, str]:
         """Variables every response template may use."""

@@ -21,6 +21,8 @@ from api.cases.service import do_change_status, do_set_listing_status, get_case_
 from api.contacts.models import ContactPoint, Infringer
 from api.conversations.service import do_link_conversation
 from api.db import utcnow
+from api.events import EventActorKind, about, emit
+from api.events import kinds as ev
 from api.handoff.business_hours import BusinessHours
 from api.handoff.service import do_request_handoff
 from api.identifiers.media import media_only_labels
@@ -457,6 +459,14 @@ async def accept(ctx: BotContext) -> BotReply:
         return await handoff(ctx, f"aceite de termos com o caso em {case.status}")
     case.agreed_amount = offer.amount
     case.agreed_installments = offer.installments
+    emit(
+        ctx.session,
+        ev.AgreementProposed(
+            **about(conversation=ctx.conversation, case_id=case.id, actor=ctx.actor),
+            amount=offer.amount,
+            installments=offer.installments,
+        ),
+    )
     replaced = (
         f" (substitui o acordo de {brl(agreed.amount)} em {agreed.installments}x)" if agreed else ""
     )
@@ -602,6 +612,14 @@ async def opt_out(ctx: BotContext) -> BotReply:
         if contact is not None and contact.opted_out_at is None:
             contact.opted_out_at = utcnow()
             contact.opt_out_reason = "pedido do infrator na conversa"
+            emit(
+                ctx.session,
+                ev.ContactOptedOut(
+                    **about(conversation=ctx.conversation, actor=EventActorKind.INFRINGER),
+                    contact_id=contact.id,
+                    reason=contact.opt_out_reason,
+                ),
+            )
     await _note(ctx, "Infrator pediu para não receber mais mensagens (opt-out).")
     reply = await handoff(ctx, "opt-out: revisar contato")
     # The opt-out confirmation is the last thing we say; no "a person will answer" promise.

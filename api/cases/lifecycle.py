@@ -29,6 +29,37 @@ class CaseStatus(enum.StrEnum):
 
 S = CaseStatus
 
+# How analysts and infringers read a status (timeline lines, the panel, error messages).
+STATUS_LABELS: dict[CaseStatus, str] = {
+    S.DETECTADO: "Detectado",
+    S.EM_TRIAGEM: "Em triagem",
+    S.APTO_NOTIFICAR: "Apto a notificar",
+    S.NOTIFICADO: "Notificado",
+    S.SEM_RESPOSTA: "Sem resposta",
+    S.EM_ATENDIMENTO: "Em atendimento",
+    S.EM_NEGOCIACAO: "Em negociação",
+    S.EM_CONTESTACAO: "Em contestação",
+    S.DESCARTADO: "Descartado",
+    S.ESCALADO_JURIDICO: "Escalado ao jurídico",
+    S.ACORDO_PROPOSTO: "Acordo proposto",
+    S.ACORDO_ASSINADO: "Acordo assinado",
+    S.AGUARDANDO_PAGAMENTO: "Aguardando pagamento",
+    S.PAGO: "Pago",
+    S.ACORDO_DESCUMPRIDO: "Acordo descumprido",
+    S.ENCERRADO: "Encerrado",
+    S.REABERTO: "Reaberto",
+}
+
+
+def status_label(value: object) -> str:
+    """The plain Portuguese label of a status (or of its code, as stored in timeline data);
+    anything unknown is shown as it is."""
+    try:
+        return STATUS_LABELS[CaseStatus(str(value))]
+    except ValueError:
+        return str(value)
+
+
 # The main line of DOMAIN.md plus the moves a real team needs (triage discards, a late reply
 # to an unanswered notice, a counteroffer after a proposal, legal review from any dispute).
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
@@ -70,10 +101,14 @@ def allowed_moves(current: CaseStatus) -> frozenset[CaseStatus]:
 def check_transition(current: CaseStatus, target: CaseStatus) -> None:
     """Raise IllegalTransition when the lifecycle does not allow `current → target`."""
     if target not in allowed_moves(current):
-        allowed = ", ".join(sorted(allowed_moves(current))) or "nenhuma"
+        allowed = (
+            ", ".join(status_label(s) for s in sorted(allowed_moves(current), key=list(S).index))
+            or "nenhuma"
+        )
         raise IllegalTransition(
-            f"Transição de status não permitida: {current} → {target}. "
-            f"A partir de {current} são permitidas: {allowed}.",
+            f"Transição de status não permitida: {status_label(current)} → "
+            f"{status_label(target)}. A partir de {status_label(current)} são permitidas: "
+            f"{allowed}.",
             current=str(current),
             target=str(target),
             allowed=sorted(allowed_moves(current)),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.cases.lifecycle import CaseStatus, allowed_moves
 from api.cases.models import Case
 from api.cases.schemas import CaseDetailOut, CaseOut, CasePage, TimelineEntryOut
-from api.cases.service import CaseFilters, access_case, get_all_cases, get_case_by_reference
+from api.cases.service import CaseFilters, get_all_cases, get_case_by_reference, require_case
 from api.errors import NotFound
 from api.timeline.service import get_case_timeline
 from api.web.deps import CurrentAnalyst, SessionDep
@@ -58,7 +58,7 @@ async def get_by_reference(
 async def get_case_detail(
     session: SessionDep, _analyst: CurrentAnalyst, case_id: PathId
 ) -> CaseDetailOut:
-    return case_detail(await access_case(session, case_id=case_id))
+    return case_detail(await require_case(session, case_id=case_id))
 
 
 @router.get("/{case_id}/timeline")
@@ -69,7 +69,7 @@ async def get_timeline(
     after_id: AfterId = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[TimelineEntryOut]:
-    await access_case(session, case_id=case_id)
+    await require_case(session, case_id=case_id)
     entries = await get_case_timeline(session, case_id=case_id, after_id=after_id, limit=limit)
     return [TimelineEntryOut.model_validate(e) for e in entries]
 

@@ -17,12 +17,15 @@ from api.cases.lifecycle import (
     REASON_REQUIRED,
     CaseStatus,
     check_transition,
+    status_label,
 )
 from api.cases.models import Case, Listing, ListingStatus
 from api.cases.references import create_case_reference
 from api.contacts.models import Infringer
 from api.db import utcnow
 from api.errors import NotFound, PermissionDenied, ValidationFailed
+from api.events import about, emit
+from api.events import kinds as ev
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -46,7 +49,8 @@ async def get_case_by_reference(session: AsyncSession, *, reference: str) -> Cas
     return await session.scalar(query)
 
 
-async def access_case(session: AsyncSession, *, case_id: int) -> Case:
+async def require_case(session: AsyncSession, *, case_id: int) -> Case:
+    """The case, or NotFound (`access_*` names are kept for functions that check permission)."""
     case = await get_case(session, case_id=case_id)
     if case is None:
         raise NotFound(f"Caso {case_id} não encontrado.")
@@ -111,9 +115,11 @@ async def do_change_status(
     """Move a case along its lifecycle, refusing illegal moves, and record it on the timeline."""
     check_transition(case.status, target)
     if target in HUMAN_ONLY_TARGETS and actor.kind is not ActorKind.ANALYST:
-        raise PermissionDenied(f"Somente um analista pode mover o caso para {target}.")
+        raise PermissionDenied(
+            f"Somente um analista pode mover o caso para {status_label(target)}."
+        )
     if target in REASON_REQUIRED and not (reason and reason.strip()):
-        raise ValidationFailed(f"Informe o motivo para mover o caso para {target}.")
+        raise ValidationFailed(f"Informe o motivo para mover o caso para {status_label(target)}.")
     previous = case.status
     now = utcnow()
     case.status = target
@@ -126,9 +132,26 @@ async def do_change_status(
         kind=EntryKind.STATUS_CHANGE,
         actor=actor,
         case_id=case.id,
-        summary=f"Status: {previous} → {target}" + (f" ({reason})" if reason else ""),
+        summary=f"Status: {status_label(previous)} → {status_label(target)}"
+        + (f" ({reason})" if reason else ""),
         data={"from": str(previous), "to": str(target), "reason": reason},
     )
+    envelope = about(case_id=case.id, actor=actor)
+    emit(
+        session,
+        ev.CaseStatusChanged(
+            **envelope, from_status=str(previous), to_status=str(target), reason=reason
+        ),
+    )
+    if target is CaseStatus.ACORDO_ASSINADO:
+        emit(
+            session,
+            ev.AgreementAccepted(
+                **envelope, amount=case.agreed_amount, installments=case.agreed_installments
+            ),
+        )
+    elif target is CaseStatus.PAGO:
+        emit(session, ev.PaymentConfirmed(**envelope, amount=case.agreed_amount))
     return case
 
 

@@ -40,8 +40,7 @@ EXIT_INTERRUPTED = 130
 
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
-# Messages of a missing table or column (SQLite, PostgreSQL through asyncpg/psycopg).
-_NO_TABLE = ("no such table", "undefinedtable", "does not exist")
+# A missing column (SQLite, PostgreSQL through asyncpg/psycopg): migrations are behind.
 _NO_COLUMN = ("no such column", "undefinedcolumn", "has no column")
 
 
@@ -108,6 +107,8 @@ def describe(exc: BaseException) -> tuple[str, int]:
             return f"não foi possível abrir {_database_target()}", EXIT_ERROR
     for item in chain:
         module = type(item).__module__
+        if module.startswith("alembic"):
+            return f"migração: {_one_line(item)}", EXIT_ERROR
         if module.startswith("redis"):
             return f"Redis indisponível (REDIS_URL): {_one_line(item)}", EXIT_ERROR
     for item in chain:

@@ -157,12 +157,12 @@ def users_set_password(
     ],
 ) -> None:
     """Set a user's password; every panel session and API token of the user ends."""
-    from api.analysts.service import access_analyst_by_email, do_set_password
+    from api.analysts.service import do_set_password, require_analyst_by_email
     from api.db import unit_of_work
 
     async def work() -> None:
         async with unit_of_work() as session:
-            analyst = await access_analyst_by_email(session, email=email)
+            analyst = await require_analyst_by_email(session, email=email)
             ended = await do_set_password(session, analyst=analyst, password=password)
             out.print(f"password changed for {analyst.email}; {ended} session(s) ended")
 
@@ -172,12 +172,12 @@ def users_set_password(
 @users_app.command("deactivate")
 def users_deactivate(email: str) -> None:
     """Lock a user out: refuse new logins and end every panel session and API token."""
-    from api.analysts.service import access_analyst_by_email, do_deactivate
+    from api.analysts.service import do_deactivate, require_analyst_by_email
     from api.db import unit_of_work
 
     async def work() -> None:
         async with unit_of_work() as session:
-            analyst = await access_analyst_by_email(session, email=email)
+            analyst = await require_analyst_by_email(session, email=email)
             ended = await do_deactivate(session, analyst=analyst)
             out.print(f"deactivated {analyst.email}; {ended} session(s) ended")
 
@@ -187,12 +187,12 @@ def users_deactivate(email: str) -> None:
 @users_app.command("activate")
 def users_activate(email: str) -> None:
     """Let a deactivated user log in again (old sessions stay ended)."""
-    from api.analysts.service import access_analyst_by_email
+    from api.analysts.service import require_analyst_by_email
     from api.db import unit_of_work
 
     async def work() -> None:
         async with unit_of_work() as session:
-            analyst = await access_analyst_by_email(session, email=email)
+            analyst = await require_analyst_by_email(session, email=email)
             analyst.active = True
             out.print(f"activated {analyst.email}")
 

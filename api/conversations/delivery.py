@@ -7,6 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.conversations.models import Channel, DeliveryStatus, Message
 from api.db import utcnow
+from api.events import EventActorKind, emit
+from api.events.kinds import MessageDelivered, MessageFailed
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -22,6 +24,18 @@ RANK = {
     D.READ: 6,
 }
 FAILURES = frozenset({D.FAILED, D.UNDELIVERED})
+# What the provider reports as it moves a message forward (each is a message.delivered event).
+PROGRESS = frozenset({D.SENT, D.DELIVERED, D.READ})
+
+
+def delivery_envelope(message: Message) -> dict[str, object]:
+    """Event envelope for a provider's report on `message` (the system reports it)."""
+    return {
+        "case_id": message.case_id,
+        "conversation_id": message.conversation_id,
+        "channel": str(message.channel),
+        "actor_kind": EventActorKind.SYSTEM,
+    }
 
 
 async def do_update_delivery_status(
@@ -63,6 +77,14 @@ async def do_update_delivery_status(
     message.status_updated_at = utcnow()
     if error:
         message.delivery_error = error[:500]
+    envelope = delivery_envelope(message)
+    if status in FAILURES:
+        emit(
+            session,
+            MessageFailed(**envelope, message_id=message.id, status=str(status), error=error),
+        )
+    elif status in PROGRESS:
+        emit(session, MessageDelivered(**envelope, message_id=message.id, status=str(status)))
     if status in FAILURES:
         await create_entry(
             session,

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
 from api.cases.service import do_change_status
-from api.contacts.models import ContactKind
 from api.contacts.service import do_identify_sender
 from api.conversations.models import (
     Attachment,
@@ -26,9 +25,11 @@ from api.conversations.models import (
     MediaState,
     Message,
 )
+from api.conversations.outbound import get_composer
 from api.conversations.service import create_conversation, get_open_conversation
 from api.db import utcnow
-from api.notifications.bus import notify_after_commit
+from api.events import about, emit
+from api.events.kinds import MessageReceived
 from api.storage import check_size, store_blob
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
@@ -85,7 +86,7 @@ def _insert(session: AsyncSession) -> Any:
 async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> Received:
     """Store an inbound message once (by provider id), tie it to contact, conversation and case,
     and record it on the timeline. A replay returns the stored message with created=False."""
-    kind = ContactKind.PHONE if inbound.channel is Channel.WHATSAPP else ContactKind.EMAIL
+    kind = get_composer(inbound.channel).contact_kind
     found = await do_identify_sender(session, kind=kind, raw=inbound.sender)
     case: Case | None = found.case
     if inbound.case_hint is not None:
@@ -165,16 +166,15 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             "answerable": inbound.answerable,
         },
     )
-    notify_after_commit(
+    emit(
         session,
-        {
-            "type": "message.new",
-            "conversation_id": conversation.id,
-            "case_id": conversation.case_id,
-            "channel": str(conversation.channel),
-            "holder": str(conversation.holder),
-            "direction": "inbound",
-        },
+        MessageReceived(
+            **about(conversation=conversation, actor=Actor.infringer()),
+            occurred_at=inbound.received_at,
+            message_id=message.id,
+            attachments=len(inbound.attachments),
+            answerable=inbound.answerable,
+        ),
     )
     if conversation.case_id is not None and inbound.answerable:
         linked = await session.get(Case, conversation.case_id)

@@ -1,17 +1,22 @@
 """The one way out: every outbound message (bot, analyst, system) is recorded and put in the
-outbox in the caller's transaction; the outbox worker delivers it."""
+outbox in the caller's transaction; the outbox worker delivers it.
+
+Callers (engine, handoff, templates) queue a channel-neutral `OutboundMessage` with
+`do_queue_message`; the conversation's channel composes it (e-mail: greeting, signature,
+threading, subject; WhatsApp: template Content SID, 1,600-character parts) through the
+`ChannelComposer` it registered (`api/channels/registry.py`). Nothing here knows a channel.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config import get_settings
-from api.contacts.models import ContactPoint
+from api.contacts.models import ContactKind, ContactPoint
 from api.conversations.models import (
     Attachment,
     AuthorKind,
@@ -22,7 +27,9 @@ from api.conversations.models import (
     Message,
 )
 from api.db import utcnow
-from api.errors import Conflict, ValidationFailed
+from api.errors import AppError, Conflict, ValidationFailed
+from api.events import about, emit
+from api.events.kinds import MessageSent
 from api.outbox.models import OutboxItem
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
@@ -68,6 +75,101 @@ class Outbound:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TemplateUse:
+    """A catalog template chosen by a caller, with its variables and the text it renders to;
+    the channel decides how it travels (WhatsApp: an approved Content SID)."""
+
+    name: str
+    variables: dict[str, str]
+    rendered_text: str
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What a caller wants said, before any channel dresses it.
+
+    `texts` are the messages of one turn: a channel may send each on its own (WhatsApp) or
+    join them into one (e-mail answers one mail with one mail). `author` decides how a channel
+    presents it: only automatic (bot, system) mail carries the automatic-answer footer and
+    Auto-Submitted.
+    """
+
+    author: AuthorKind
+    texts: tuple[str, ...] = ()
+    template: TemplateUse | None = None
+    author_name: str | None = None
+    reply_to_message_id: int | None = None
+    attachments: tuple[OutboundAttachment, ...] = ()
+    cc: tuple[str, ...] = ()
+
+    @property
+    def automatic(self) -> bool:
+        return self.author is not AuthorKind.ANALYST
+
+
+class ChannelComposer(Protocol):
+    """What a channel adds to the channel-neutral pipeline; one per channel, registered by the
+    channel's package (`api.channels.registry`)."""
+
+    channel: Channel
+    # How the channel's sender addresses are stored as contact points.
+    contact_kind: ContactKind
+    # Whether free-form text is only allowed for a while after the infringer wrote (WhatsApp).
+    has_reply_window: bool
+    # The channel's name as analysts read it ("WhatsApp", "E-mail").
+    label: str
+
+    async def compose(
+        self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage
+    ) -> list[Outbound]:
+        """Turn a neutral message into the channel's provider-ready outbound messages."""
+        ...
+
+    def split(self, outbound: Outbound) -> list[Outbound]:
+        """The parts the provider accepts (WhatsApp: 1,600 characters each)."""
+        ...
+
+    def check_template(self, template: TemplateUse) -> None:
+        """Raise when the channel cannot send this template (WhatsApp: no approved SID)."""
+        ...
+
+    def window_open_until(self, conversation: Conversation) -> dt.datetime | None:
+        """Until when free-form text may be sent, None when the channel has no such window."""
+        ...
+
+    def check_window(
+        self, conversation: Conversation, outbound: Outbound, now: dt.datetime
+    ) -> None:
+        """Raise WindowClosed when the channel refuses this message now."""
+        ...
+
+    async def reply_from(self, session: AsyncSession, conversation: Conversation) -> str | None:
+        """Our own address the reply leaves from, when the channel has several."""
+        ...
+
+
+class ChannelNotRegistered(AppError):
+    code = "channel_not_registered"
+    status_code = 500
+
+
+_COMPOSERS: dict[Channel, ChannelComposer] = {}
+
+
+def register_composer(composer: ChannelComposer) -> None:
+    _COMPOSERS[composer.channel] = composer
+
+
+def get_composer(channel: Channel) -> ChannelComposer:
+    composer = _COMPOSERS.get(channel)
+    if composer is None:
+        raise ChannelNotRegistered(
+            f"No composer registered for channel {channel!s}: import api.channels first."
+        )
+    return composer
+
+
 _AUTHOR_OF = {
     ActorKind.BOT: AuthorKind.BOT,
     ActorKind.ANALYST: AuthorKind.ANALYST,
@@ -75,12 +177,22 @@ _AUTHOR_OF = {
 }
 
 
+def author_of(actor: Actor) -> AuthorKind:
+    return _AUTHOR_OF.get(actor.kind, AuthorKind.SYSTEM)
+
+
+def channel_label(channel: Channel) -> str:
+    return get_composer(channel).label
+
+
+def has_reply_window(conversation: Conversation) -> bool:
+    """Whether this conversation's channel limits free-form text to a window (WhatsApp: 24 h)."""
+    return get_composer(conversation.channel).has_reply_window
+
+
 def window_open_until(conversation: Conversation) -> dt.datetime | None:
-    """Until when free-form WhatsApp text is allowed (24 h after the infringer's last message)."""
-    if conversation.last_inbound_at is None:
-        return None
-    hours = get_settings().whatsapp_window_hours
-    return conversation.last_inbound_at + dt.timedelta(hours=hours)
+    """Until when free-form text is allowed on this conversation's channel (None: no window)."""
+    return get_composer(conversation.channel).window_open_until(conversation)
 
 
 def check_can_send(
@@ -91,35 +203,38 @@ def check_can_send(
     allow_suppressed: bool = False,
     now: dt.datetime | None = None,
 ) -> None:
-    """Raise when this message must not go out: opted-out contact, or WhatsApp window closed."""
+    """Raise when this message must not go out: opted-out contact, or the channel's window
+    (WhatsApp: 24 h) closed."""
     if contact is not None and contact.opted_out_at is not None and not allow_suppressed:
         raise ContactSuppressed(
             "O contato pediu para não receber mensagens (opt-out); "
             "um analista precisa liberar o contato antes."
         )
-    if conversation.channel is Channel.WHATSAPP and outbound.template is None:
-        until = window_open_until(conversation)
-        if until is None or (now or utcnow()) > until:
-            raise WindowClosed(
-                "Fora da janela de 24 horas do WhatsApp: só é possível enviar um modelo "
-                "aprovado (template) até o infrator responder.",
-                window_closed_at=until.isoformat() if until else None,
-            )
+    get_composer(conversation.channel).check_window(conversation, outbound, now or utcnow())
 
 
-async def _reply_from(session: AsyncSession, conversation: Conversation) -> str | None:
-    """Our WhatsApp number the infringer last wrote to: the reply leaves from it (a firm with
-    several numbers answers on the one the infringer knows)."""
-    if conversation.channel is not Channel.WHATSAPP:
-        return None
-    meta = await session.scalar(
-        sa.select(Message.meta)
-        .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND)
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-    to = (meta or {}).get("to")
-    return str(to) if to else None
+async def do_queue_message(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    message: OutboundMessage,
+    actor: Actor,
+    allow_suppressed: bool = False,
+) -> list[Message]:
+    """Compose a channel-neutral message for the conversation's channel and queue what the
+    channel makes of it (one or more messages), in the current transaction."""
+    composer = get_composer(conversation.channel)
+    outbounds = await composer.compose(session, conversation=conversation, message=message)
+    queued: list[Message] = []
+    for outbound in outbounds:
+        queued += await _queue_parts(
+            session,
+            conversation=conversation,
+            outbound=outbound,
+            actor=actor,
+            allow_suppressed=allow_suppressed,
+        )
+    return queued
 
 
 async def do_queue_outbound(
@@ -130,18 +245,58 @@ async def do_queue_outbound(
     actor: Actor,
     allow_suppressed: bool = False,
 ) -> Message:
-    """Record an outbound message and its outbox row in the current transaction."""
+    """Record an already composed outbound message and its outbox row in the current
+    transaction; a text longer than the channel takes goes as several parts (the first is
+    returned)."""
+    return (
+        await _queue_parts(
+            session,
+            conversation=conversation,
+            outbound=outbound,
+            actor=actor,
+            allow_suppressed=allow_suppressed,
+        )
+    )[0]
+
+
+async def _queue_parts(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    outbound: Outbound,
+    actor: Actor,
+    allow_suppressed: bool,
+) -> list[Message]:
+    composer = get_composer(conversation.channel)
     contact = await session.get(ContactPoint, conversation.contact_point_id)
     check_can_send(conversation, contact, outbound, allow_suppressed=allow_suppressed)
     text = outbound.template.rendered_text if outbound.template else outbound.text
     if not text.strip() and not outbound.attachments:
         raise ValidationFailed("Mensagem vazia.")
+    reply_from = await composer.reply_from(session, conversation)
+    return [
+        await _store(
+            session, conversation=conversation, outbound=part, actor=actor, sender=reply_from
+        )
+        for part in composer.split(outbound)
+    ]
+
+
+async def _store(
+    session: AsyncSession,
+    *,
+    conversation: Conversation,
+    outbound: Outbound,
+    actor: Actor,
+    sender: str | None,
+) -> Message:
+    text = outbound.template.rendered_text if outbound.template else outbound.text
     message = Message(
         conversation_id=conversation.id,
         case_id=conversation.case_id,
         direction=Direction.OUTBOUND,
         channel=conversation.channel,
-        author_kind=_AUTHOR_OF.get(actor.kind, AuthorKind.SYSTEM),
+        author_kind=author_of(actor),
         analyst_id=actor.analyst_id,
         text=text,
         subject=outbound.subject,
@@ -175,7 +330,7 @@ async def do_queue_outbound(
             channel=conversation.channel,
             payload={
                 "to": conversation.address,
-                "from": await _reply_from(session, conversation),
+                "from": sender,
                 "text": text,
                 "subject": outbound.subject,
                 "content_sid": outbound.template.content_sid if outbound.template else None,
@@ -205,5 +360,14 @@ async def do_queue_outbound(
         message_id=message.id,
         summary=text if len(text) <= 280 else text[:279] + "…",
         data={"channel": str(conversation.channel), "direction": "outbound"},
+    )
+    emit(
+        session,
+        MessageSent(
+            **about(conversation=conversation, actor=actor),
+            message_id=message.id,
+            author_kind=str(message.author_kind),
+            template=outbound.template.content_sid if outbound.template else None,
+        ),
     )
     return message

@@ -60,11 +60,14 @@ MAX_FAULT_DELAY_SECONDS = 30.0
 MAX_BODY_BYTES = 48 * 1024 * 1024  # a base64 media upload of MAX_MEDIA_BYTES fits
 MAX_WAIT_SECONDS = 30.0
 MAX_FAULTS = 100
+# Twilio's WhatsApp body limit: a longer Body is refused with 21617 (counted in characters).
+MAX_BODY_CHARS = 1600
 _TWILIO_ERRORS = {
     20003: "Authenticate",
     21211: "Invalid 'To' Phone Number",
     21603: "A 'From' phone number is required.",
     21604: "A 'To' phone number is required.",
+    21617: "The concatenated message body exceeds the 1600 character limit.",
     21619: "A text message body or media url must be specified.",
     63016: (
         "Failed to send freeform message because you are outside the allowed window. "
@@ -356,6 +359,8 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             return twilio_error(400, 21603)
         if not text and not content_sid and not media_url:
             return twilio_error(400, 21619)
+        if len(text) > MAX_BODY_CHARS:
+            return twilio_error(400, 21617)
         message = SimMessage(
             seq=state.next_seq(),
             sid=new_sid("MM" if media_url else "SM"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from api.config import RasaSettings
+from api.config import RasaSettings, get_settings
 from api.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -151,3 +152,10 @@ class RasaGateway:
 
     async def resume(self, sender: str) -> bool:
         return await self.send_events(sender=sender, events=[{"event": "resume"}])
+
+
+@lru_cache(maxsize=1)
+def get_gateway() -> RasaGateway | None:
+    """This process's gateway client; None when no RASA_URL is configured."""
+    settings = get_settings()
+    return RasaGateway(settings.rasa) if settings.rasa.url else None

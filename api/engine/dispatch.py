@@ -15,19 +15,13 @@ from api.channels.registry import build_senders
 from api.config import get_settings
 from api.conversations.models import Channel
 from api.db import on_commit
-from api.engine.client import RasaGateway
+from api.engine.client import get_gateway
 from api.engine.turns import process_conversation
 from api.outbox.senders import ChannelSender
 from api.outbox.worker import deliver_due
 
 log = logging.getLogger(__name__)
 _tasks: set[asyncio.Task[int]] = set()
-
-
-@lru_cache(maxsize=1)
-def get_gateway() -> RasaGateway | None:
-    settings = get_settings()
-    return RasaGateway(settings.rasa) if settings.rasa.url else None
 
 
 @lru_cache(maxsize=1)

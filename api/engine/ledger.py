@@ -10,6 +10,7 @@ call whose key is already there changes nothing and gets the recorded response.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import unit_of_work
+from api.db import unit_of_work, utcnow
 from api.engine.models import ActionExecution
 
 _current: ContextVar[AsyncSession | None] = ContextVar("action_session", default=None)
@@ -81,6 +82,15 @@ async def create_execution(
     session.add(row)
     await session.flush()
     return row
+
+
+async def do_prune_executions(session: AsyncSession, *, older_than: dt.timedelta) -> int:
+    """Forget runs older than any retry of their turn can be (Rasa's session expires long
+    before): the table stays small. Returns how many rows were deleted."""
+    result = await session.execute(
+        sa.delete(ActionExecution).where(ActionExecution.created_at < utcnow() - older_than)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @contextmanager

@@ -17,26 +17,32 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.channels.email.composer import email_reply_outbound
 from api.contacts.models import ContactPoint
 from api.conversations.models import (
     Attachment,
-    AuthorKind,
-    Channel,
     Conversation,
     Direction,
     Holder,
     MediaState,
     Message,
 )
-from api.conversations.outbound import ContactSuppressed, Outbound, WindowClosed, do_queue_outbound
+from api.conversations.outbound import (
+    ContactSuppressed,
+    OutboundMessage,
+    WindowClosed,
+    author_of,
+    do_queue_message,
+)
 from api.conversations.service import sender_id_for
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
+from api.engine.commands import do_catch_up, do_queue_engine_command
+from api.engine.models import EngineCommandKind
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
+from api.events import EventActorKind, about, emit
+from api.events import kinds as ev
 from api.handoff.service import do_request_handoff
-from api.notifications.bus import notify_after_commit
-from api.timeline.models import ActorKind, EntryKind
+from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
 log = logging.getLogger(__name__)
@@ -108,25 +114,23 @@ async def _next_pending(
 async def _queue(
     session: AsyncSession,
     conversation: Conversation,
-    text: str,
+    texts: list[str],
     actor: Actor,
     *,
     reply_to: int | None = None,
-    **kwargs: bool,
+    allow_suppressed: bool = False,
 ) -> None:
+    """Queue the turn's messages; the channel dresses them (e-mail: one threaded mail with
+    greeting and signature answering `reply_to`; WhatsApp: one message each, in parts)."""
     try:
-        outbound = Outbound(text=text)
-        if conversation.channel is Channel.EMAIL:
-            # Greeting, signature, [INF-…] subject and threading headers of a reply to that mail.
-            outbound = await email_reply_outbound(
-                session,
-                conversation=conversation,
-                texts=[text],
-                author=AuthorKind.BOT if actor.kind is ActorKind.BOT else AuthorKind.SYSTEM,
-                reply_to_message_id=reply_to,
-            )
-        await do_queue_outbound(
-            session, conversation=conversation, outbound=outbound, actor=actor, **kwargs
+        await do_queue_message(
+            session,
+            conversation=conversation,
+            message=OutboundMessage(
+                author=author_of(actor), texts=tuple(texts), reply_to_message_id=reply_to
+            ),
+            actor=actor,
+            allow_suppressed=allow_suppressed,
         )
     except (ContactSuppressed, WindowClosed) as exc:
         await create_entry(
@@ -161,14 +165,31 @@ async def _finish(
             message.intent = result.nlu.intent
             message.intent_confidence = result.nlu.confidence
             message.entities = result.nlu.entities
+            emit(
+                session,
+                ev.BotTurnRead(
+                    **about(conversation=conversation, actor=EventActorKind.BOT),
+                    message_id=message.id,
+                    intent=result.nlu.intent,
+                    confidence=result.nlu.confidence,
+                ),
+            )
         bot = Actor.bot()
         if opt_out:
             contact = await session.get(ContactPoint, conversation.contact_point_id)
             if contact is not None and contact.opted_out_at is None:
                 contact.opted_out_at = utcnow()
                 contact.opt_out_reason = f"palavra-chave: {turn.text.strip()[:40]}"
+                emit(
+                    session,
+                    ev.ContactOptedOut(
+                        **about(conversation=conversation, actor=Actor.infringer()),
+                        contact_id=contact.id,
+                        reason=contact.opt_out_reason,
+                    ),
+                )
                 await _queue(
-                    session, conversation, OPT_OUT_CONFIRMATION, bot, allow_suppressed=True
+                    session, conversation, [OPT_OUT_CONFIRMATION], bot, allow_suppressed=True
                 )
             await do_request_handoff(
                 session, conversation=conversation, reason="opt-out: revisar contato", actor=bot
@@ -181,31 +202,25 @@ async def _finish(
                 await _queue(
                     session,
                     conversation,
-                    ENGINE_DOWN_REPLY,
+                    [ENGINE_DOWN_REPLY],
                     Actor.system(),
                     reply_to=turn.message_id,
                 )
             return
         assert result is not None
         if turn.holder is not Holder.BOT:
+            if result.messages:
+                # The bot must never speak while a person holds the conversation: make Rasa
+                # agree, durably (a pause Rasa misses now is retried until it has it).
+                await do_queue_engine_command(
+                    session, conversation=conversation, kind=EngineCommandKind.PAUSE
+                )
             return  # a person holds it: the reading is kept, the bot says nothing
         texts = [reply.text for reply in result.messages if reply.text]
-        if conversation.channel is Channel.EMAIL and texts:
-            texts = ["\n\n".join(texts)]  # one e-mail per inbound mail: the turn's messages
-        for text in texts:
+        if texts:
             # The opt-out confirmation is the one message allowed to a suppressed contact.
             await _queue(
-                session, conversation, text, bot, reply_to=turn.message_id, allow_suppressed=True
-            )
-        if result.messages:
-            notify_after_commit(
-                session,
-                {
-                    "type": "message.new",
-                    "conversation_id": conversation.id,
-                    "case_id": conversation.case_id,
-                    "direction": "outbound",
-                },
+                session, conversation, texts, bot, reply_to=turn.message_id, allow_suppressed=True
             )
         if result.paused and conversation.holder is Holder.BOT:
             await do_request_handoff(
@@ -223,6 +238,9 @@ async def _handle(
         await _finish(maker, turn, result=None, failure="Rasa não configurado", opt_out=False)
         return
     try:
+        # Rasa first hears the pauses and resumes still owed to it, so its tracker agrees with
+        # the holder before it reads this turn.
+        await do_catch_up(gateway, conversation_id=turn.conversation_id)
         result = await gateway.send_turn(
             sender=turn.sender_id,
             text=turn.text,
@@ -234,12 +252,6 @@ async def _handle(
         log.warning("turn %s: %s", turn.message_id, exc.message)
         await _finish(maker, turn, result=None, failure=exc.message, opt_out=False)
         return
-    if turn.holder is not Holder.BOT and result.messages:
-        # The bot must never speak while a person holds the conversation: make Rasa agree.
-        try:
-            await gateway.pause(turn.sender_id)
-        except EngineUnavailable:
-            log.warning("could not pause Rasa for %s", turn.sender_id)
     await _finish(maker, turn, result=result, failure=None, opt_out=False)
 
 

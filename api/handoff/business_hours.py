@@ -53,5 +53,7 @@ class BusinessHours:
         elif opening.date() == local.date() + dt.timedelta(days=1):
             when = "amanhã"
         else:
-            when = f"na {_WEEKDAYS_PT[opening.weekday()]}"
+            # "na segunda-feira", but "no sábado", "no domingo".
+            article = "no" if opening.weekday() >= 5 else "na"
+            when = f"{article} {_WEEKDAYS_PT[opening.weekday()]}"
         return f"{when} a partir das {opening.hour}h (horário de Brasília)"

@@ -9,11 +9,12 @@ from fastapi import APIRouter, File, Query, UploadFile
 from api.analysts.models import Analyst
 from api.cases.routes import case_detail
 from api.cases.schemas import CaseDetailOut
-from api.cases.service import access_case, do_change_status
+from api.cases.service import do_change_status, require_case
 from api.config import get_settings
 from api.conversations.models import Channel, Conversation
 from api.conversations.outbound import OutboundAttachment, window_open_until
 from api.errors import NotFound, PayloadTooLarge, ValidationFailed
+from api.followups.service import do_set_follow_up
 from api.handoff.schemas import (
     AttachmentOut,
     AttachmentRef,
@@ -29,7 +30,6 @@ from api.handoff.schemas import (
     StatusIn,
 )
 from api.handoff.service import (
-    access_conversation,
     analyst_actor,
     do_add_note,
     do_claim,
@@ -38,6 +38,7 @@ from api.handoff.service import (
     do_resolve,
     do_send_analyst_message,
     get_handoffs,
+    require_conversation,
 )
 from api.storage import blob_path, get_blob, sniff_content_type, store_blob
 from api.web.deps import CurrentAnalyst, SessionDep
@@ -57,9 +58,7 @@ def _conversation_out(conversation: Conversation) -> ConversationOut:
         handoff_reason=conversation.handoff_reason,
         closed_at=conversation.closed_at,
         follow_up_at=conversation.follow_up_at,
-        window_open_until=window_open_until(conversation)
-        if conversation.channel is Channel.WHATSAPP
-        else None,
+        window_open_until=window_open_until(conversation),
     )
 
 
@@ -97,7 +96,7 @@ async def list_handoffs(
 async def get_conversation(
     session: SessionDep, _analyst: CurrentAnalyst, conversation_id: PathId
 ) -> ConversationOut:
-    return _conversation_out(await access_conversation(session, conversation_id=conversation_id))
+    return _conversation_out(await require_conversation(session, conversation_id=conversation_id))
 
 
 @router.post("/conversations/{conversation_id}/claim")
@@ -122,7 +121,7 @@ async def claim(
 async def escalate(
     session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: EscalateIn
 ) -> ConversationOut:
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     await do_request_handoff(
         session, conversation=conversation, reason=body.reason, actor=analyst_actor(analyst)
     )
@@ -194,9 +193,7 @@ async def set_follow_up(
     session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: FollowUpIn
 ) -> ConversationOut:
     """When to chase this conversation (alerts read it; e-mail ignored for N days)."""
-    from api.channels.email.followups import do_set_follow_up
-
-    conversation = await access_conversation(session, conversation_id=conversation_id)
+    conversation = await require_conversation(session, conversation_id=conversation_id)
     await do_set_follow_up(
         session, conversation=conversation, when=body.at, actor=analyst_actor(analyst)
     )
@@ -207,7 +204,7 @@ async def set_follow_up(
 async def add_note(
     session: SessionDep, analyst: CurrentAnalyst, conversation_id: PathId, body: NoteIn
 ) -> dict[str, str]:
-    conversation = await access_conversation(session, conversation_id=conversation_id)
+    conversation = await require_conversation(session, conversation_id=conversation_id)
     await do_add_note(session, analyst=analyst, text=body.text, conversation=conversation)
     return {"status": "ok"}
 
@@ -248,7 +245,7 @@ async def resolve(
 async def change_status(
     session: SessionDep, analyst: CurrentAnalyst, case_id: PathId, body: StatusIn
 ) -> CaseDetailOut:
-    case = await access_case(session, case_id=case_id)
+    case = await require_case(session, case_id=case_id)
     await do_change_status(
         session, case=case, target=body.status, actor=analyst_actor(analyst), reason=body.reason
     )
@@ -259,6 +256,6 @@ async def change_status(
 async def add_case_note(
     session: SessionDep, analyst: CurrentAnalyst, case_id: PathId, body: NoteIn
 ) -> dict[str, str]:
-    case = await access_case(session, case_id=case_id)
+    case = await require_case(session, case_id=case_id)
     await do_add_note(session, analyst=analyst, text=body.text, case=case)
     return {"status": "ok"}

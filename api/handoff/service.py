@@ -1,7 +1,8 @@
 """Requesting, claiming, releasing and resolving human attention on a conversation.
 
-Every step lands on the case timeline with who did it, tells analysts' browsers after commit,
-and keeps Rasa paused exactly while a person is needed.
+Every step lands on the case timeline with who did it and emits its handoff event; the
+event's consumers tell analysts' browsers and keep Rasa paused exactly while a person holds the
+conversation (api/engine/commands.py).
 """
 
 from __future__ import annotations
@@ -15,60 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, Role
 from api.cases.models import Case
+from api.cases.service import require_case
 from api.conversations.models import AuthorKind, Channel, Conversation, Holder, Message
-from api.conversations.outbound import OutboundAttachment
-from api.db import on_commit, utcnow
+from api.conversations.outbound import OutboundAttachment, OutboundMessage, do_queue_message
+from api.db import utcnow
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from api.notifications.bus import notify_after_commit
+from api.events import about, emit
+from api.events import kinds as ev
+from api.handoff.permissions import check_can_write
+from api.templates.service import do_send_template
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
 
 def analyst_actor(analyst: Analyst) -> Actor:
     return Actor(ActorKind.ANALYST, analyst_id=analyst.id, name=analyst.name)
-
-
-def _event(kind: str, conversation: Conversation, **extra: object) -> dict[str, object]:
-    return {
-        "type": kind,
-        "conversation_id": conversation.id,
-        "case_id": conversation.case_id,
-        "channel": str(conversation.channel),
-        "holder": str(conversation.holder),
-        "analyst_id": conversation.analyst_id,
-        **extra,
-    }
-
-
-def _sync_engine(session: AsyncSession, conversation: Conversation, *, paused: bool) -> None:
-    """After commit, pause or resume the conversation in Rasa (best effort: the service's own
-    holder state is what silences the bot)."""
-    from api.conversations.service import sender_id_for
-    from api.engine.client import EngineUnavailable
-    from api.engine.dispatch import get_gateway
-
-    sender = sender_id_for(conversation)
-
-    async def apply() -> None:
-        gateway = get_gateway()
-        if gateway is None:
-            return
-        try:
-            if paused:
-                await gateway.pause(sender)
-            else:
-                await gateway.send_events(
-                    sender=sender,
-                    events=[
-                        {"event": "slot", "name": "offer_amount", "value": None},
-                        {"event": "slot", "name": "offer_installments", "value": None},
-                        {"event": "resume"},
-                    ],
-                )
-        except EngineUnavailable:
-            pass
-
-    on_commit(session, apply)
 
 
 async def do_request_handoff(
@@ -89,15 +51,16 @@ async def do_request_handoff(
         summary=f"Encaminhado para atendimento humano: {reason}",
         data={"reason": reason, "holder": str(Holder.WAITING_HUMAN)},
     )
-    notify_after_commit(session, _event("handoff.requested", conversation, reason=reason))
-    if actor.kind is ActorKind.ANALYST:
-        _sync_engine(session, conversation, paused=True)
+    emit(
+        session, ev.HandoffRequested(**about(conversation=conversation, actor=actor), reason=reason)
+    )
     return True
 
 
-async def access_conversation(
+async def require_conversation(
     session: AsyncSession, *, conversation_id: int, lock: bool = False
 ) -> Conversation:
+    """The conversation (locked for update with `lock`), or NotFound."""
     query = sa.select(Conversation).where(Conversation.id == conversation_id)
     if lock:
         query = query.with_for_update()
@@ -105,17 +68,6 @@ async def access_conversation(
     if conversation is None:
         raise NotFound(f"Conversa {conversation_id} não encontrada.")
     return conversation
-
-
-def check_can_write(conversation: Conversation, analyst: Analyst) -> None:
-    """Only the holder (or a supervisor) writes into a conversation a person holds."""
-    if conversation.holder is Holder.HUMAN and conversation.analyst_id == analyst.id:
-        return
-    if analyst.has_role(Role.SUPERVISOR):
-        return
-    if conversation.holder is Holder.HUMAN:
-        raise PermissionDenied("Outro analista está com esta conversa.")
-    raise Conflict("Assuma a conversa antes de escrever nela.")
 
 
 async def do_claim(
@@ -126,7 +78,7 @@ async def do_claim(
     assign_to: Analyst | None = None,
 ) -> Conversation:
     """Take a conversation (one analyst at a time); a supervisor may (re)assign it."""
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     target = assign_to or analyst
     if (
         assign_to is not None
@@ -163,8 +115,14 @@ async def do_claim(
         summary=summary,
         data={"holder": "human", "analyst_id": target.id, "previous_analyst_id": previous},
     )
-    notify_after_commit(session, _event("conversation.claimed", conversation))
-    _sync_engine(session, conversation, paused=True)
+    emit(
+        session,
+        ev.HandoffClaimed(
+            **about(conversation=conversation, actor=analyst_actor(analyst)),
+            analyst_id=target.id,
+            previous_analyst_id=previous,
+        ),
+    )
     return conversation
 
 
@@ -172,7 +130,7 @@ async def do_release(
     session: AsyncSession, *, conversation_id: int, analyst: Analyst, note: str | None = None
 ) -> Conversation:
     """Back to the bot, which resumes from the case as it now is (status, agreed terms)."""
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     if conversation.holder is Holder.BOT:
         raise Conflict("A conversa já está com o bot.")
     if conversation.holder is Holder.HUMAN:
@@ -190,8 +148,12 @@ async def do_release(
         summary="Conversa devolvida ao bot." + (f" {note}" if note else ""),
         data={"holder": "bot", "note": note},
     )
-    notify_after_commit(session, _event("conversation.released", conversation))
-    _sync_engine(session, conversation, paused=False)
+    emit(
+        session,
+        ev.HandoffReleased(
+            **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
+        ),
+    )
     return conversation
 
 
@@ -199,7 +161,7 @@ async def do_resolve(
     session: AsyncSession, *, conversation_id: int, analyst: Analyst, note: str | None = None
 ) -> Conversation:
     """Close the conversation; the infringer's next message opens a new one."""
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     if conversation.closed_at is not None:
         raise Conflict("A conversa já foi encerrada.")
     if conversation.holder is Holder.HUMAN:
@@ -216,8 +178,12 @@ async def do_resolve(
         summary="Conversa encerrada." + (f" {note}" if note else ""),
         data={"resolved": True, "note": note},
     )
-    notify_after_commit(session, _event("conversation.resolved", conversation))
-    _sync_engine(session, conversation, paused=False)
+    emit(
+        session,
+        ev.HandoffResolved(
+            **about(conversation=conversation, actor=analyst_actor(analyst)), note=note
+        ),
+    )
     return conversation
 
 
@@ -231,14 +197,22 @@ async def do_add_note(
 ) -> None:
     if not text.strip():
         raise ValidationFailed("A nota está vazia.")
-    await create_entry(
+    actor = analyst_actor(analyst)
+    entry = await create_entry(
         session,
         kind=EntryKind.NOTE,
-        actor=analyst_actor(analyst),
+        actor=actor,
         case_id=case.id if case else conversation.case_id if conversation else None,
         conversation_id=conversation.id if conversation else None,
         summary=text.strip()[:4000],
         data={"note": True},
+    )
+    emit(
+        session,
+        ev.NoteAdded(
+            **about(conversation=conversation, case_id=entry.case_id, actor=actor),
+            timeline_entry_id=entry.id,
+        ),
     )
 
 
@@ -254,17 +228,13 @@ async def do_send_analyst_message(
 ) -> Message:
     """An analyst's reply on the conversation's own channel, through the outbox (API and panel
     both come here): only the holder or a supervisor; the WhatsApp window applies."""
-    from api.cases.service import access_case
-    from api.conversations.outbound import Outbound, do_queue_outbound
-    from api.templates.service import do_send_template
-
-    conversation = await access_conversation(session, conversation_id=conversation_id, lock=True)
+    conversation = await require_conversation(session, conversation_id=conversation_id, lock=True)
     check_can_write(conversation, analyst)
     actor = analyst_actor(analyst)
     if template:
         if conversation.case_id is None:
             raise ValidationFailed("Modelos precisam de uma conversa vinculada a um caso.")
-        case = await access_case(session, case_id=conversation.case_id)
+        case = await require_case(session, case_id=conversation.case_id)
         message = await do_send_template(
             session,
             conversation=conversation,
@@ -277,23 +247,18 @@ async def do_send_analyst_message(
         if not (text and text.strip()) and not attachments:
             raise ValidationFailed("Escreva a mensagem ou escolha um modelo.")
         text = (text or "").strip()
-        outbound = Outbound(text=text, attachments=tuple(attachments))
-        if conversation.channel is Channel.EMAIL:
-            # Threaded reply: greeting, signature, [INF-…] subject, In-Reply-To/References.
-            from api.channels.email.composer import email_reply_outbound
-
-            outbound = await email_reply_outbound(
-                session,
-                conversation=conversation,
-                texts=[text],
+        queued = await do_queue_message(
+            session,
+            conversation=conversation,
+            message=OutboundMessage(
                 author=AuthorKind.ANALYST,
+                texts=(text,),
                 author_name=analyst.name,
-                attachments=attachments,
-            )
-        message = await do_queue_outbound(
-            session, conversation=conversation, outbound=outbound, actor=actor
+                attachments=tuple(attachments),
+            ),
+            actor=actor,
         )
-    notify_after_commit(session, _event("message.new", conversation, direction="outbound"))
+        message = queued[0]
     return message
 
 

@@ -1,4 +1,7 @@
-"""The event bus: Redis pub/sub across processes, or an in-process fallback without Redis."""
+"""The event bus: Redis pub/sub across processes, or an in-process fallback without Redis.
+
+Services do not publish here: they emit domain events (api/events), and the live-notifications
+consumer (api/notifications/live.py) publishes them, in one shape, after they commit."""
 
 from __future__ import annotations
 
@@ -10,10 +13,7 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from api.config import get_settings
-from api.db import on_commit
 
 log = logging.getLogger(__name__)
 CHANNEL = "tratativa:events"
@@ -73,15 +73,3 @@ class RedisBus:
 def get_bus() -> EventBus:
     url = get_settings().redis_url
     return RedisBus(url) if url else MemoryBus()
-
-
-def notify_after_commit(session: AsyncSession, event: dict[str, Any]) -> None:
-    """Publish `event` once the caller's transaction has committed (never for a rollback)."""
-
-    async def publish() -> None:
-        try:
-            await get_bus().publish(event)
-        except Exception:  # a lost live event must not fail the request; the inbox reloads
-            log.exception("could not publish %s", event.get("type"))
-
-    on_commit(session, publish)

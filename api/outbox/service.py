@@ -13,6 +13,8 @@ from sqlalchemy.orm import aliased
 from api.config import get_settings
 from api.conversations.models import DeliveryStatus, Message
 from api.db import utcnow
+from api.events import emit
+from api.events.kinds import MessageDelivered, MessageFailed
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
 from api.timeline.models import EntryKind
@@ -91,11 +93,18 @@ async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResul
     if message is not None:
         message.provider_id = result.provider_id
         # A status callback may already have moved it further; never go back.
-        from api.conversations.delivery import RANK
+        from api.conversations.delivery import PROGRESS, RANK, delivery_envelope
 
         if RANK[result.status] > RANK.get(message.delivery_status, -1):
             message.delivery_status = result.status
             message.status_updated_at = utcnow()
+            if result.status in PROGRESS:
+                emit(
+                    session,
+                    MessageDelivered(
+                        **delivery_envelope(message), message_id=message.id, status=str(result.status)
+                    ),
+                )
 
 
 def next_attempt_delay(attempt: int, retry_after_seconds: float | None = None) -> float:
@@ -129,6 +138,17 @@ async def do_mark_failed(
         message.delivery_status = DeliveryStatus.FAILED
         message.delivery_error = error[:500]
         message.status_updated_at = utcnow()
+        from api.conversations.delivery import delivery_envelope
+
+        emit(
+            session,
+            MessageFailed(
+                **delivery_envelope(message),
+                message_id=message.id,
+                status=str(DeliveryStatus.FAILED),
+                error=error[:500],
+            ),
+        )
         await create_entry(
             session,
             kind=EntryKind.DELIVERY,

@@ -1,6 +1,5 @@
 """Panel sessions: a signed HttpOnly cookie carrying the analyst and a per-session CSRF token,
-the dependencies that guard panel pages and form posts, and the live event stream (SSE)
-authenticated by that cookie.
+and the dependencies that guard panel pages and form posts.
 
 The cookie is a short JWT (HS256, SECRET_KEY) with its own audience, so an API bearer token is
 not a panel session and a panel cookie is not an API token. It names a server-side session
@@ -12,28 +11,21 @@ form (hidden field) and HTMX request (`X-CSRF-Token` header).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import hmac
-import json
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, SessionKind
 from api.analysts.sessions import create_auth_session, do_revoke_session, get_session_analyst
 from api.config import get_settings
 from api.errors import AuthenticationRequired, PermissionDenied
-from api.notifications.bus import get_bus
 from api.web.deps import get_session
-from api.web.streams import session_check, while_live
 
 PANEL_PREFIX = "/painel"
 SESSION_COOKIE = "tratativa_painel"
@@ -44,12 +36,6 @@ _ALGORITHM = "HS256"
 _SESSION_AUDIENCE = "tratativa:painel"
 _LOGIN_AUDIENCE = "tratativa:painel-login"
 _LOGIN_TTL = dt.timedelta(hours=2)
-HEARTBEAT_SECONDS = 15.0
-# A private bus event each stream publishes to itself: once it comes back, the subscription is
-# live and the page can refetch whatever happened while it was connecting (never forwarded).
-PROBE_TYPE = "panel.stream_probe"
-PROBE_ATTEMPTS = 30
-PROBE_INTERVAL_SECONDS = 0.1
 
 
 # Commit before the response is sent (FastAPI's default "request" scope for yield dependencies
@@ -234,67 +220,3 @@ PanelWriter = Annotated[Analyst, Depends(check_csrf)]
 def csrf_token_of(request: Request) -> str:
     """The CSRF token for the forms of a page rendered for a logged-in analyst."""
     return str(getattr(request.state, "panel_csrf", ""))
-
-
-async def panel_event_stream(request: Request) -> AsyncIterator[str]:
-    """Bus events as SSE frames; `event: ready` once the subscription is live, then a heartbeat
-    comment every 15 s so proxies keep the connection open. Ends (the browser reconnects) if
-    the bus subscription fails."""
-    bus = get_bus()
-    subscription = bus.subscribe()
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-    nonce = secrets.token_hex(8)
-    live = asyncio.Event()
-
-    async def pump() -> None:
-        async for event in subscription:
-            if event.get("type") == PROBE_TYPE:
-                if event.get("nonce") == nonce:
-                    live.set()
-                continue
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(event)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield "retry: 3000\n: connected\n\n"
-        for _ in range(PROBE_ATTEMPTS):
-            if task.done():
-                break
-            with contextlib.suppress(Exception):
-                await bus.publish({"type": PROBE_TYPE, "nonce": nonce})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(live.wait(), timeout=PROBE_INTERVAL_SECONDS)
-                break
-        yield f"event: ready\ndata: {json.dumps({'live': live.is_set()})}\n\n"
-        while not task.done() and not await request.is_disconnected():
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
-            except TimeoutError:
-                yield ": heartbeat\n\n"
-                continue
-            kind = str(event.get("type", "message")).replace("\n", " ")
-            yield f"event: {kind}\ndata: {json.dumps(event, default=str)}\n\n"
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-
-router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
-
-
-@router.get("/events")
-async def panel_events(request: Request, analyst: PanelAnalyst) -> StreamingResponse:
-    """The same live events as /api/v1/events, for a browser holding a panel session; the
-    stream ends soon after that session does."""
-    panel_session = read_session(request)
-    assert panel_session is not None  # PanelAnalyst let the request through
-    is_live = session_check(
-        session_id=panel_session.session_id, analyst_id=analyst.id, kind=SessionKind.PANEL
-    )
-    return StreamingResponse(
-        while_live(panel_event_stream(request), is_live),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )

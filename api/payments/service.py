@@ -15,6 +15,8 @@ from api.brands.models import Brand
 from api.cases.models import Case
 from api.db import utcnow
 from api.errors import ValidationFailed
+from api.events import about, emit
+from api.events import kinds as ev
 from api.identifiers.money import format_brl
 from api.payments.models import Installment, InstallmentStatus, PaymentRequest
 from api.payments.provider import PaymentProvider
@@ -91,6 +93,16 @@ async def do_cancel_payment_request(
             "installments": request.installments_count,
             "reason": reason,
         },
+    )
+    emit(
+        session,
+        ev.PaymentCancelled(
+            **about(case_id=request.case_id, actor=actor),
+            payment_request_id=request.id,
+            amount=request.total_amount,
+            installments=request.installments_count,
+            reason=reason,
+        ),
     )
     await session.flush()
 
@@ -169,6 +181,16 @@ async def do_issue_payment_request(
             "installments": installments,
             "replaces": previous.id if previous is not None else None,
         },
+    )
+    emit(
+        session,
+        ev.PaymentIssued(
+            **about(case_id=case.id, actor=actor),
+            payment_request_id=request.id,
+            amount=amount,
+            installments=installments,
+            replaces=previous.id if previous is not None else None,
+        ),
     )
     return request
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,17 +12,21 @@ from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedE
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cases.models import Case
-from api.channels.email.composer import email_reply_outbound
 from api.config import get_settings
-from api.conversations.models import AuthorKind, Channel, Conversation, Message
-from api.conversations.outbound import Outbound, TemplateRef, do_queue_outbound
+from api.conversations.models import Channel, Conversation, Message
+from api.conversations.outbound import (
+    OutboundMessage,
+    TemplateRef,
+    TemplateUse,
+    author_of,
+    do_queue_message,
+    get_composer,
+)
 from api.errors import NotFound, ValidationFailed
 from api.identifiers.money import format_brl
 from api.payments.service import get_current_payment_request
 from api.timeline.models import ActorKind
 from api.timeline.service import Actor
-
-_AUTHOR_OF = {ActorKind.ANALYST: AuthorKind.ANALYST, ActorKind.BOT: AuthorKind.BOT}
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yml")
 _env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -48,20 +50,11 @@ class MessageTemplate:
         return frozenset(meta.find_undeclared_variables(_env.parse(self.body)))
 
 
-def _content_sids() -> dict[str, str]:
-    raw = os.environ.get("TEMPLATE_CONTENT_SIDS", "")
-    try:
-        parsed = json.loads(raw) if raw else {}
-    except json.JSONDecodeError as exc:
-        raise ValidationFailed("TEMPLATE_CONTENT_SIDS não é um JSON válido.") from exc
-    return {str(k): str(v) for k, v in parsed.items()}
-
-
 @lru_cache(maxsize=1)
 def load_catalog(path: Path = CATALOG_PATH) -> dict[str, MessageTemplate]:
     """Parse and check the catalog once; a broken template fails loudly at startup."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    sids = _content_sids()
+    sids = get_settings().template_content_sids
     catalog: dict[str, MessageTemplate] = {}
     for item in data.get("templates", []):
         try:
@@ -143,6 +136,18 @@ def template_ref(template: MessageTemplate, variables: dict[str, Any]) -> Templa
     return TemplateRef(content_sid=template.content_sid, variables=numbered, rendered_text=text)
 
 
+def render_for_conversation(
+    conversation: Conversation, template: MessageTemplate, variables: dict[str, Any]
+) -> str:
+    """The text a template would send on this conversation's channel (a preview); raises what
+    sending would raise (a missing variable, a WhatsApp template without approved SID)."""
+    text = render(template, variables)
+    get_composer(conversation.channel).check_template(
+        TemplateUse(name=template.name, variables=dict(variables), rendered_text=text)
+    )
+    return text
+
+
 async def do_send_template(
     session: AsyncSession,
     *,
@@ -157,18 +162,17 @@ async def do_send_template(
     if conversation.channel not in template.channels:
         raise ValidationFailed(f"O modelo {name!r} não serve para o canal {conversation.channel}.")
     variables = {**await variables_for_case(session, case), **(overrides or {})}
-    if conversation.channel is Channel.WHATSAPP:
-        outbound = Outbound(text="", template=template_ref(template, variables))
-    else:
-        # A reply like any other on the thread: In-Reply-To/References, the [INF-…] subject, and
-        # for an analyst's template neither the automatic-answer footer nor Auto-Submitted.
-        outbound = await email_reply_outbound(
-            session,
-            conversation=conversation,
-            texts=[render(template, variables)],
-            author=_AUTHOR_OF.get(actor.kind, AuthorKind.SYSTEM),
-            author_name=actor.name if actor.kind is ActorKind.ANALYST else None,
-        )
-    return await do_queue_outbound(
-        session, conversation=conversation, outbound=outbound, actor=actor
+    # The channel decides how a template travels (WhatsApp: the approved Content SID; e-mail: a
+    # threaded reply with the [INF-…] subject, and for an analyst's template neither the
+    # automatic-answer footer nor Auto-Submitted).
+    message = OutboundMessage(
+        author=author_of(actor),
+        template=TemplateUse(
+            name=template.name, variables=variables, rendered_text=render(template, variables)
+        ),
+        author_name=actor.name if actor.kind is ActorKind.ANALYST else None,
     )
+    queued = await do_queue_message(
+        session, conversation=conversation, message=message, actor=actor
+    )
+    return queued[0]

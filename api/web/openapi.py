@@ -3,7 +3,7 @@
 FastAPI documents only 200 and a 422 body (`{"detail": …}`) we never send; every error leaves
 through one handler (api/web/errors.py) as `{"error": {"code", "message", "details"}}`. This
 adds that body under `ErrorBody` and the statuses an operation can answer, leaving any response
-a route documents itself untouched.
+a route documents itself untouched. It also says that request text never carries U+0000.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ ERROR_BODY: dict[str, Any] = {
     },
 }
 _REF = {"$ref": "#/components/schemas/ErrorBody"}
+# Request text never carries U+0000 (refused with a 422: api/web/inputs.py).
+NO_NUL = "^[^\\x00]*$"
 _METHODS = {"get", "post", "put", "patch", "delete"}
 
 
@@ -60,12 +62,45 @@ def statuses_for(method: str, path: str, *, has_body: bool = False) -> tuple[int
     return (401, 403, 404, 409, 422, *extra)
 
 
+def _forbid_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
+    """Give every free-text string of a request schema the NO_NUL pattern."""
+    if isinstance(node, list):
+        for item in node:
+            _forbid_nul(item, components, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[1]
+        if name not in seen and name in components:
+            seen.add(name)
+            _forbid_nul(components[name], components, seen)
+        return
+    constrained = {"pattern", "enum", "const", "format", "contentMediaType"}
+    if node.get("type") == "string" and not constrained & node.keys():
+        node["pattern"] = NO_NUL
+    for key in ("properties",):
+        for child in (node.get(key) or {}).values():
+            _forbid_nul(child, components, seen)
+    for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf"):
+        if key in node:
+            _forbid_nul(node[key], components, seen)
+
+
 def add_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
-    schema.setdefault("components", {}).setdefault("schemas", {})["ErrorBody"] = ERROR_BODY
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorBody"] = ERROR_BODY
+    seen: set[str] = set()
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             if method not in _METHODS:
                 continue
+            if path.startswith(API_PREFIX):
+                for parameter in operation.get("parameters", []):
+                    _forbid_nul(parameter.get("schema"), components, seen)
+                for content in operation.get("requestBody", {}).get("content", {}).values():
+                    _forbid_nul(content.get("schema"), components, seen)
             responses = operation.setdefault("responses", {})
             has_body = "requestBody" in operation
             for status in statuses_for(method, path, has_body=has_body):

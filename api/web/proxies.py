@@ -46,19 +46,21 @@ def forwarded_headers_trusted(connection: HTTPConnection) -> bool:
 
 
 def _real_client(forwarded_for: str, networks: Iterable[Network]) -> str | None:
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    """The right-most hop that is not a trusted proxy (the left-most if all are); None when
+    that hop is not an IP address."""
+    hops = [hop.strip().strip("[]") for hop in forwarded_for.split(",") if hop.strip()]
     networks = tuple(networks)
-    for hop in reversed(hops):
-        if not is_trusted(hop, networks):
-            try:
-                return str(ipaddress.ip_address(hop.strip("[]")))
-            except ValueError:
-                return None
-    return hops[0] if hops else None
+    untrusted = [hop for hop in hops if not is_trusted(hop, networks)]
+    candidate = untrusted[-1] if untrusted else (hops[0] if hops else "")
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
 class TrustedProxyMiddleware:
-    """Marks requests from a trusted proxy and gives them the client address it forwarded."""
+    """Marks requests from a trusted proxy and gives them the client address and scheme it
+    forwarded."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,4 +78,11 @@ class TrustedProxyMiddleware:
                 real = _real_client(forwarded_for, networks) if forwarded_for else None
                 if real:
                     scope["client"] = (real, 0)
+                # As uvicorn did for its trusted proxies: URLs built from the request (a
+                # redirect) keep the scheme the client used in front of the TLS proxy.
+                proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1")
+                proto = proto.split(",")[0].strip().lower()
+                if proto in ("http", "https"):
+                    websocket = scope["type"] == "websocket"
+                    scope["scheme"] = {"http": "ws", "https": "wss"}[proto] if websocket else proto
         await self.app(scope, receive, send)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from api.analysts.models import SessionKind
 from api.analysts.sessions import get_session_analyst
@@ -13,6 +14,8 @@ from api.db import unit_of_work
 # change or a deactivation, the stream sends nothing more (every stream sends at least a
 # heartbeat every 15 s, so the check runs at least that often).
 SESSION_CHECK_SECONDS = 10.0
+
+Frame = TypeVar("Frame")
 
 
 def session_check(
@@ -32,11 +35,11 @@ def session_check(
 
 
 async def while_live(
-    frames: AsyncIterator[str],
+    frames: AsyncIterator[Frame],
     is_live: Callable[[], Awaitable[bool]],
     *,
     every: float | None = None,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[Frame]:
     """Pass `frames` on, re-checking `is_live` before a frame when `every` seconds have passed
     since the last check; end the stream once it is not."""
     interval = SESSION_CHECK_SECONDS if every is None else every

@@ -26,6 +26,7 @@ from api.conversations.models import Channel, Conversation
 from api.conversations.service import create_conversation, sender_id_for
 from api.db import unit_of_work, utcnow
 from api.engine.client import RasaGateway
+from api.payments.service import get_current_payment_request
 from api.timeline.service import Actor
 from tests.e2e.stack import Stack
 from tests.factories import make_brand, make_case, make_infringer, valid_cpf
@@ -124,13 +125,20 @@ def expected_turns(story: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
 
 
 async def check_facts(
-    scene: Scene, expect: dict[str, Any], replies: str, paused: bool
+    scene: Scene, expect: dict[str, Any], replies: str, paused: bool, last_turn: str = ""
 ) -> list[str]:
     problems: list[str] = []
     for needle in expect.get("reply_contains", []):
         needle = needle.format(**scene.facts)
         if needle.lower() not in replies.lower():
             problems.append(f"replies lack {needle!r}")
+    # What the bot said to the last message alone (e.g. the payment details after a change).
+    for needle in expect.get("last_reply_contains", []):
+        if needle.format(**scene.facts).lower() not in last_turn.lower():
+            problems.append(f"last reply lacks {needle!r}")
+    for needle in expect.get("last_reply_lacks", []):
+        if needle.format(**scene.facts).lower() in last_turn.lower():
+            problems.append(f"last reply has {needle!r}")
     if "paused" in expect and expect["paused"] != paused:
         problems.append(f"paused={paused}, expected {expect['paused']}")
     async with unit_of_work() as session:
@@ -141,10 +149,15 @@ async def check_facts(
         listings = set(
             await session.scalars(sa.select(Listing.status).where(Listing.case_id == case.id))
         )
+        payment = await get_current_payment_request(session, case_id=case.id)
     checks = {
         "case_status": str(case.status),
         "holder": str(conversation.holder),
         "agreed_amount": None if case.agreed_amount is None else str(case.agreed_amount),
+        "agreed_installments": case.agreed_installments,
+        "current_payment": None
+        if payment is None
+        else f"{payment.total_amount} em {payment.installments_count}x",
         "opted_out": contact is not None and contact.opted_out_at is not None,
         "linked": conversation.case_id == case.id,
         "listings": ",".join(sorted(str(s) for s in listings)),
@@ -166,6 +179,7 @@ async def test_story(stack: Stack, story: dict[str, Any]) -> None:
     gateway = RasaGateway(RasaSettings(url=stack.rasa.url, gateway_secret=stack.rasa.secret))
     problems: list[str] = []
     replies: list[str] = []
+    last_turn: list[str] = []
     paused = False
     try:
         for text, intent, actions in expected_turns(story):
@@ -180,11 +194,18 @@ async def test_story(stack: Stack, story: dict[str, Any]) -> None:
                 problems.append(f"{text!r}: intent {got_intent}, expected {intent}")
             if turn.actions != actions:
                 problems.append(f"{text!r}: actions {turn.actions}, expected {actions}")
-            replies.extend(m.text for m in turn.messages)
+            last_turn = [m.text for m in turn.messages]
+            replies.extend(last_turn)
             paused = turn.paused
     finally:
         await gateway.aclose()
-    problems += await check_facts(scene, metadata.get("expect") or {}, "\n".join(replies), paused)
+    problems += await check_facts(
+        scene,
+        metadata.get("expect") or {},
+        "\n".join(replies),
+        paused,
+        last_turn="\n".join(last_turn),
+    )
     _record(story["story"], problems)
     assert problems == [], "\n".join(problems)
 

@@ -4,6 +4,7 @@ replays the recorded answer instead of running the custom actions a second time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from collections import Counter
@@ -14,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from api.cases.lifecycle import CaseStatus
-from api.conversations.models import Direction, Message
+from api.conversations.inbound import InboundMessage, do_receive_message
+from api.conversations.models import Channel, Direction, Message
 from api.db import unit_of_work, utcnow
 from api.engine import turns
 from api.engine.client import EngineTurn, RasaGateway
@@ -163,3 +165,68 @@ async def test_the_gateway_answers_a_message_id_it_processed_without_running_act
     assert again.messages and again.messages[0].text
     assert await timeline_of(case_id) == before
     assert EntryKind.NOTE in {EntryKind(kind) for kind, _ in before}
+
+
+async def test_a_turn_taken_again_after_its_lease_expired_runs_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers hold one turn at once (the first one's lease ran out while Rasa thought):
+    both ask Rasa with the same message id; Rasa runs the turn once and replays it to the
+    other, and only one of them commits the reply."""
+    phone = f"+55119{secrets.randbelow(10**8):08d}"
+    case_id = await notified_case(phone)
+    async with unit_of_work() as session:
+        received = await do_receive_message(
+            session,
+            InboundMessage(
+                channel=Channel.WHATSAPP,
+                external_id="SM" + secrets.token_hex(16),
+                sender=f"whatsapp:{phone}",
+                text="recebi sim",
+                received_at=utcnow(),
+                raw={"Body": "recebi sim"},
+            ),
+        )
+        conversation_id = received.conversation.id
+    monkeypatch.setattr(turns, "LEASE", dt.timedelta(0))  # every lease is already expired
+    answers: list[EngineTurn] = []
+    gateway = get_gateway()
+    assert isinstance(gateway, RasaGateway)
+    real_send = gateway.send_turn
+
+    second: list[asyncio.Task[int]] = []
+    both_asking = asyncio.Event()
+
+    async def recorded(**kwargs: Any) -> EngineTurn:
+        if not second:
+            # The first worker is about to ask Rasa: its lease has already run out, so a second
+            # worker takes the same turn; both ask once the second is there too.
+            second.append(
+                asyncio.create_task(turns.process_conversation(conversation_id, gateway=gateway))
+            )
+            await both_asking.wait()
+        else:
+            both_asking.set()
+        answer = await real_send(**kwargs)
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(gateway, "send_turn", recorded)
+
+    await turns.process_conversation(conversation_id, gateway=gateway)
+    await second[0]
+
+    assert sorted(answer.replayed for answer in answers) == [False, True]
+    assert answers[0].messages == answers[1].messages
+    entries = await timeline_of(case_id)
+    assert entries.count(("note", ACKNOWLEDGED)) == 1
+    async with unit_of_work() as session:
+        outbound = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == Direction.OUTBOUND,
+            )
+        )
+    assert outbound == 1

@@ -162,3 +162,32 @@ async def test_the_panel_refuses_out_of_range_ids_with_a_page_not_a_500(path: st
         response = await client.get(path.format(n=HUGE))
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_text_with_a_nul_character_is_a_422_and_changes_nothing(
+    client: httpx.AsyncClient, supervisor: tuple[dict[str, str], int]
+) -> None:
+    """PostgreSQL cannot store U+0000: it answered 500 (found by a randomized fuzz run)."""
+    headers, _ = supervisor
+    conversation_id, _ = await conversation_for_case()
+    login_form = await client.post(
+        "/api/v1/auth/token", data={"username": "ana\x00@x.com", "password": "x"}
+    )
+    note = await client.post(
+        f"/api/v1/conversations/{conversation_id}/notes",
+        json={"text": "nota com \x00 nulo"},
+        headers=headers,
+    )
+    search = await client.get("/api/v1/cases", params={"q": "a\x00b"}, headers=headers)
+    for response in (login_form, note, search):
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "validation_failed"
+    timeline = await client.get(f"/api/v1/conversations/{conversation_id}", headers=headers)
+    assert timeline.status_code == 200
+    # An escaped backslash is just text, not a NUL.
+    kept = await client.post(
+        f"/api/v1/conversations/{conversation_id}/notes",
+        json={"text": "caminho C:\\u0000\\pasta"},
+        headers=headers,
+    )
+    assert kept.status_code == 201, kept.text

@@ -33,8 +33,10 @@ from tests.fixtures.twilio.harness import free_socket
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
 
-# Per operation and generation mode; FUZZ_EXAMPLES raises it for a longer run by hand.
+# Per operation and generation mode; FUZZ_EXAMPLES raises it for a longer run by hand, and
+# FUZZ_RANDOM=1 draws new examples (the suite's run is deterministic).
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
+DERANDOMIZE = os.environ.get("FUZZ_RANDOM", "") in ("", "0")
 # An endless event stream, and the call that would revoke the token the run uses.
 SKIPPED = {("GET", "/api/v1/events"), ("POST", "/api/v1/auth/logout")}
 # Checks a schema cannot satisfy for one operation, and why.
@@ -96,7 +98,7 @@ def fuzz(base_url: str, headers: dict[str, str]) -> list[str]:
                 max_examples=MAX_EXAMPLES,
                 deadline=None,
                 database=None,
-                derandomize=True,
+                derandomize=DERANDOMIZE,
                 suppress_health_check=list(HealthCheck),
             )
             @given(case=operation.as_strategy(generation_mode=mode))

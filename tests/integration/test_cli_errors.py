@@ -123,3 +123,11 @@ def test_a_missing_file_or_argument_is_one_line(fresh_database: str, tmp_path: P
     result = tratativa("brands", "create", "X", "--base", "muito", database_url=fresh_database)
     assert result.returncode == 2
     assert len(error_lines(result)) == 1
+
+
+def test_an_unknown_migration_is_one_line(fresh_database: str) -> None:
+    result = tratativa("db", "upgrade", "--revision", "nao-existe", database_url=fresh_database)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "erro: migração: Can't locate revision identified by 'nao-existe'"
+    ]

@@ -18,7 +18,6 @@ from api.app import create_app
 from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
 from api.channels.email.ingest import Ingested, Outcome, do_ingest_email
-from api.channels.email.models import MatchSuggestion, SuggestionState
 from api.channels.email.routes import router as email_router
 from api.config import get_settings
 from api.contacts.models import ContactKind, ContactPoint
@@ -33,6 +32,7 @@ from api.conversations.models import (
 )
 from api.conversations.service import create_conversation
 from api.identifiers.documents import cnpj_check_digits
+from api.inbox.models import MatchSuggestion, SuggestionState
 from api.timeline.models import EntryKind, TimelineEntry
 from api.web.deps import get_session
 from tests.factories import make_analyst, make_case, make_infringer

@@ -18,11 +18,6 @@ from api.channels.email.composer import (
     compose_subject,
     email_reply_outbound,
 )
-from api.channels.email.followups import (
-    do_set_follow_up,
-    get_due_follow_ups,
-    get_ignored_email_conversations,
-)
 from api.channels.email.ingest import Outcome, do_ingest_email
 from api.channels.email.sender import SmtpEmailSender
 from api.config import get_settings
@@ -40,6 +35,7 @@ from api.conversations.outbound import OutboundAttachment, do_queue_outbound
 from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
 from api.errors import ChannelDeliveryError
+from api.followups.service import do_set_follow_up, get_due_follow_ups, get_ignored_conversations
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope
 from api.outbox.worker import deliver_due
@@ -253,7 +249,7 @@ async def test_a_temporary_smtp_failure_is_retried_then_sent(smtp_server: SmtpSe
     smtp_server.sink.script.append("451 4.3.0 Tente novamente mais tarde")
     sender = sender_for(smtp_server)
 
-    await deliver_due({Channel.EMAIL: sender})
+    await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id)
     async with unit_of_work() as session:
         item = await session.scalar(
             sa.select(OutboxItem).where(OutboxItem.message_id == message_id)
@@ -264,7 +260,7 @@ async def test_a_temporary_smtp_failure_is_retried_then_sent(smtp_server: SmtpSe
         item.next_attempt_at = utcnow() - dt.timedelta(seconds=1)  # the backoff has passed
     assert delivered_to(smtp_server, address) == []
 
-    await deliver_due({Channel.EMAIL: sender})
+    await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id)
     [mail] = delivered_to(smtp_server, address)
     message = await get_message(message_id)
     assert message.delivery_status is DeliveryStatus.SENT
@@ -284,7 +280,8 @@ async def test_a_permanent_smtp_failure_fails_the_message_on_the_timeline(
     message_id = await queue_reply(conversation_id, ["Recebemos sua mensagem."])
     smtp_server.sink.script.append("550 5.1.1 Caixa postal inexistente")
 
-    await deliver_due({Channel.EMAIL: sender_for(smtp_server)})
+    # Only this conversation's row: the scripted 550 must meet this mail, not another test's.
+    await deliver_due({Channel.EMAIL: sender_for(smtp_server)}, conversation_id=conversation_id)
     message = await get_message(message_id)
     assert message.delivery_status is DeliveryStatus.FAILED
     assert message.delivery_error is not None
@@ -387,7 +384,9 @@ async def test_ignored_email_conversations_and_follow_ups() -> None:
     await add(recent, Direction.OUTBOUND, 2)
 
     async with unit_of_work() as session:
-        found = await get_ignored_email_conversations(session, days=7, now=now, limit=10_000)
+        found = await get_ignored_conversations(
+            session, channel=Channel.EMAIL, days=7, now=now, limit=10_000
+        )
     by_id = {f.conversation_id: f for f in found}
     assert ignored in by_id and auto_only in by_id
     assert answered not in by_id and recent not in by_id
@@ -404,7 +403,7 @@ async def test_ignored_email_conversations_and_follow_ups() -> None:
             note="ligar para o vendedor",
         )
     async with unit_of_work() as session:
-        due = await get_due_follow_ups(session, now=now, limit=10_000)
+        due = await get_due_follow_ups(session, channel=Channel.EMAIL, now=now, limit=10_000)
         entry = await session.scalar(
             sa.select(TimelineEntry.summary).where(
                 TimelineEntry.conversation_id == ignored, TimelineEntry.kind == EntryKind.SYSTEM

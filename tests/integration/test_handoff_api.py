@@ -287,14 +287,19 @@ async def test_events_are_published_after_commit_only(client: httpx.AsyncClient)
         f"/api/v1/conversations/{conversation_id}/escalate", json={"reason": "revisão"}, headers=ana
     )
     await asyncio.wait_for(listener, timeout=5)
+    # One shape for every live event (api/notifications/live.py), published by the
+    # live-notifications consumer once the change has committed.
     assert received == [
         {
             "type": "handoff.requested",
+            "event_id": received[0]["event_id"],
+            "kind": "handoff.requested",
             "conversation_id": conversation_id,
             "case_id": received[0]["case_id"],
             "channel": "whatsapp",
+            "actor_kind": "analyst",
+            "occurred_at": received[0]["occurred_at"],
             "holder": "waiting_human",
-            "analyst_id": None,
             "reason": "revisão",
         }
     ]

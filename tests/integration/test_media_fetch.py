@@ -4,18 +4,23 @@ and the account's credentials sent to the API origin only."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+import trustme
+import uvicorn
 
 from api.channels.whatsapp_twilio import media as media_module
 from api.channels.whatsapp_twilio.adapter import MediaRef
 from api.channels.whatsapp_twilio.media import MediaUrlRefused, check_media_url, download_one
 from api.config import get_settings
 from api.devtools.twilio_simulator import SimConfig, SimulatorThread
-from tests.fixtures.twilio.harness import ACCOUNT_SID, AUTH_TOKEN
+from tests.fixtures.twilio.harness import ACCOUNT_SID, AUTH_TOKEN, free_socket
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +90,10 @@ async def test_credentials_go_to_the_api_only_and_the_cdn_hop_is_fetched_without
     assert (data, reason) == (PDF, None)
     api, cdn = recorder.requests
     assert api.url.host == "api.twilio.com" and api.headers["authorization"] == BASIC
-    assert cdn.url.host == "mms.twiliocdn.com" and "authorization" not in cdn.headers
+    # The CDN hop goes to the address that was checked, named in Host and SNI, without auth.
+    assert cdn.url.host == "93.184.216.34" and "authorization" not in cdn.headers
+    assert cdn.headers["host"] == "mms.twiliocdn.com"
+    assert cdn.extensions["sni_hostname"] == "mms.twiliocdn.com"
 
 
 @pytest.mark.parametrize(
@@ -169,3 +177,54 @@ async def test_the_configured_simulator_origin_is_the_provider(
     assert (data, reason) == (PDF, None)
     assert (stats["fetches"], stats["unauthorized"]) == (1, 0)
     assert other_reason is not None and "só https" in other_reason
+
+
+async def test_a_cdn_hop_is_fetched_over_verified_tls_at_the_address_that_was_checked(
+    real_twilio: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real TLS server with a certificate for mms.twiliocdn.com on a loopback port: the
+    request goes to the checked address (not to a second DNS answer), with the host name in
+    SNI and Host, and the certificate is verified against that name."""
+    authority = trustme.CA()
+    server_cert = authority.issue_cert("mms.twiliocdn.com")
+    sock = free_socket()
+    port = sock.getsockname()[1]
+
+    async def cdn(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        host = dict(scope["headers"]).get(b"host", b"").decode()
+        body = PDF if host == f"mms.twiliocdn.com:{port}" else b"wrong host " + host.encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    with server_cert.private_key_and_cert_chain_pem.tempfile() as pem:
+        config = uvicorn.Config(
+            cdn, log_level="warning", lifespan="off", ssl_certfile=pem, ssl_keyfile=pem
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            assert not task.done(), "the TLS server did not start"
+            await asyncio.sleep(0.01)
+        answers = iter([["127.0.0.1"], ["10.9.9.9"]])  # a second lookup would be rebound
+
+        async def resolve(host: str, port: int) -> list[str]:
+            return next(answers)
+
+        monkeypatch.setattr(media_module, "_resolve", resolve)
+        monkeypatch.setattr(media_module, "_is_public", lambda address: address == "127.0.0.1")
+        try:
+            ssl_context = ssl.create_default_context()
+            authority.configure_trust(ssl_context)
+            async with httpx.AsyncClient(verify=ssl_context) as http:
+                data, reason, _ = await _fetch(http, f"https://mms.twiliocdn.com:{port}/AC/x")
+            untrusted = ssl.create_default_context()  # the test CA is not trusted here
+            answers = iter([["127.0.0.1"]])
+            async with httpx.AsyncClient(verify=untrusted) as http:
+                _, refused, retryable = await _fetch(http, f"https://mms.twiliocdn.com:{port}/x")
+        finally:
+            server.should_exit = True
+            await task
+            sock.close()
+    assert (data, reason) == (PDF, None)
+    assert refused is not None and "falha de rede" in refused and retryable is True

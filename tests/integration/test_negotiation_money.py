@@ -431,3 +431,21 @@ async def test_brands_create_takes_the_discount_policy(database_url: str) -> Non
     assert refused.returncode == 1
     assert refused.stderr.strip().count("\n") == 0
     assert "entre 0% e 100%" in refused.stderr
+
+
+async def test_the_bot_does_not_change_an_agreement_already_signed(
+    client: httpx.AsyncClient,
+) -> None:
+    case_id, sender = await scene()
+    async with unit_of_work() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        case.status = CaseStatus.ACORDO_ASSINADO  # an analyst formalized 2.500,00 em 1x
+        case.agreed_amount, case.agreed_installments = D("2500.00"), 1
+    lower = await run(
+        client, "action_counteroffer", sender, intent="negotiate_amount", entities=amount("2000.00")
+    )
+    body = await run(client, "action_affirm", sender, intent="affirm", slots=slots(lower))
+    assert paused(body) and "utter_payment_details" not in said(body)
+    assert await case_terms(case_id) == (D("2500.00"), 1)
+    assert await payment_requests(case_id) == []

@@ -212,7 +212,7 @@ def conversations(draw: st.DrawFn) -> tuple[Policy, list[Move]]:
 
 
 @dataclass
-class Conversation_:
+class SenderState:
     """What Rasa keeps for one sender: slots and the user turns of the session."""
 
     case_id: int
@@ -224,7 +224,7 @@ class Conversation_:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def start(policy: Policy) -> Conversation_:
+async def start(policy: Policy) -> SenderState:
     phone = f"+5521988{next(_phones):06d}"
     async with unit_of_work() as session:
         brand = await make_brand(
@@ -244,10 +244,10 @@ async def start(policy: Policy) -> Conversation_:
         conversation = await create_conversation(
             session, contact=found.contact, channel=Channel.WHATSAPP, address=phone, case=case
         )
-        return Conversation_(case.id, conversation.id, sender_id_for(conversation))
+        return SenderState(case.id, conversation.id, sender_id_for(conversation))
 
 
-async def turn(convo: Conversation_, move: Move) -> tuple[list[dict[str, Any]], bool]:
+async def turn(convo: SenderState, move: Move) -> tuple[list[dict[str, Any]], bool]:
     """Run the action Rasa would run for this move; returns (responses, paused)."""
     latest = {
         "text": move.text,
@@ -278,7 +278,7 @@ async def turn(convo: Conversation_, move: Move) -> tuple[list[dict[str, Any]], 
     return dispatcher.messages, paused
 
 
-async def hand_back(convo: Conversation_) -> None:
+async def hand_back(convo: SenderState) -> None:
     """The analyst returns the conversation to the bot (do_release's effect on both sides)."""
     async with unit_of_work() as session:
         conversation = await session.get(Conversation, convo.conversation_id)
@@ -305,7 +305,7 @@ class Story:
 
 
 async def check_turn(
-    story: Story, convo: Conversation_, move: Move, said: list[dict[str, Any]], paused: bool
+    story: Story, convo: SenderState, move: Move, said: list[dict[str, Any]], paused: bool
 ) -> None:
     policy = story.policy
     async with unit_of_work() as session:

@@ -492,3 +492,73 @@ async def test_case_page_moves_status_and_lists_the_case(client: httpx.AsyncClie
     assert illegal.status_code == 409
     assert "Transição de status não permitida" in illegal.text
     assert f'href="/painel/casos/{case_id}"' in illegal.text
+
+
+async def test_a_media_still_being_fetched_is_shown_as_on_its_way(
+    client: httpx.AsyncClient,
+) -> None:
+    phone = f"+55319{next(_seq):08d}"
+    async with unit_of_work() as session:
+        infringer = await make_infringer(session, phones=(phone,))
+        await make_case(session, infringer=infringer, status=CaseStatus.EM_ATENDIMENTO)
+        received = await do_receive_message(
+            session,
+            InboundMessage(
+                channel=Channel.WHATSAPP,
+                external_id=f"SM{uuid.uuid4().hex}",
+                sender=f"whatsapp:{phone}",
+                text="",
+                received_at=utcnow(),
+                raw={},
+                attachments=(
+                    InboundAttachment(
+                        "image/jpeg",
+                        None,
+                        "foto.jpg",
+                        source_url="https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
+                    ),
+                ),
+            ),
+        )
+        await do_request_handoff(
+            session, conversation=received.conversation, reason="foto", actor=Actor.bot()
+        )
+        conversation_id = received.conversation.id
+    await login(client)
+
+    page = await client.get(f"/painel/conversas/{conversation_id}")
+    assert "Anexo a caminho (foto.jpg)" in page.text
+    assert "Anexo recusado" not in page.text
+
+
+async def test_status_changes_read_as_plain_labels_new_and_old_rows(
+    client: httpx.AsyncClient,
+) -> None:
+    conversation_id = await whatsapp_conversation()
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None and conversation.case_id is not None
+        case_id = conversation.case_id
+        # A row written before labels existed: the summary holds the raw codes.
+        session.add(
+            TimelineEntry(
+                kind=EntryKind.STATUS_CHANGE,
+                actor_kind=Actor.system().kind,
+                actor_name="sistema",
+                case_id=case_id,
+                summary="Status: NOTIFICADO → EM_ATENDIMENTO",
+                data={"from": "NOTIFICADO", "to": "EM_ATENDIMENTO", "reason": None},
+            )
+        )
+    me = await login(client)
+    moved = await client.post(
+        f"/painel/casos/{case_id}/status",
+        data={"status": "EM_NEGOCIACAO", "csrf_token": me.csrf},
+    )
+    assert moved.status_code == 303
+
+    for url in (f"/painel/casos/{case_id}", f"/painel/conversas/{conversation_id}"):
+        page = (await client.get(url)).text
+        assert "Status: Notificado → Em atendimento" in page
+        assert "Status: Em atendimento → Em negociação" in page
+        assert "EM_ATENDIMENTO →" not in page and "→ EM_NEGOCIACAO" not in page

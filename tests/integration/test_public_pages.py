@@ -15,7 +15,7 @@ from api.db import unit_of_work
 from api.payments.provider import get_payment_provider
 from api.payments.service import do_issue_payment_request
 from api.timeline.service import Actor
-from api.web.security import CSP, content_disposition
+from api.web.security import CSP
 from tests.factories import make_brand, make_case
 from tests.integration.test_handoff_api import conversation_for_case, login
 
@@ -34,21 +34,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 def _filename_star(header: str) -> str:
     (encoded,) = [p.strip() for p in header.split(";") if p.strip().startswith("filename*=")]
     return unquote(encoded.removeprefix("filename*=UTF-8''"))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_content_disposition_is_latin1_safe_and_keeps_the_exact_name(name: str) -> None:
-    header = content_disposition("attachment", name)
-    header.encode("latin-1")  # what Starlette does with every header value
-    assert "\r" not in header and "\n" not in header
-    assert _filename_star(header) == name.replace("\r", " ").replace("\n", " ").strip()
-
-
-def test_content_disposition_folds_accents_in_the_ascii_fallback() -> None:
-    assert content_disposition("inline", "relatório✓€.pdf").startswith(
-        'inline; filename="relatorio.pdf"; '
-    )
-    assert 'filename="anexo"' in content_disposition("attachment", None)
 
 
 @pytest.mark.parametrize("name", NAMES[:2])

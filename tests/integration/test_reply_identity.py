@@ -29,9 +29,9 @@ from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, Conversation, Direction, Message
 from api.conversations.outbound import Outbound, do_queue_outbound
 from api.db import unit_of_work, utcnow
-from api.handoff.service import do_send_analyst_message
+from api.handoff.service import do_claim, do_send_analyst_message
 from api.identifiers.phones import normalize_phone, phone_variants
-from api.outbox.models import OutboxItem
+from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.worker import deliver_due
 from api.templates.service import load_catalog
 from api.timeline.service import Actor
@@ -176,6 +176,7 @@ async def sender(stack: TwilioStack) -> AsyncIterator[TwilioWhatsAppSender]:
 @pytest.fixture
 def template_sid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("TEMPLATE_CONTENT_SIDS", '{"primeiro_contato": "HX0123456789abcdef"}')
+    get_settings.cache_clear()
     load_catalog.cache_clear()
     yield
     load_catalog.cache_clear()
@@ -235,6 +236,8 @@ async def test_every_whatsapp_reply_goes_to_the_address_that_wrote(
             outbound=Outbound(text="Olá! Aqui é o atendimento."),
             actor=Actor.bot(),
         )
+        # A person claims before writing (one write rule for API and panel: never beside the bot).
+        await do_claim(session, conversation_id=conversation.id, analyst=analyst)
         await do_send_analyst_message(
             session, conversation_id=conversation.id, analyst=analyst, text="Sou a Ana."
         )
@@ -348,6 +351,7 @@ async def test_every_e_mail_reply_goes_to_the_address_that_wrote(
             ),
         )
         assert received.conversation.case_id == case.id
+        await do_claim(session, conversation_id=received.conversation.id, analyst=analyst)
         await do_send_analyst_message(
             session, conversation_id=received.conversation.id, analyst=analyst, text="Olá."
         )
@@ -358,5 +362,11 @@ async def test_every_e_mail_reply_goes_to_the_address_that_wrote(
                 sa.select(OutboxItem.payload).where(OutboxItem.conversation_id == conversation.id)
             )
         ).all()
+        # Nothing is sent here: settle the row so no later test's worker pass delivers it.
+        await session.execute(
+            sa.update(OutboxItem)
+            .where(OutboxItem.conversation_id == conversation.id)
+            .values(state=OutboxState.DONE, done_at=utcnow())
+        )
     # The contact has other addresses; only the one that wrote is answered.
     assert [p["to"] for p in payloads] == [wrote_from]

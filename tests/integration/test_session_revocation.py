@@ -291,13 +291,11 @@ async def test_user_commands_fail_in_one_line() -> None:
 async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """The app on a real socket (event streams need a server that streams), with frequent
     heartbeats and a session check before every frame."""
-    import api.notifications.routes
-    import api.panel.auth
+    import api.notifications.stream
     import api.web.streams
 
     monkeypatch.setattr(api.web.streams, "SESSION_CHECK_SECONDS", 0.0)
-    monkeypatch.setattr(api.panel.auth, "HEARTBEAT_SECONDS", 0.05)
-    monkeypatch.setattr(api.notifications.routes, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(api.notifications.stream, "HEARTBEAT_SECONDS", 0.05)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

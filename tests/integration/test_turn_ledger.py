@@ -5,6 +5,7 @@ Rasa took the turn after a lease expired) sends the same calls with the same mes
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -20,10 +21,11 @@ from api.contacts.models import ContactKind
 from api.contacts.service import do_identify_sender
 from api.conversations.models import Channel
 from api.conversations.service import create_conversation, sender_id_for
-from api.db import unit_of_work
+from api.db import unit_of_work, utcnow
 from api.engine.ledger import action_key
 from api.engine.models import ActionExecution
 from api.timeline.models import EntryKind, TimelineEntry
+from api.worker import LEDGER_KEEP, prune_ledger_once
 from tests.factories import make_brand, make_case, make_infringer
 
 pytestmark = pytest.mark.integration
@@ -211,3 +213,25 @@ def test_the_key_is_the_latest_user_turn_and_the_runs_of_the_action_since() -> N
         "action_x",
         2,
     )
+
+
+async def test_the_worker_prunes_runs_no_retry_can_need(client: httpx.AsyncClient) -> None:
+    _, sender = await notified_case()
+    await post(client, action_call("action_acknowledge", sender, message_id="msg-old"))
+    await post(client, action_call("action_acknowledge", sender, message_id="msg-new"))
+    async with unit_of_work() as session:
+        old = await session.scalar(
+            sa.select(ActionExecution).where(
+                ActionExecution.sender_id == sender, ActionExecution.turn_key == "msg-old"
+            )
+        )
+        assert old is not None
+        old.created_at = utcnow() - LEDGER_KEEP - dt.timedelta(minutes=1)
+    assert await prune_ledger_once() >= 1
+    async with unit_of_work() as session:
+        kept = list(
+            await session.scalars(
+                sa.select(ActionExecution.turn_key).where(ActionExecution.sender_id == sender)
+            )
+        )
+    assert kept == ["msg-new"]

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 import sqlalchemy as sa
 
-from api.channels.whatsapp_twilio.sender import TwilioWhatsAppSender, parse_retry_after
+from api.channels.whatsapp_twilio.sender import TwilioWhatsAppSender
 from api.config import get_settings
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, DeliveryStatus, Message
@@ -22,7 +22,7 @@ from api.errors import ChannelDeliveryError
 from api.outbox import service as outbox_service
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
-from api.outbox.service import do_mark_sent, next_attempt_delay
+from api.outbox.service import do_mark_sent
 from api.outbox.worker import deliver_due
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import Actor
@@ -206,16 +206,10 @@ async def test_a_429_retry_after_is_honoured_by_the_outbox_schedule(
         await deliver_due({Channel.WHATSAPP: sender}, conversation_id=queued.conversation_id)
     assert (await outbox_row(queued.outbox_id)).attempts == 1
     assert await stack.sim_messages(queued.phone) == []
-
-
-def test_retry_after_parses_seconds_and_http_dates() -> None:
-    now = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
-    assert parse_retry_after("30", now=now) == 30.0
-    assert parse_retry_after("Mon, 30 Nov 2026 12:01:30 GMT", now=now) == 90.0
-    assert parse_retry_after("Mon, 30 Nov 2026 11:00:00 GMT", now=now) == 0.0
-    assert parse_retry_after("amanhã", now=now) is None
-    assert parse_retry_after(None) is None
-    assert next_attempt_delay(1, 45.0) >= 45.0
+    async with unit_of_work() as session:  # no later test's pass should meet this row
+        settled = await session.get(OutboxItem, queued.outbox_id)
+        assert settled is not None
+        settled.state = OutboxState.DONE
 
 
 async def test_a_permanent_21211_fails_the_message_and_shows_on_the_timeline(

@@ -257,12 +257,6 @@ async def test_two_fetchers_never_download_one_file_twice(
     assert (await attachment_of(message.id)).media_state is MediaState.STORED
 
 
-def test_retry_delays_grow_and_are_capped() -> None:
-    delays = [fetching.retry_delay(n).total_seconds() for n in range(1, 14)]
-    assert delays[:4] == [2.0, 4.0, 8.0, 16.0]
-    assert delays == sorted(delays) and delays[-1] == fetching.MAX_RETRY_SECONDS
-
-
 # --- one open conversation per (channel, contact) --------------------------------------------
 
 
@@ -272,12 +266,14 @@ async def test_a_first_message_and_its_replay_together_open_one_conversation(
     """Seen under load on PostgreSQL: Twilio's replay of a new infringer's first webhook (the
     contact imported with the case, no conversation yet), 2 ms later, opened a second
     conversation for the same contact and case in 5 of 6 tries."""
-    for _ in range(6):
+    for attempt in range(8):
         phone = new_phone()
-        async with unit_of_work() as session:
-            infringer = await make_infringer(session, phones=(phone,))
-            case = await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
-            case_id = case.id
+        case_id: int | None = None
+        if attempt % 4:  # and, one time in four, a number nobody knows yet
+            async with unit_of_work() as session:
+                infringer = await make_infringer(session, phones=(phone,))
+                case = await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+                case_id = case.id
         form = load_form("message_text", MessageSid=new_sid(), From=f"whatsapp:{phone}")
         responses = await asyncio.gather(
             stack.post_signed(MESSAGE_PATH, form), stack.post_signed(MESSAGE_PATH, form)

@@ -1,6 +1,12 @@
 import pytest
 
-from api.cases.lifecycle import TRANSITIONS, CaseStatus, allowed_moves, check_transition
+from api.cases.lifecycle import (
+    TRANSITIONS,
+    CaseStatus,
+    allowed_moves,
+    check_transition,
+    status_label,
+)
 from api.errors import IllegalTransition
 
 pytestmark = pytest.mark.unit
@@ -43,7 +49,9 @@ def test_illegal_moves_are_refused_with_the_allowed_ones(
 ) -> None:
     with pytest.raises(IllegalTransition) as info:
         check_transition(current, target)
-    assert str(current) in info.value.message
+    # Analysts read labels ("Em atendimento"); API clients get the codes in the details.
+    assert status_label(current) in info.value.message and str(current) not in info.value.message
+    assert info.value.details["current"] == str(current)
     assert info.value.details["allowed"] == sorted(allowed_moves(current))
     assert info.value.status_code == 409
 

@@ -13,8 +13,11 @@ from api.errors import ValidationFailed
 from api.negotiation.policy import (
     Offer,
     Verdict,
+    check_terms,
     evaluate_counteroffer,
+    evaluate_installments,
     lowest_acceptable,
+    max_installments_for,
     opening_offer,
 )
 
@@ -130,3 +133,65 @@ def test_the_policy_is_described_for_the_operator() -> None:
         "valor padrão R$ 1.500,00 (casos sem valor); desconto de até 30% do valor do caso "
         "e nunca abaixo de R$ 1.000,00; até 6x, parcela mínima R$ 100,00"
     )
+
+
+def test_a_brand_without_a_minimum_installment_allows_its_full_cap() -> None:
+    policy = brand(max_installments=6, min_installment="0")
+    assert evaluate_counteroffer(policy, D("300.00"), D("300.00"), 6).verdict is Verdict.ACCEPTABLE
+
+
+# --- gaps filled in issue 11 ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("amount", [None, D("0"), D("-10.00")])
+def test_an_offer_without_a_positive_amount_asks_for_one(amount: Decimal | None) -> None:
+    evaluation = evaluate_counteroffer(brand(), D("2500.00"), amount)
+    assert (evaluation.verdict, evaluation.offer) == (Verdict.NEEDS_INPUT, None)
+
+
+def test_fractions_of_a_cent_round_up_so_the_offer_is_never_lowered() -> None:
+    policy = brand(floor="1000.00")
+    # 999.991 is 1000.00 once in whole cents (in the firm's favour): acceptable at the floor.
+    evaluation = evaluate_counteroffer(policy, D("2500.00"), D("999.991"))
+    assert evaluation.verdict is Verdict.ACCEPTABLE
+    assert evaluation.offer == Offer(D("1000.00"), 1)
+
+
+def test_an_offer_exactly_at_the_cases_amount_and_at_the_lowest_is_acceptable() -> None:
+    policy = brand(floor="1000.00")
+    assert evaluate_counteroffer(policy, D("2500.00"), D("2500.00")).verdict is Verdict.ACCEPTABLE
+    assert evaluate_counteroffer(policy, D("2500.00"), D("1000.00")).verdict is Verdict.ACCEPTABLE
+    assert evaluate_counteroffer(policy, D("2500.00"), D("2500.01")).verdict is Verdict.HANDOFF
+
+
+def test_installments_without_a_number_propose_the_most_allowed() -> None:
+    evaluation = evaluate_installments(brand(max_installments=6), D("450.00"), None)
+    assert evaluation.verdict is Verdict.NEEDS_INPUT
+    assert evaluation.offer == Offer(D("450.00"), 4)  # 4 x 112.50; a 5th would be below 100
+
+
+@pytest.mark.parametrize("installments", [0, -3])
+def test_a_non_positive_number_of_installments_is_not_an_offer(installments: int) -> None:
+    evaluation = evaluate_installments(brand(), D("1200.00"), installments)
+    assert (evaluation.verdict, evaluation.offer) == (Verdict.NEEDS_INPUT, None)
+
+
+def test_an_amount_below_one_minimum_installment_still_allows_one_payment() -> None:
+    assert max_installments_for(brand(min_installment="100.00"), D("60.00")) == 1
+    assert evaluate_installments(brand(), D("60.00"), 1).verdict is Verdict.ACCEPTABLE
+    assert evaluate_installments(brand(), D("60.00"), 2).verdict is Verdict.HANDOFF
+
+
+def test_an_installment_amount_rounds_up_to_the_cent() -> None:
+    assert Offer(D("1000.00"), 3).installment_amount == D("333.34")
+
+
+def test_check_terms_accepts_exactly_the_evaluated_terms() -> None:
+    policy = brand(floor="1000.00", max_installments=6)
+    accepted = check_terms(policy, D("2500.00"), Offer(D("1200.00"), 3))
+    assert accepted.verdict is Verdict.ACCEPTABLE and accepted.offer == Offer(D("1200.00"), 3)
+    # A fraction of a cent is terms the policy did not evaluate: a person decides.
+    changed = check_terms(policy, D("2500.00"), Offer(D("1200.001"), 3))
+    assert (changed.verdict, changed.offer) == (Verdict.HANDOFF, None)
+    too_many = check_terms(policy, D("2500.00"), Offer(D("1200.00"), 12))
+    assert too_many.verdict is Verdict.HANDOFF

@@ -37,9 +37,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cases.models import Case
 from api.config import Settings, get_settings
-from api.contacts.models import ContactPoint, Infringer
-from api.conversations.models import AuthorKind, Conversation, Direction, Message
-from api.conversations.outbound import Outbound, OutboundAttachment
+from api.contacts.models import ContactKind, ContactPoint, Infringer
+from api.conversations.models import AuthorKind, Channel, Conversation, Direction, Message
+from api.conversations.outbound import (
+    Outbound,
+    OutboundAttachment,
+    OutboundMessage,
+    TemplateUse,
+)
 from api.db import utcnow
 from api.identifiers.case_ref import find_case_refs
 from api.outbox.senders import Envelope
@@ -313,3 +318,48 @@ def _format_date(value: object, timezone: str) -> str | None:
     except (ValueError, KeyError):
         return None
     return f"{when.day} de {_MONTHS[when.month - 1]} de {when.year} às {when:%H:%M}"
+
+
+class EmailComposer:
+    """E-mail answers one mail with one mail: the turn's messages joined, greeting, signature,
+    the [INF-…] subject, threading headers, and (in `compose_message`) Auto-Submitted only for
+    automatic mail."""
+
+    channel = Channel.EMAIL
+    contact_kind = ContactKind.EMAIL
+    has_reply_window = False
+    label = "E-mail"
+
+    async def compose(
+        self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage
+    ) -> list[Outbound]:
+        texts = (message.template.rendered_text,) if message.template else message.texts
+        return [
+            await email_reply_outbound(
+                session,
+                conversation=conversation,
+                texts=texts,
+                author=message.author,
+                reply_to_message_id=message.reply_to_message_id,
+                author_name=message.author_name if not message.automatic else None,
+                attachments=message.attachments,
+                cc=message.cc,
+            )
+        ]
+
+    def check_template(self, template: TemplateUse) -> None:
+        return None
+
+    def split(self, outbound: Outbound) -> list[Outbound]:
+        return [outbound]
+
+    def window_open_until(self, conversation: Conversation) -> dt.datetime | None:
+        return None
+
+    def check_window(
+        self, conversation: Conversation, outbound: Outbound, now: dt.datetime
+    ) -> None:
+        return None
+
+    async def reply_from(self, session: AsyncSession, conversation: Conversation) -> str | None:
+        return None

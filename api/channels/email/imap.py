@@ -36,6 +36,7 @@ from api.channels.email.ingest import Outcome, do_ingest_email, do_ingest_unpars
 from api.channels.email.models import ImapCursor
 from api.config import ImapSettings, Settings
 from api.db import get_sessionmaker, on_commit, unit_of_work, utcnow
+from api.errors import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ _INTERNALDATE_RE = re.compile(rb'\bINTERNALDATE "([^"]+)"', re.IGNORECASE)
 _TRANSIENT_DB_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
 
 
-class ImapError(Exception):
-    """The server refused a command or the connection broke."""
+class ImapError(ProviderError):
+    """The IMAP server refused a command or the connection broke."""
+
+    code = "imap_error"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.channels.email.classify import BounceReport, Classification, MailKind, classify
-from api.channels.email.matching import MatchResult, do_store_suggestions, match_email
+from api.channels.email.matching import MatchResult, match_email
 from api.channels.email.parser import (
     FULL_TEXT_LIMIT,
     ParsedAttachment,
@@ -41,6 +41,7 @@ from api.conversations.models import (
 from api.db import utcnow
 from api.identifiers.contact import normalize_email
 from api.identifiers.errors import InvalidIdentifier
+from api.inbox.unmatched import Suggested, do_store_suggestions
 from api.storage import check_size, store_blob
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
@@ -121,7 +122,11 @@ async def do_ingest_email(
         return Ingested(Outcome.DUPLICATE, external_id, message_id=received.message.id)
     if received.conversation.case_id is None and match.suggestions:
         await do_store_suggestions(
-            session, message_id=received.message.id, suggestions=match.suggestions
+            session,
+            message_id=received.message.id,
+            suggestions=[
+                Suggested(c.case_id, c.rule, c.score, c.reason) for c in match.suggestions
+            ],
         )
     return Ingested(
         Outcome.STORED,

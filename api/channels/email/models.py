@@ -1,16 +1,14 @@
-"""E-mail channel state: IMAP progress per mailbox generation and case suggestions for mail
-that matched no case."""
+"""E-mail channel state: IMAP progress per mailbox generation (case suggestions for unmatched
+mail live in api/inbox/models.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base, CreatedAtMixin, IdMixin, utcnow
-from api.enums import str_enum
 
 
 class ImapCursor(IdMixin, CreatedAtMixin, Base):
@@ -28,29 +26,3 @@ class ImapCursor(IdMixin, CreatedAtMixin, Base):
     uidvalidity: Mapped[int] = mapped_column(sa.BigInteger)
     last_uid: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class SuggestionState(enum.StrEnum):
-    SUGGESTED = "suggested"
-    CONFIRMED = "confirmed"
-    REJECTED = "rejected"
-
-
-class MatchSuggestion(IdMixin, CreatedAtMixin, Base):
-    """A case an unmatched inbound e-mail may belong to, with why; an analyst decides."""
-
-    __tablename__ = "email_match_suggestions"
-    __table_args__ = (sa.UniqueConstraint("message_id", "case_id"),)
-
-    message_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True
-    )
-    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    score: Mapped[float]
-    rule: Mapped[str] = mapped_column(sa.String(32))
-    reason: Mapped[str] = mapped_column(sa.String(300))
-    state: Mapped[SuggestionState] = mapped_column(
-        str_enum(SuggestionState, 16), default=SuggestionState.SUGGESTED, index=True
-    )
-    decided_by: Mapped[int | None] = mapped_column(sa.ForeignKey("analysts.id"))
-    decided_at: Mapped[dt.datetime | None]

@@ -19,9 +19,10 @@ from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
-import nh3
 from mailparser_reply import EmailMessage as ReplyMessage
 from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
+
+from api.conversations.html import sanitize_email_html
 
 # mail-parser-reply (1.36) ships no Portuguese; its language table is a plain dict read at
 # parse time, so Brazilian clients' markers are registered here: Gmail/Apple "Em … escreveu:",
@@ -200,21 +201,9 @@ def strip_quoted(text: str) -> str:
 
 
 def sanitize_html(html: str) -> str:
-    """HTML safe to show in the panel: no scripts, styles, event handlers or remote images
-    (tracking pixels); inline images keep their cid: reference for the panel to resolve."""
-
-    def keep(tag: str, attribute: str, value: str) -> str | None:
-        if tag == "img" and attribute == "src" and not value.lower().startswith("cid:"):
-            return None
-        return value
-
-    cleaned: str = nh3.clean(
-        html[:HTML_LIMIT],
-        url_schemes={"http", "https", "mailto", "cid", "tel"},
-        attribute_filter=keep,
-        strip_comments=True,
-    )
-    return cleaned
+    """HTML safe to store for the panel (api/conversations/html.py: the one allow-list);
+    inline images keep their cid: reference for the panel to resolve."""
+    return sanitize_email_html(html[:HTML_LIMIT])
 
 
 def html_to_text(html: str) -> str:

@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.channels.email.matching import (
-    UnmatchedEmail,
+from api.conversations.models import Channel
+from api.ids import StrictId
+from api.inbox.unmatched import (
+    UnmatchedMessage,
     do_confirm_suggestion,
     do_reject_suggestion,
-    get_unmatched_emails,
+    get_unmatched_messages,
 )
-from api.ids import StrictId
 from api.web.deps import CurrentAnalyst, SessionDep
 from api.web.params import Offset, PathId
 
@@ -57,7 +58,7 @@ class ConfirmOut(BaseModel):
     case_id: int
 
 
-def _out(item: UnmatchedEmail) -> UnmatchedOut:
+def _out(item: UnmatchedMessage) -> UnmatchedOut:
     meta = item.message.meta or {}
     return UnmatchedOut(
         message_id=item.message.id,
@@ -90,7 +91,7 @@ async def list_unmatched(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> UnmatchedPage:
-    items = await get_unmatched_emails(session, limit=limit, offset=offset)
+    items = await get_unmatched_messages(session, channel=Channel.EMAIL, limit=limit, offset=offset)
     return UnmatchedPage(items=[_out(item) for item in items])
 
 
@@ -99,7 +100,7 @@ async def confirm_suggestion(
     session: SessionDep, analyst: CurrentAnalyst, message_id: PathId, body: CaseChoice
 ) -> ConfirmOut:
     conversation = await do_confirm_suggestion(
-        session, message_id=message_id, case_id=body.case_id, analyst=analyst
+        session, channel=Channel.EMAIL, message_id=message_id, case_id=body.case_id, analyst=analyst
     )
     return ConfirmOut(message_id=message_id, conversation_id=conversation.id, case_id=body.case_id)
 
@@ -109,5 +110,5 @@ async def reject_suggestion(
     session: SessionDep, analyst: CurrentAnalyst, message_id: PathId, body: CaseChoice
 ) -> None:
     await do_reject_suggestion(
-        session, message_id=message_id, case_id=body.case_id, analyst=analyst
+        session, channel=Channel.EMAIL, message_id=message_id, case_id=body.case_id, analyst=analyst
     )

@@ -186,12 +186,26 @@ async def open_media(
     http: httpx.AsyncClient, url: str, *, auth: tuple[str, str] | None
 ) -> AsyncIterator[httpx.Response]:
     """GET a media URL, following redirects by hand: each hop is checked (`check_media_url`)
-    and only the provider's API origin is sent `auth`. Raises MediaUrlRefused."""
+    and only the provider's API origin is sent `auth`. Raises MediaUrlRefused.
+
+    A checked CDN hop is requested at the very address that was checked (TLS still verifies
+    the host name, through SNI): a DNS answer that changes after the check cannot redirect it.
+    """
     target = _parse(url)
     for _hop in range(MAX_REDIRECTS + 1):
-        credentialed = await check_media_url(target)
+        credentialed, address = await _vet(target)
+        request_url, headers, extensions = target, {}, {}
+        if address is not None:
+            request_url = target.copy_with(host=address)
+            headers = {"Host": target.netloc.decode("ascii")}
+            extensions = {"sni_hostname": target.raw_host.decode("ascii")}
         async with http.stream(
-            "GET", target, auth=auth if credentialed else None, follow_redirects=False
+            "GET",
+            request_url,
+            auth=auth if credentialed else None,
+            headers=headers,
+            extensions=extensions,
+            follow_redirects=False,
         ) as response:
             location = response.headers.get("location")
             if response.status_code in _REDIRECT_STATUS and location:
@@ -209,21 +223,30 @@ async def check_media_url(url: httpx.URL) -> bool:
     as the operator named it: allowed as is. Any other host must be https, on the allow-list
     and resolve only to public addresses (no loopback, private, link-local or metadata ones).
     """
+    credentialed, _address = await _vet(url)
+    return credentialed
+
+
+async def _vet(url: httpx.URL) -> tuple[bool, str | None]:
+    """(may get the credentials, the checked address to connect to: None for the API origin)."""
     twilio = get_settings().twilio
     api = _parse(twilio.api_base_url)
     if (url.scheme, url.host, _port(url)) == (api.scheme, api.host, _port(api)):
-        return True
+        return True, None
     host = url.host.lower().rstrip(".")
     if url.scheme != "https":
         raise MediaUrlRefused(f"endereço de mídia recusado: só https ({url.scheme}://{host})")
     if not any(_host_matches(host, pattern) for pattern in (api.host, *twilio.media_hosts)):
         raise MediaUrlRefused(f"endereço de mídia recusado: host não permitido ({host})")
-    for address in await _resolve(host, _port(url)):
+    addresses = await _resolve(host, _port(url))
+    for address in addresses:
         if not _is_public(address):
             raise MediaUrlRefused(
                 f"endereço de mídia recusado: {host} aponta para endereço interno ({address})"
             )
-    return False
+    if not addresses:
+        raise httpx.ConnectError(f"DNS lookup found no address for {host}")
+    return False, addresses[0].split("%", 1)[0]
 
 
 async def _resolve(host: str, port: int) -> list[str]:

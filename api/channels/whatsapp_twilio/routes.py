@@ -31,7 +31,7 @@ from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
 from api.db import on_commit, utcnow
 from api.engine import dispatch
-from api.errors import AppError, PermissionDenied
+from api.errors import PayloadTooLarge, PermissionDenied
 from api.ids import MAX_ID
 from api.web.deps import get_session
 from api.web.proxies import forwarded_headers_trusted
@@ -61,11 +61,6 @@ _CALLBACK_STATUS = {
     "undelivered": DeliveryStatus.UNDELIVERED,
     "canceled": DeliveryStatus.FAILED,
 }
-
-
-class PayloadTooLarge(AppError):
-    code = "payload_too_large"
-    status_code = 413
 
 
 @router.post("/whatsapp", include_in_schema=False)
@@ -139,7 +134,11 @@ async def read_signed_form(request: Request, settings: Settings) -> Params:
         verify_signature(url, params, signature, token, signature_settings=signature_settings)
         for url in candidate_urls(request, settings.public_base_url)
     ):
-        return params
+        # U+0000 means nothing in a message and PostgreSQL cannot store it (a 500 Twilio would
+        # retry forever): dropped once the signature over the form as sent has been checked.
+        return {
+            key: [value.replace("\x00", "") for value in values] for key, values in params.items()
+        }
     log.warning(
         "Twilio webhook %s refused: %s signature from %s",
         request.url.path,

@@ -95,9 +95,13 @@ def upgrade() -> None:
             name=op.f("uq_action_executions_sender_id_turn_key_action_name_occurrence"),
         ),
     )
+    op.create_index(
+        "ix_action_executions_created_at", "action_executions", ["created_at"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_action_executions_created_at", table_name="action_executions")
     op.drop_table("action_executions")
     with op.batch_alter_table("attachments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_attachments_media_state"))

@@ -15,7 +15,7 @@ from api.channels.email.parser import (
 )
 from tests.integration.email_servers import corpus, load_eml, make_mail
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.unit
 
 # What the bot must read (present) and must not (quoted history, forwarded text, sign-offs).
 STRIPPING = {

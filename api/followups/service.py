@@ -1,5 +1,6 @@
-"""Follow-ups on e-mail conversations: a date an analyst sets, and the data behind "e-mail
-ignored for N days" (the alerts built on it come later)."""
+"""Follow-ups: a date an analyst sets to look at a conversation again, and the data behind
+"ignored for N days" (the alerts built on it come later). Channel-neutral: the caller says
+which channel it asks about (today the e-mail queue does)."""
 
 from __future__ import annotations
 
@@ -59,14 +60,15 @@ async def do_set_follow_up(
     return conversation
 
 
-async def get_ignored_email_conversations(
+async def get_ignored_conversations(
     session: AsyncSession,
     *,
+    channel: Channel,
     days: int,
     now: dt.datetime | None = None,
     limit: int = 200,
 ) -> Sequence[IgnoredConversation]:
-    """Open e-mail conversations whose last message we sent (and that left us) is older than
+    """Open conversations of `channel` whose last message we sent (and that left us) is older than
     `days` days, with no reply from the other side since. Auto-replies and bounces are not
     replies: an out-of-office does not stop the clock."""
     now = now or utcnow()
@@ -77,7 +79,7 @@ async def get_ignored_email_conversations(
             sa.func.max(Message.created_at).label("at"),
         )
         .where(
-            Message.channel == Channel.EMAIL,
+            Message.channel == channel,
             Message.direction == Direction.OUTBOUND,
             Message.delivery_status.not_in(_NOT_SENT),
         )
@@ -91,7 +93,7 @@ async def get_ignored_email_conversations(
             sa.func.max(Message.created_at).label("at"),
         )
         .where(
-            Message.channel == Channel.EMAIL,
+            Message.channel == channel,
             Message.direction == Direction.INBOUND,
             sa.or_(Message.meta.is_(None), replied),
         )
@@ -103,7 +105,7 @@ async def get_ignored_email_conversations(
         .join(last_out, last_out.c.conversation_id == Conversation.id)
         .outerjoin(last_in, last_in.c.conversation_id == Conversation.id)
         .where(
-            Conversation.channel == Channel.EMAIL,
+            Conversation.channel == channel,
             Conversation.closed_at.is_(None),
             last_out.c.at < cutoff,
             sa.or_(last_in.c.at.is_(None), last_in.c.at < last_out.c.at),
@@ -129,13 +131,17 @@ async def get_ignored_email_conversations(
 
 
 async def get_due_follow_ups(
-    session: AsyncSession, *, now: dt.datetime | None = None, limit: int = 200
+    session: AsyncSession,
+    *,
+    channel: Channel,
+    now: dt.datetime | None = None,
+    limit: int = 200,
 ) -> Sequence[Conversation]:
-    """Open e-mail conversations whose follow-up date has come."""
+    """Open conversations of `channel` whose follow-up date has come."""
     query = (
         sa.select(Conversation)
         .where(
-            Conversation.channel == Channel.EMAIL,
+            Conversation.channel == channel,
             Conversation.closed_at.is_(None),
             Conversation.follow_up_at.is_not(None),
             Conversation.follow_up_at <= (now or utcnow()),

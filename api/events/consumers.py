@@ -1,0 +1,301 @@
+"""Durable consumers: each reads the stream after commit, in order, with its own cursor.
+
+A consumer handles a batch of events and advances its cursor in ONE transaction, together
+with whatever it writes itself: a crash before that commit undoes both (the batch is handled
+again, and its database effects were never kept); after it, the cursor has moved past the
+batch (it is never handled again). Effects outside the database (a Redis publish) happen at
+least once: a subscriber drops a repeated `event_id`.
+
+Order and gaps. Ids come from a sequence when a row is inserted, not when its transaction
+commits: on PostgreSQL a transaction can take id 10, another take id 11 and commit first. A
+consumer that moved its cursor to 11 would never see 10. So the stream is read in
+(tx_id, id) order, where tx_id is the writing transaction's id (`pg_current_xact_id()`), and
+only below the oldest transaction still running (`pg_snapshot_xmin`): every transaction
+below that horizon has finished, so no event can appear there any more, and the order of what
+is below it never changes. An event of a transaction still running waits until it commits (or
+is dropped with its rollback). Within one transaction events keep their id order; a
+transaction that started after another one committed has a larger tx_id, so causally ordered
+events stay ordered. On SQLite every transaction takes the write lock up front
+(BEGIN IMMEDIATE): transactions that write are serialised, ids follow commit order, tx_id is 0.
+
+Two processes never run the same consumer at once: the cursor row is locked (FOR UPDATE SKIP
+LOCKED; the other process skips it and the holder picks up what is new).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api.db import get_sessionmaker, unit_of_work, utcnow
+from api.events.models import EventConsumer, StoredEvent
+from api.events.service import EventRecord, to_record
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, EventRecord], Awaitable[None]]
+WAKE_CHANNEL = "tratativa:events:wake"
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A named, durable reader of the stream.
+
+    handle: called once per event, in order, inside the transaction that moves the cursor.
+    kinds: the kinds it wants (None: all); others are passed over.
+    start_at_head: a consumer seen for the first time starts after the newest event instead
+        of at the beginning (live notifications need no history).
+    inline: also drained in the committing process right after each commit that emitted
+        events (low latency), besides the worker's runner.
+    """
+
+    name: str
+    handle: Handler
+    kinds: frozenset[str] | None = None
+    batch_size: int = 100
+    start_at_head: bool = False
+    inline: bool = False
+
+
+_registry: dict[str, Consumer] = {}
+_excluded_here: set[str] = set()
+
+
+def register_consumer(consumer: Consumer) -> Consumer:
+    """Make `consumer` run in the worker (and inline, if it asks). Re-registering a name
+    replaces it."""
+    _registry[consumer.name] = consumer
+    return consumer
+
+
+def unregister_consumer(name: str) -> None:
+    _registry.pop(name, None)
+
+
+def exclude_here(name: str) -> None:
+    """Never run consumer `name` in this process (e.g. live notifications in a worker without
+    Redis: its in-process bus has no browsers to reach)."""
+    _excluded_here.add(name)
+
+
+def get_consumers() -> Sequence[Consumer]:
+    """The registered consumers this process runs."""
+    _load_builtin_consumers()
+    return [c for name, c in _registry.items() if name not in _excluded_here]
+
+
+def _load_builtin_consumers() -> None:
+    # Imported here so that api.events depends on no consumer package.
+    import api.notifications.live  # noqa: F401
+
+
+async def _head(session: AsyncSession) -> tuple[int, int]:
+    row = (
+        await session.execute(
+            sa.select(StoredEvent.tx_id, StoredEvent.id)
+            .order_by(StoredEvent.tx_id.desc(), StoredEvent.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def _lock_cursor(session: AsyncSession, consumer: Consumer) -> EventConsumer | None:
+    """The consumer's cursor row, locked for this transaction; None while another process
+    holds it."""
+    query = (
+        sa.select(EventConsumer)
+        .where(EventConsumer.name == consumer.name)
+        .with_for_update(skip_locked=True)
+    )
+    cursor = await session.scalar(query)
+    if cursor is not None:
+        return cursor
+    exists = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(EventConsumer)
+        .where(EventConsumer.name == consumer.name)
+    )
+    if exists:
+        return None  # locked by another process
+    tx_id, event_id = await _head(session) if consumer.start_at_head else (0, 0)
+    insert = _insert(session)(EventConsumer).values(
+        name=consumer.name, last_tx_id=tx_id, last_event_id=event_id, updated_at=utcnow()
+    )
+    await session.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
+    return await session.scalar(query)
+
+
+def _insert(session: AsyncSession) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _below_horizon(session: AsyncSession) -> sa.ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        xmin = sa.cast(
+            sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text),
+            sa.BigInteger,
+        )
+        return StoredEvent.tx_id < xmin
+    return sa.true()
+
+
+async def read_batch(
+    session: AsyncSession,
+    *,
+    after: tuple[int, int],
+    limit: int,
+    kinds: Iterable[str] | None = None,
+) -> Sequence[StoredEvent]:
+    """Committed events after `after` (a (tx_id, id) position), in stream order, never past
+    the oldest transaction still running."""
+    query = sa.select(StoredEvent).where(
+        sa.tuple_(StoredEvent.tx_id, StoredEvent.id) > sa.tuple_(*after),
+        _below_horizon(session),
+    )
+    if kinds is not None:
+        query = query.where(StoredEvent.kind.in_(sorted(kinds)))
+    query = query.order_by(StoredEvent.tx_id, StoredEvent.id).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def run_consumer_once(
+    consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
+) -> int:
+    """Handle one batch and move the cursor past it, in one transaction. Returns how many
+    events were handled (0: nothing new, or another process is running this consumer)."""
+    async with unit_of_work(maker) as session:
+        cursor = await _lock_cursor(session, consumer)
+        if cursor is None:
+            return 0
+        rows = await read_batch(
+            session,
+            after=(cursor.last_tx_id, cursor.last_event_id),
+            limit=consumer.batch_size,
+            kinds=consumer.kinds,
+        )
+        for row in rows:
+            await consumer.handle(session, to_record(row))
+        if rows:
+            cursor.last_tx_id, cursor.last_event_id = rows[-1].tx_id, rows[-1].id
+            cursor.updated_at = utcnow()
+        return len(rows)
+
+
+async def drain(
+    consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
+) -> int:
+    """Run batches until nothing new is left."""
+    total = 0
+    while handled := await run_consumer_once(consumer, maker=maker):
+        total += handled
+    return total
+
+
+async def get_cursor(session: AsyncSession, name: str) -> tuple[int, int] | None:
+    cursor = await session.get(EventConsumer, name)
+    return (cursor.last_tx_id, cursor.last_event_id) if cursor is not None else None
+
+
+# Waking up after commit ---------------------------------------------------------------------
+
+_local_wakers: set[asyncio.Event] = set()
+
+
+@lru_cache(maxsize=1)
+def _redis() -> Any:
+    from api.config import get_settings
+
+    url = get_settings().redis_url
+    if not url:
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(url)
+
+
+async def wake_after_commit(session: AsyncSession) -> None:
+    """Installed as an after-commit hook of `emit`: wake this process's runners, drain inline
+    consumers here, and wake other processes' runners through Redis."""
+    for waker in list(_local_wakers):
+        waker.set()
+    bind = session.bind
+    if isinstance(bind, AsyncEngine):
+        maker = async_sessionmaker(bind, expire_on_commit=False)
+        for consumer in get_consumers():
+            if consumer.inline:
+                try:
+                    await drain(consumer, maker=maker)
+                except Exception:
+                    log.exception("event consumer %s failed (the worker retries)", consumer.name)
+    redis = _redis()
+    if redis is not None:
+        with contextlib.suppress(Exception):
+            await redis.publish(WAKE_CHANNEL, "1")
+
+
+async def _listen_for_wakes(waker: asyncio.Event) -> None:
+    redis = _redis()
+    if redis is None:
+        return
+    while True:
+        try:
+            pubsub = redis.pubsub()
+            await pubsub.subscribe(WAKE_CHANNEL)
+            async for item in pubsub.listen():
+                if item.get("type") == "message":
+                    waker.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("event wake-up subscription lost; polling meanwhile")
+            await asyncio.sleep(5)
+
+
+async def run_event_consumers(
+    stop: asyncio.Event,
+    *,
+    poll_seconds: float = 2.0,
+    consumers: Sequence[Consumer] | None = None,
+    maker: async_sessionmaker[AsyncSession] | None = None,
+) -> None:
+    """The worker's runner: drain every consumer, then wait for a commit's wake-up (this
+    process, or another one through Redis) or `poll_seconds`, whichever comes first. A failing
+    consumer is logged and retried on the next round; the others go on."""
+    waker = asyncio.Event()
+    _local_wakers.add(waker)
+    listener = asyncio.create_task(_listen_for_wakes(waker))
+    try:
+        while not stop.is_set():
+            waker.clear()
+            for consumer in consumers if consumers is not None else get_consumers():
+                try:
+                    await drain(consumer, maker=maker or get_sessionmaker())
+                except Exception:
+                    log.exception("event consumer %s failed; retrying", consumer.name)
+            stopping = asyncio.ensure_future(stop.wait())
+            woken = asyncio.ensure_future(waker.wait())
+            await asyncio.wait(
+                {stopping, woken}, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in (stopping, woken):
+                task.cancel()
+    finally:
+        _local_wakers.discard(waker)
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await listener

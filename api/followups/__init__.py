@@ -1,0 +1,1 @@
+"""Follow-ups on conversations: when to look again, and what went unanswered."""

@@ -1,0 +1,1 @@
+"""The analysts' inbox of inbound messages no case claimed yet (the unmatched queue)."""

@@ -1,0 +1,1 @@
+"""Test helpers in the style of Zulip's: capture the events a call emitted, count queries."""
