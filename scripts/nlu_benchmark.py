@@ -86,6 +86,14 @@ def load_examples(path: Path) -> list[tuple[str, str, list[dict[str, Any]]]]:
     ]
 
 
+def registers(texts: Sequence[str]) -> dict[str, list[int]]:
+    """Indexes of the e-mail register (starts with a capital, not all caps, as
+    scripts/check_nlu_data.py reads it) and of the WhatsApp register (the rest)."""
+    email = [i for i, t in enumerate(texts) if t[:1].isupper() and not t.isupper()]
+    chat = [i for i in range(len(texts)) if i not in set(email)]
+    return {"whatsapp": chat, "email": email}
+
+
 def fallback_as_oos(intent: str | None) -> str:
     return OUT_OF_SCOPE if intent in (None, FALLBACK) else intent
 
@@ -355,6 +363,14 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": macro_f1(train_intents, cv["baseline"], labels),
             "folds": args.folds,
         },
+        "by_register": {
+            register: {
+                "examples": len(idx),
+                "model": accuracy([test_intents[i] for i in idx], [model_test[i] for i in idx]),
+                "baseline": accuracy([test_intents[i] for i in idx], [base_test[i] for i in idx]),
+            }
+            for register, idx in registers(test_texts).items()
+        },
         "entities": entity_report([e for _, _, e in test], parsed_test),
         "model_options": options,
         "calibration": calibration_table(
@@ -480,6 +496,11 @@ def print_report(
         f"{figures['heldout_macro_f1']['model_without_fallback']:>10.3f}  (macro-F1; in-scope "
         f"accuracy {figures['in_scope_accuracy']['model_without_fallback']:.3f})"
     )
+    for register, row in figures["by_register"].items():
+        print(
+            f"{'  accuracy, ' + register + ' register (' + str(row['examples']) + ')':38}"
+            f"{row['model']:>10.3f}{row['baseline']:>10.3f}"
+        )
     ent = figures["entities"]
     print(
         f"\nEntities on the held-out set (label and span, as rasa test): "
