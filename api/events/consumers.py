@@ -10,8 +10,8 @@ Order and gaps. Ids come from a sequence when a row is inserted, not when its tr
 commits: on PostgreSQL a transaction can take id 10, another take id 11 and commit first. A
 consumer that moved its cursor to 11 would never see 10. So the stream is read in
 (tx_id, id) order, where tx_id is the writing transaction's id (`pg_current_xact_id()`), and
-only below the oldest transaction still running (`pg_snapshot_xmin`): every transaction
-below that horizon has finished, so no event can appear there any more, and the order of what
+only below the oldest transaction still running in this database (see _PG_HORIZON): every
+transaction below that horizon has finished, so no event can appear there any more, and the order of what
 is below it never changes. An event of a transaction still running waits until it commits (or
 is dropped with its rollback). Within one transaction events keep their id order; a
 transaction that started after another one committed has a larger tx_id, so causally ordered
@@ -94,6 +94,7 @@ def get_consumers() -> Sequence[Consumer]:
 
 def _load_builtin_consumers() -> None:
     # Imported here so that api.events depends on no consumer package.
+    import api.engine.commands
     import api.notifications.live  # noqa: F401
 
 
@@ -144,13 +145,25 @@ def _insert(session: AsyncSession) -> Any:
     return sqlite_insert
 
 
+# The oldest transaction still running that could write to THIS database, as seen by the
+# statement's own snapshot: transaction ids are cluster-wide, so pg_snapshot_xmin alone would
+# let a long transaction in another database (a migration, a report, another app) hold every
+# consumer back. An in-flight id is left out only when pg_stat_activity positively shows it
+# belongs to another database (a fact that never changes for that transaction); anything
+# unknown stays in (safe: it only delays). With nothing in flight, the snapshot's xmax.
+_PG_HORIZON: sa.ColumnClause[int] = sa.literal_column(
+    """COALESCE(
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+         WHERE (x::text::bigint % 4294967296) NOT IN (
+             SELECT backend_xid::text::bigint FROM pg_stat_activity
+             WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())),
+        pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"""
+)
+
+
 def _below_horizon(session: AsyncSession) -> sa.ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        xmin = sa.cast(
-            sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text),
-            sa.BigInteger,
-        )
-        return StoredEvent.tx_id < xmin
+        return StoredEvent.tx_id < _PG_HORIZON
     return sa.true()
 
 
@@ -199,11 +212,13 @@ async def run_consumer_once(
 async def drain(
     consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
 ) -> int:
-    """Run batches until nothing new is left."""
+    """Run batches until nothing new is left (a batch shorter than batch_size was the last)."""
     total = 0
-    while handled := await run_consumer_once(consumer, maker=maker):
+    while True:
+        handled = await run_consumer_once(consumer, maker=maker)
         total += handled
-    return total
+        if handled < consumer.batch_size:
+            return total
 
 
 async def get_cursor(session: AsyncSession, name: str) -> tuple[int, int] | None:
@@ -228,16 +243,18 @@ def _redis() -> Any:
     return Redis.from_url(url)
 
 
-async def wake_after_commit(session: AsyncSession) -> None:
-    """Installed as an after-commit hook of `emit`: wake this process's runners, drain inline
-    consumers here, and wake other processes' runners through Redis."""
+async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = frozenset()) -> None:
+    """Run after each commit that emitted events (of `kinds`): wake this process's runners,
+    drain the inline consumers that want those kinds here, and wake other processes' runners
+    through Redis."""
     for waker in list(_local_wakers):
         waker.set()
     bind = session.bind
     if isinstance(bind, AsyncEngine):
         maker = async_sessionmaker(bind, expire_on_commit=False)
         for consumer in get_consumers():
-            if consumer.inline:
+            wanted = consumer.kinds is None or not consumer.kinds.isdisjoint(kinds)
+            if consumer.inline and wanted:
                 try:
                     await drain(consumer, maker=maker)
                 except Exception:

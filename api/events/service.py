@@ -79,7 +79,7 @@ def _on_commit(session: AsyncSession, pending: list[DomainEvent]) -> None:
         from api.events.consumers import wake_after_commit
 
         try:
-            await wake_after_commit(session)
+            await wake_after_commit(session, frozenset(event.kind for event in pending))
         except Exception:  # consumers catch up by polling; the change is committed
             log.exception("waking event consumers failed")
 

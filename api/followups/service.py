@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.conversations.models import Channel, Conversation, DeliveryStatus, Direction, Message
 from api.db import utcnow
 from api.errors import ValidationFailed
+from api.events import about, emit
+from api.events.kinds import FollowUpSet
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -56,6 +58,10 @@ async def do_set_follow_up(
         conversation_id=conversation.id,
         summary=summary + (f": {note.strip()}" if note and note.strip() else "."),
         data={"follow_up_at": when.isoformat() if when else None},
+    )
+    emit(
+        session,
+        FollowUpSet(**about(conversation=conversation, actor=actor), follow_up_at=when),
     )
     return conversation
 

@@ -102,7 +102,9 @@ async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResul
                 emit(
                     session,
                     MessageDelivered(
-                        **delivery_envelope(message), message_id=message.id, status=str(result.status)
+                        **delivery_envelope(message),
+                        message_id=message.id,
+                        status=str(result.status),
                     ),
                 )
 

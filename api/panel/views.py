@@ -96,7 +96,7 @@ def email_view(message: Message, conversation: Conversation | None) -> EmailView
     cids = (
         frozenset(str(k).strip("<>") for k in inline) if isinstance(inline, dict) else frozenset()
     )
-    raw_html = meta.get("html_sanitized") or meta.get("html")
+    raw_html = meta.get("html")  # sanitized by ingestion, and again here
     html = (
         clean_email_html(raw_html, message_id=message.id, inline_cids=cids)
         if isinstance(raw_html, str) and raw_html.strip()

@@ -302,7 +302,7 @@ async def seed_email_with_xss() -> Seeded:
                 raw={},
                 subject="Re: Notificação extrajudicial <script>alert(1)</script>",
                 meta={
-                    "html_sanitized": XSS_HTML,
+                    "html": XSS_HTML,  # the key e-mail ingestion writes (unsanitized here)
                     "from": address,
                     "from_name": "Departamento Jurídico",
                     "to": ["atendimento@tratativa.example"],

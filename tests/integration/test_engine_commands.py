@@ -127,7 +127,7 @@ async def _login(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 async def _conversation() -> int:
-    phone = f"+55319{next(_seq):08d}"
+    phone = f"+55279{next(_seq):08d}"
     async with unit_of_work() as session:
         infringer = await make_infringer(session, phones=(phone,))
         case = await make_case(session, infringer=infringer, status=CaseStatus.EM_ATENDIMENTO)

@@ -445,3 +445,24 @@ def test_every_kind_has_a_schema_and_round_trips() -> None:
     assert ev.AlertRaised.model_validate({**alert.payload(), **alert.model_dump()}) == alert
     with pytest.raises(ValueError):
         ev.RuleFired(actor_kind=ev.EventActorKind.RULE, rule="r", effect="e", unknown=1)  # type: ignore[call-arg]
+
+
+async def test_follow_up_set_and_cleared() -> None:
+    from api.followups.service import do_set_follow_up
+
+    conversation_id, case_id, _ = await whatsapp_case()
+    ana = await an_analyst()
+    when = utcnow() + dt.timedelta(days=3)
+    with capture_events() as events:
+        for moment in (when, None):
+            async with unit_of_work() as session:
+                conversation = await session.get(Conversation, conversation_id)
+                assert conversation is not None
+                await do_set_follow_up(
+                    session, conversation=conversation, when=moment, actor=analyst_actor(ana)
+                )
+    assert kinds(events) == ["follow_up.set", "follow_up.set"]
+    assert [e.follow_up_at for e in events if isinstance(e, ev.FollowUpSet)] == [when, None]
+    assert {(e.case_id, e.conversation_id, e.actor_id) for e in events} == {
+        (case_id, conversation_id, ana.id)
+    }

@@ -140,7 +140,7 @@ async def email_conversation_with_xss() -> tuple[int, int]:
                 raw={},
                 subject="Re: Notificação <script>alert(1)</script>",
                 meta={
-                    "html_sanitized": XSS_HTML,
+                    "html": XSS_HTML,  # the key e-mail ingestion writes (unsanitized here)
                     "from": address,
                     "from_name": "Dr. <b>Advogado</b>",
                     "to": ["atendimento@tratativa.example"],

@@ -13,11 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from api.analysts.models import Analyst, Role
-from api.conversations.models import Direction, Message
+from api.conversations.models import Conversation, Direction, Holder, Message
 from api.db import unit_of_work
-from api.handoff.service import do_claim, do_resolve
+from api.handoff.service import do_claim, do_request_handoff, do_resolve
+from api.timeline.service import Actor
 from tests.factories import make_analyst
-from tests.integration.test_panel import csrf_of, panel_app, whatsapp_conversation
+from tests.integration.test_handoff_api import conversation_for_case
+from tests.integration.test_panel import csrf_of, panel_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
 
@@ -87,12 +89,26 @@ async def panel_writer(client: httpx.AsyncClient, analyst: Analyst) -> Send:
 
 
 async def conversation_in(state: str, *, holder: Analyst) -> int:
-    conversation_id = await whatsapp_conversation(escalate=None if state == "bot" else "pediu")
+    """A WhatsApp conversation on a case, its window open, in `state`; made without an inbound
+    message so no bot turn runs meanwhile and the holder stays what the case says."""
+    conversation_id, _case_id = await conversation_for_case(last_inbound_hours_ago=0.1)
     async with unit_of_work() as session:
+        if state != "bot":
+            conversation = await session.get(Conversation, conversation_id)
+            assert conversation is not None
+            await do_request_handoff(
+                session, conversation=conversation, reason="pediu", actor=Actor.bot()
+            )
         if state == "held":
             await do_claim(session, conversation_id=conversation_id, analyst=holder)
         if state == "closed":
             await do_resolve(session, conversation_id=conversation_id, analyst=holder)
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        expected = {"bot": Holder.BOT, "waiting": Holder.WAITING_HUMAN, "held": Holder.HUMAN}
+        assert conversation.holder is expected.get(state, Holder.BOT)
+        assert (conversation.closed_at is not None) is (state == "closed")
     return conversation_id
 
 
