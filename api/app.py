@@ -14,6 +14,7 @@ from api.channels.whatsapp_twilio.routes import router as twilio_router
 from api.config import get_settings
 from api.contacts.routes import router as contacts_router
 from api.engine.action_server import router as action_server_router
+from api.engine.dispatch import BACKGROUND_TURNS
 from api.handoff.routes import router as handoff_router
 from api.health.routes import router as health_router
 from api.notifications.routes import router as events_router
@@ -24,6 +25,7 @@ from api.web.inputs import RefuseNulMiddleware
 from api.web.logging import install_log_redaction
 from api.web.openapi import install_error_responses
 from api.web.proxies import TrustedProxyMiddleware
+from api.web.scheduling import TurnSchedulerMiddleware
 
 
 def create_app() -> FastAPI:
@@ -38,6 +40,8 @@ def create_app() -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(RefuseNulMiddleware)
+    # Messages received by this app's requests get their bot turn after commit.
+    app.add_middleware(TurnSchedulerMiddleware, scheduler=BACKGROUND_TURNS)
     app.add_middleware(TrustedProxyMiddleware)  # added last: runs first, on the real peer
     install_error_handlers(app)
     install_panel(app)  # after the JSON handlers: /painel errors render as pages

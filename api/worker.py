@@ -11,11 +11,12 @@ import logging
 import signal
 
 from api.channels.registry import build_senders
-from api.channels.whatsapp_twilio.fetching import run_media_fetcher
 from api.config import Settings, get_settings
+from api.conversations.scheduling import install_turn_scheduler
 from api.db import unit_of_work
 from api.engine.client import get_gateway
 from api.engine.commands import deliver_engine_commands, do_prune_engine_commands
+from api.engine.dispatch import BACKGROUND_TURNS, run_media_fetcher
 from api.engine.ledger import do_prune_executions
 from api.engine.turns import get_conversations_with_pending, process_conversation
 from api.events.consumers import exclude_here, run_event_consumers
@@ -90,6 +91,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         from api.notifications.live import NAME as LIVE_NOTIFICATIONS
 
         exclude_here(LIVE_NOTIFICATIONS)
+    # Mail the worker ingests gets its bot turn after commit, in this process (the tasks below
+    # inherit the context).
+    install_turn_scheduler(BACKGROUND_TURNS)
     log.info("worker started; channels: %s", ", ".join(sorted(senders)) or "none")
     tasks = [
         asyncio.create_task(run_outbox_worker(senders, stop=stop)),

@@ -26,6 +26,7 @@ from api.conversations.models import (
     Message,
 )
 from api.conversations.outbound import get_composer
+from api.conversations.scheduling import TurnRequest, request_turn_after_commit
 from api.conversations.service import create_conversation, get_open_conversation
 from api.db import utcnow
 from api.events import about, emit
@@ -85,7 +86,11 @@ def _insert(session: AsyncSession) -> Any:
 
 async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> Received:
     """Store an inbound message once (by provider id), tie it to contact, conversation and case,
-    and record it on the timeline. A replay returns the stored message with created=False."""
+    and record it on the timeline. A replay returns the stored message with created=False.
+
+    What happens next is decided here, not by the adapter: a new, answerable message asks the
+    installed turn scheduler for a bot turn after commit (api.conversations.scheduling); the
+    holder of the conversation hears of it through the live notifications (message.received)."""
     kind = get_composer(inbound.channel).contact_kind
     found = await do_identify_sender(session, kind=kind, raw=inbound.sender)
     case: Case | None = found.case
@@ -186,11 +191,25 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
                 actor=Actor.infringer(),
                 reason="o infrator respondeu",
             )
+    if inbound.answerable:
+        request_turn_after_commit(
+            session,
+            TurnRequest(
+                conversation_id=conversation.id,
+                message_id=message.id,
+                channel=inbound.channel,
+                media_pending=any(_pending(item) for item in inbound.attachments),
+            ),
+        )
     return Received(message=message, conversation=conversation, created=True)
 
 
+def _pending(item: InboundAttachment) -> bool:
+    return item.source_url is not None and item.data is None and item.refused_reason is None
+
+
 def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
-    if item.source_url is not None and item.data is None and item.refused_reason is None:
+    if _pending(item):
         return Attachment(
             message_id=message_id,
             filename=item.filename,

@@ -1,20 +1,24 @@
 """Running bot turns after the inbound message is committed, in the background of the process
-that received it; the worker's sweeper picks up whatever a crashed process left behind."""
+that received it; the worker's sweeper picks up whatever a crashed process left behind.
+
+`BACKGROUND_TURNS` is the turn scheduler the inbound pipeline asks (api.conversations.scheduling):
+the app installs it for every request, the worker for its run. A message whose media are still
+references has them fetched first (its channel's media fetcher), then its turn runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from api.channels.registry import build_senders
+from api.channels.registry import build_senders, media_fetchers
 from api.config import get_settings
 from api.conversations.models import Channel
-from api.db import on_commit
+from api.conversations.scheduling import TurnRequest
 from api.engine.client import get_gateway
 from api.engine.turns import process_conversation
 from api.outbox.senders import ChannelSender
@@ -57,14 +61,54 @@ def _done(task: asyncio.Task[int]) -> None:
         log.error("background turn work failed; the worker will retry", exc_info=task.exception())
 
 
-def schedule_turns_after_commit(session: AsyncSession, conversation_id: int) -> None:
-    async def start() -> None:
-        schedule_turns(conversation_id)
-
-    on_commit(session, start)
-
-
 async def wait_for_scheduled_turns() -> None:
     """Used at shutdown and by tests: let running turns finish."""
     while _tasks:
         await asyncio.gather(*list(_tasks), return_exceptions=True)
+
+
+async def fetch_media_then_turns(channel: Channel, message_id: int) -> int:
+    """Right after the webhook's commit: fetch this message's media, then run its turn (and the
+    ones waiting behind it). Returns how many turns ran; what fails here the worker retries."""
+    fetcher = media_fetchers().get(channel)
+    if fetcher is None:
+        return 0
+    handled = 0
+    for conversation_id in await fetcher(message_id=message_id):
+        handled += await run_turns_and_deliver(conversation_id)
+    return handled
+
+
+async def fetch_media_once() -> int:
+    """One pass of the worker: fetch due media (crash leftovers, retries), then run the turns
+    that were waiting for them. Returns how many turns ran."""
+    handled = 0
+    for fetcher in media_fetchers().values():
+        for conversation_id in await fetcher():
+            handled += await run_turns_and_deliver(conversation_id)
+    return handled
+
+
+async def run_media_fetcher(stop: asyncio.Event, *, every_seconds: float = 1.0) -> None:
+    """The worker's loop over `fetch_media_once`."""
+    while not stop.is_set():
+        try:
+            await fetch_media_once()
+        except Exception:
+            log.exception("media fetch pass failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_seconds)
+
+
+class BackgroundTurns:
+    """The turn scheduler of a serving process: the turn (or the media fetch, then the turn)
+    runs as a background task of this process; module functions are looked up at call time."""
+
+    def request_turn(self, request: TurnRequest) -> None:
+        if request.media_pending:
+            spawn(fetch_media_then_turns(request.channel, request.message_id))
+        else:
+            schedule_turns(request.conversation_id)
+
+
+BACKGROUND_TURNS = BackgroundTurns()

@@ -31,6 +31,7 @@ from api.conversations.models import (
     Direction,
     Message,
 )
+from api.conversations.scheduling import turn_scheduler
 from api.conversations.service import create_conversation
 from api.db import unit_of_work
 from api.engine.turns import process_conversation
@@ -38,6 +39,7 @@ from api.outbox.models import OutboxItem
 from api.storage import read_blob
 from api.timeline.models import EntryKind, TimelineEntry
 from tests.factories import make_case, make_infringer
+from tests.helpers.turns import RecordingScheduler
 from tests.integration.email_servers import (  # noqa: F401  (pytest fixtures)
     Dovecot,
     corpus,
@@ -195,7 +197,7 @@ async def test_the_worker_loop_idles_reconnects_and_reconciles() -> None:
         )
         for i in range(3)
     ]
-    seen: list[int] = []
+    seen = RecordingScheduler()
     with run_dovecot() as server:
         server.create_folder(folder)
         settings = get_settings().model_copy(
@@ -211,9 +213,8 @@ async def test_the_worker_loop_idles_reconnects_and_reconciles() -> None:
             }
         )
         stop = asyncio.Event()
-        task = asyncio.create_task(
-            run_imap_ingestion(settings, stop, on_new=seen.append, idle_seconds=30)
-        )
+        with turn_scheduler(seen):  # the worker installs the engine's; the task inherits it
+            task = asyncio.create_task(run_imap_ingestion(settings, stop, idle_seconds=30))
         try:
             await asyncio.sleep(0.5)  # connected and idling
             await asyncio.to_thread(server.append, folder, [mails[0]])
@@ -232,7 +233,8 @@ async def test_the_worker_loop_idles_reconnects_and_reconciles() -> None:
             stop.set()
             await asyncio.wait_for(task, timeout=15)
     assert await copies([f"p{i}-{t}@x" for i in range(3)]) == {f"p{i}-{t}@x": 1 for i in range(3)}
-    assert len(seen) == 3  # each new answerable mail started its bot turn once
+    # Each new answerable mail asked for its bot turn once.
+    assert len(seen.requests) == 3
 
 
 async def test_auto_replies_are_stored_and_never_answered(
@@ -241,9 +243,10 @@ async def test_auto_replies_are_stored_and_never_answered(
     t = tag()
     raw = personalize(load_eml("out_of_office.eml"), t)
     dovecot.append(imap_folder, [raw])
-    seen: list[int] = []
-    stats = await ingest_once(dovecot.account(imap_folder), on_new=seen.append)
-    assert stats.stored == 1 and seen == []
+    seen = RecordingScheduler()
+    with turn_scheduler(seen):
+        stats = await ingest_once(dovecot.account(imap_folder))
+    assert stats.stored == 1 and seen.requests == []
     message = await inbound(external_id(raw))
     assert message is not None
     meta = message.meta or {}
@@ -392,15 +395,16 @@ async def test_a_mail_too_big_to_download_is_recorded_by_its_headers(
 async def test_answerable_mail_is_pending_for_the_bot(dovecot: Dovecot, imap_folder: str) -> None:
     raw = personalize(load_eml("iphone_reply.eml"), tag())
     dovecot.append(imap_folder, [raw])
-    seen: list[int] = []
-    await ingest_once(dovecot.account(imap_folder), on_new=seen.append)
+    seen = RecordingScheduler()
+    with turn_scheduler(seen):
+        await ingest_once(dovecot.account(imap_folder))
     message = await inbound(external_id(raw))
     assert message is not None and message.handled_at is None
     assert message.direction is Direction.INBOUND
     assert message.text == "Ok, vou verificar com meu contador e retorno até sexta."
     async with unit_of_work() as session:
         conversation = await session.get(Conversation, message.conversation_id)
-    assert conversation is not None and seen == [conversation.id]
+    assert conversation is not None and seen.conversation_ids == [conversation.id]
 
 
 async def test_a_large_mailbox_is_listed_in_one_line(dovecot: Dovecot, imap_folder: str) -> None:

@@ -5,7 +5,6 @@ with the data (no query per row)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -103,10 +102,10 @@ async def test_the_case_timeline_takes_a_fixed_number_of_queries(
 @pytest.fixture
 async def stack(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TwilioStack]:
     # Only the webhook's own work is counted: the bot turn it schedules after commit is not.
-    def no_turns(_session: Any, _conversation_id: int) -> None:
+    def no_turns(_conversation_id: int) -> None:
         return None
 
-    monkeypatch.setattr(dispatch, "schedule_turns_after_commit", no_turns)
+    monkeypatch.setattr(dispatch, "schedule_turns", no_turns)
     async with twilio_stack() as running:
         yield running
 

@@ -10,7 +10,6 @@ import os
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
@@ -71,13 +70,13 @@ async def stack(running_stack: TwilioStack) -> AsyncIterator[TwilioStack]:
 def scheduled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Conversation ids the webhook scheduled a bot turn for (the real scheduler still runs)."""
     calls: list[int] = []
-    real = dispatch.schedule_turns_after_commit
+    real = dispatch.schedule_turns
 
-    def record(session: Any, conversation_id: int) -> None:
+    def record(conversation_id: int) -> None:
         calls.append(conversation_id)
-        real(session, conversation_id)
+        real(conversation_id)
 
-    monkeypatch.setattr(dispatch, "schedule_turns_after_commit", record)
+    monkeypatch.setattr(dispatch, "schedule_turns", record)
     return calls
 
 

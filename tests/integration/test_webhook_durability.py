@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from api.cases.lifecycle import CaseStatus
-from api.channels.whatsapp_twilio import fetching, routes
+from api.channels.whatsapp_twilio import fetching
 from api.contacts.models import ContactKind, ContactPoint
 from api.contacts.service import do_identify_sender
 from api.conversations.models import (
@@ -28,6 +28,7 @@ from api.conversations.models import (
 )
 from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
+from api.engine import dispatch
 from api.engine.dispatch import wait_for_scheduled_turns
 from api.engine.texts import ENGINE_DOWN_REPLY
 from api.engine.turns import process_conversation
@@ -62,10 +63,10 @@ async def stack(running_stack: TwilioStack) -> AsyncIterator[TwilioStack]:
 def crash_after_ack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process that acknowledged the webhook dies before it fetches anything."""
 
-    async def died(message_id: int) -> int:
+    async def died(channel: Channel, message_id: int) -> int:
         return 0
 
-    monkeypatch.setattr(routes, "fetch_media_then_turns", died)
+    monkeypatch.setattr(dispatch, "fetch_media_then_turns", died)
     yield
 
 
@@ -147,8 +148,8 @@ async def test_a_crash_between_the_ack_and_the_download_loses_nothing(
     assert await replies(message.conversation_id) == []
 
     # The worker (restarted) fetches it, then the turn runs, once.
-    assert await fetching.fetch_media_once() == 1
-    assert await fetching.fetch_media_once() == 0
+    assert await dispatch.fetch_media_once() == 1
+    assert await dispatch.fetch_media_once() == 0
     attachment = await attachment_of(message.id)
     assert attachment.media_state is MediaState.STORED
     assert attachment.sha256 == hashlib.sha256(data).hexdigest()
@@ -179,7 +180,7 @@ async def test_a_transient_failure_is_retried_later_and_the_turn_waits_for_it(
     assert message.handled_at is None and await replies(message.conversation_id) == []
 
     await make_due(attachment.id)
-    assert await fetching.fetch_media_once() == 1
+    assert await dispatch.fetch_media_once() == 1
     attachment = await attachment_of(message.id)
     assert attachment.media_state is MediaState.STORED
     assert attachment.sha256 == hashlib.sha256(data).hexdigest()
@@ -235,7 +236,7 @@ async def test_transient_failures_give_up_after_the_last_attempt(
     message = await the_message(sid)
     for _ in range(2):
         await make_due((await attachment_of(message.id)).id)
-        await fetching.fetch_media_once()
+        await dispatch.fetch_media_once()
     attachment = await attachment_of(message.id)
     assert attachment.media_state is MediaState.REFUSED
     assert attachment.refused_reason == (

@@ -23,7 +23,7 @@ import logging
 import random
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.channels.email.ingest import Outcome, do_ingest_email, do_ingest_unparseable
 from api.channels.email.models import ImapCursor
 from api.config import ImapSettings, Settings
-from api.db import get_sessionmaker, on_commit, unit_of_work, utcnow
+from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ MAX_BACKOFF_SECONDS = 300.0
 COMMAND_TIMEOUT = 60.0
 FETCH_TIMEOUT = 600.0  # a batch of large mails on a slow link; a dropped link is seen at once
 
-NewMessageHook = Callable[[int], None]
 T = TypeVar("T")
 
 _UIDVALIDITY_RE = re.compile(rb"\[UIDVALIDITY (\d+)\]", re.IGNORECASE)
@@ -288,16 +287,13 @@ async def ingest_once(
     account: ImapAccount,
     *,
     maker: async_sessionmaker[AsyncSession] | None = None,
-    on_new: NewMessageHook | None = None,
     max_message_bytes: int | None = None,
 ) -> IngestStats:
     """Connect, ingest everything new in the folder, log out (tests, CLI, cron)."""
     mailbox = ImapMailbox(account)
     try:
         await mailbox.connect()
-        return await sync_mailbox(
-            mailbox, maker=maker, on_new=on_new, max_message_bytes=max_message_bytes
-        )
+        return await sync_mailbox(mailbox, maker=maker, max_message_bytes=max_message_bytes)
     finally:
         await mailbox.close()
 
@@ -306,7 +302,6 @@ async def sync_mailbox(
     mailbox: ImapMailbox,
     *,
     maker: async_sessionmaker[AsyncSession] | None = None,
-    on_new: NewMessageHook | None = None,
     max_message_bytes: int | None = None,
     stats: IngestStats | None = None,
 ) -> IngestStats:
@@ -332,7 +327,7 @@ async def sync_mailbox(
         for mail in sorted(fetched, key=lambda m: m.uid):
             note = large.get(mail.uid)
             raw = mail.raw if note is None else _oversized(mail.raw, note, limit)
-            await _ingest_one(maker, account, uidvalidity, mail, raw, on_new, stats)
+            await _ingest_one(maker, account, uidvalidity, mail, raw, stats)
     return stats
 
 
@@ -342,7 +337,6 @@ async def _ingest_one(
     uidvalidity: int,
     mail: FetchedMail,
     raw: bytes,
-    on_new: NewMessageHook | None,
     stats: IngestStats,
 ) -> None:
     source = {
@@ -358,13 +352,6 @@ async def _ingest_one(
                 session, raw, received_at=mail.internaldate, source=source
             )
             await do_advance_cursor(session, account=account, uidvalidity=uidvalidity, uid=mail.uid)
-            if (
-                on_new is not None
-                and result.outcome is Outcome.STORED
-                and result.answerable
-                and result.conversation_id is not None
-            ):
-                on_commit(session, _hook(on_new, result.conversation_id))
     except _TRANSIENT_DB_ERRORS:
         raise
     except Exception as exc:
@@ -391,32 +378,21 @@ async def _ingest_one(
     stats.last_uid = max(stats.last_uid, mail.uid)
 
 
-def _hook(on_new: NewMessageHook, conversation_id: int) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        on_new(conversation_id)
-
-    return run
-
-
 async def run_imap_ingestion(
     settings: Settings,
     stop: asyncio.Event,
     *,
     maker: async_sessionmaker[AsyncSession] | None = None,
-    on_new: NewMessageHook | None = None,
     poll_seconds: float = POLL_SECONDS,
     idle_seconds: float = IDLE_SECONDS,
 ) -> None:
     """The worker's loop: reconcile on every connect, then IDLE (or poll) until `stop`.
 
-    New answerable mail starts its bot turn right after commit (`schedule_turns`, in this
-    process); the worker's turn sweeper picks up anything a crash left behind.
+    New answerable mail gets its bot turn from the inbound pipeline, after commit, through the
+    turn scheduler installed in this context (the worker's); the worker's turn sweeper picks up
+    anything a crash left behind.
     """
     account = ImapAccount.from_settings(settings.imap)
-    if on_new is None:
-        from api.engine.dispatch import schedule_turns
-
-        on_new = schedule_turns
     backoff = 1.0
     while not stop.is_set():
         mailbox = ImapMailbox(account)
@@ -424,7 +400,7 @@ async def run_imap_ingestion(
             await mailbox.connect()
             log.info("IMAP connected to %s, folder %s", account.key, account.folder)
             backoff = 1.0
-            await sync_mailbox(mailbox, maker=maker, on_new=on_new)
+            await sync_mailbox(mailbox, maker=maker)
             while not stop.is_set():
                 if mailbox.has_idle:
                     await mailbox.idle(seconds=idle_seconds, stop=stop)
@@ -433,7 +409,7 @@ async def run_imap_ingestion(
                     await mailbox.noop()
                 if stop.is_set():
                     break
-                await sync_mailbox(mailbox, maker=maker, on_new=on_new)
+                await sync_mailbox(mailbox, maker=maker)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

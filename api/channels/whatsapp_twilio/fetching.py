@@ -1,8 +1,9 @@
 """Fetching WhatsApp media after the webhook was acknowledged: retried with backoff, never lost.
 
 The webhook stores the message with PENDING attachments (the provider's URL, the raw form) and
-answers Twilio at once. The process that received it fetches the files right after the commit;
-the worker fetches whatever is still due (a crash between the acknowledgement and the download,
+answers Twilio at once. The process that received it fetches the files right after the commit
+(the inbound pipeline's turn request, api.engine.dispatch); the worker fetches whatever is still
+due (a crash between the acknowledgement and the download,
 a transient failure waiting for its next attempt). Attempts are claimed with a lease on the row,
 so two processes never download one file at the same time. A transient failure (timeout,
 network error, HTTP 5xx/429) is tried again up to MAX_ATTEMPTS times; a permanent one (404, too
@@ -13,7 +14,6 @@ of a message waits until none of its media is PENDING (api.engine.turns).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -28,7 +28,6 @@ from api.config import Settings, get_settings
 from api.conversations.inbound import InboundAttachment
 from api.conversations.models import Attachment, Conversation, MediaState, Message
 from api.db import get_sessionmaker, unit_of_work, utcnow
-from api.engine import dispatch
 from api.storage import check_size, store_blob
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
@@ -229,32 +228,3 @@ async def fetch_due_media(
         if conversation_id is not None and conversation_id not in ready:
             ready.append(conversation_id)
     return ready
-
-
-async def fetch_media_then_turns(message_id: int) -> int:
-    """Right after the webhook's commit: fetch this message's media, then run its turn (and the
-    ones waiting behind it). Returns how many turns ran; what fails here the worker retries."""
-    handled = 0
-    for conversation_id in await fetch_due_media(message_id=message_id):
-        handled += await dispatch.run_turns_and_deliver(conversation_id)
-    return handled
-
-
-async def fetch_media_once() -> int:
-    """One pass of the worker: fetch due media (crash leftovers, retries), then run the turns
-    that were waiting for them. Returns how many turns ran."""
-    handled = 0
-    for conversation_id in await fetch_due_media():
-        handled += await dispatch.run_turns_and_deliver(conversation_id)
-    return handled
-
-
-async def run_media_fetcher(stop: asyncio.Event, *, every_seconds: float = 1.0) -> None:
-    """The worker's loop over `fetch_media_once`."""
-    while not stop.is_set():
-        try:
-            await fetch_media_once()
-        except Exception:
-            log.exception("media fetch pass failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every_seconds)

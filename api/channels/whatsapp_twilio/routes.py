@@ -3,7 +3,8 @@
 Both are signed (X-Twilio-Signature) over the public URL Twilio was given; anything unsigned
 is refused before it is read further. The incoming message (its raw form, and its media as
 pending references) is stored, and committed, before the 200 goes back, so Twilio never hears
-"OK" for a message we could lose; media downloads and the bot turn run after the commit.
+"OK" for a message we could lose; media downloads and the bot turn run after the commit, as the
+inbound pipeline decides (api.conversations.inbound): this adapter only verifies and parses.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ from api.channels.whatsapp_twilio.adapter import (
     to_inbound,
     verify_signature,
 )
-from api.channels.whatsapp_twilio.fetching import fetch_media_then_turns
 from api.config import Settings, get_settings
 from api.conversations.delivery import do_update_delivery_status
 from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
-from api.db import on_commit, utcnow
-from api.engine import dispatch
+from api.db import utcnow
 from api.errors import PayloadTooLarge, PermissionDenied
 from api.ids import MAX_ID
 from api.web.deps import get_session
@@ -72,17 +71,9 @@ async def receive_whatsapp(request: Request, session: WebhookSession) -> Respons
     # No download here: the media are stored as pending (with the raw form) and fetched after
     # the commit, by this process at once and by the worker if this one dies (fetching.py).
     inbound = to_inbound(parsed, attachments=pending_media(parsed.media), received_at=utcnow())
+    # The pipeline decides what follows (media fetch, then the bot turn, after the commit).
     received = await do_receive_message(session, inbound)
-    if received.created and parsed.media:
-        message_id = received.message.id
-
-        async def fetch_then_answer() -> None:
-            dispatch.spawn(fetch_media_then_turns(message_id))
-
-        on_commit(session, fetch_then_answer)
-    elif received.created and inbound.answerable:
-        dispatch.schedule_turns_after_commit(session, received.conversation.id)
-    elif not received.created:
+    if not received.created:
         log.info("replayed WhatsApp message %s ignored", parsed.message_sid)
     return Response(content=EMPTY_TWIML, media_type="text/xml")
 
