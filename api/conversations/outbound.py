@@ -119,6 +119,9 @@ class ChannelComposer(Protocol):
     has_reply_window: bool
     # The channel's name as analysts read it ("WhatsApp", "E-mail").
     label: str
+    # The name of the view the panel shows this channel's messages with beyond their text
+    # ("email": headers and sanitized HTML), None for text alone.
+    message_view: str | None
 
     async def compose(
         self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage
@@ -183,6 +186,11 @@ def author_of(actor: Actor) -> AuthorKind:
 
 def channel_label(channel: Channel) -> str:
     return get_composer(channel).label
+
+
+def message_view(channel: Channel) -> str | None:
+    """The name of the channel's rich message view for the panel (None: text alone)."""
+    return get_composer(channel).message_view
 
 
 def has_reply_window(conversation: Conversation) -> bool:

@@ -27,8 +27,7 @@ from api.panel.views import timeline_items
 from api.templates.service import (
     MessageTemplate,
     load_catalog,
-    render,
-    template_ref,
+    render_for_conversation,
     variables_for_case,
 )
 from api.web.params import PathId
@@ -126,10 +125,7 @@ async def template_preview(
             context["values"] = overrides
             variables = {**known, **overrides}
             try:
-                if conversation.channel is Channel.WHATSAPP:
-                    context["text"] = template_ref(template, variables).rendered_text
-                else:
-                    context["text"] = render(template, variables)
+                context["text"] = render_for_conversation(conversation, template, variables)
             except AppError as exc:
                 context["error"] = exc.message
     return render_page(request, "_previa.html", context, analyst=analyst)

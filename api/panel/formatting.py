@@ -20,6 +20,7 @@ from api.cases.lifecycle import REASON_REQUIRED, STATUS_LABELS, status_label
 from api.cases.models import ListingStatus
 from api.config import get_settings
 from api.conversations.models import Channel, DeliveryStatus, Holder
+from api.conversations.outbound import channel_label
 from api.identifiers.money import format_brl
 from api.panel.auth import PANEL_PREFIX, csrf_token_of
 from api.panel.files import INLINE_TYPES
@@ -33,7 +34,6 @@ STATIC_DIR = PANEL_DIR / "static"
 # The longest note or reply an analyst may write.
 MAX_TEXT = 4000
 
-CHANNEL_LABELS = {Channel.WHATSAPP: "WhatsApp", Channel.EMAIL: "E-mail"}
 HOLDER_LABELS = {
     Holder.BOT: "Com o bot",
     Holder.WAITING_HUMAN: "Aguardando analista",
@@ -146,6 +146,14 @@ def entry_summary(entry: TimelineEntry) -> str:
     return entry.summary
 
 
+def label_of_channel(value: Any) -> str:
+    """The channel's own name for it (its composer's label); a value that is no channel as is."""
+    try:
+        return channel_label(Channel(value))
+    except ValueError:
+        return str(value) if value is not None else "—"
+
+
 def _label(mapping: Mapping[Any, str]) -> Callable[[Any], str]:
     def label(value: Any) -> str:
         return mapping.get(value, str(value) if value is not None else "—")
@@ -171,7 +179,7 @@ def _environment() -> Environment:
         http_url=http_url,
         entry_summary=entry_summary,
         status_label=_label(STATUS_LABELS),
-        channel_label=_label(CHANNEL_LABELS),
+        channel_label=label_of_channel,
         holder_label=_label(HOLDER_LABELS),
         delivery_label=_label(DELIVERY_LABELS),
         listing_label=_label(LISTING_LABELS),

@@ -12,7 +12,8 @@ from markupsafe import Markup
 
 from api.config import get_settings
 from api.conversations.html import sanitize_email_html
-from api.conversations.models import AuthorKind, Channel, Conversation, Direction, Message
+from api.conversations.models import AuthorKind, Conversation, Direction, Message
+from api.conversations.outbound import message_view
 from api.conversations.views import TimelineRow
 from api.panel.auth import PANEL_PREFIX
 from api.panel.formatting import format_datetime
@@ -90,6 +91,11 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+# The rich view a channel's composer names for its messages (`ChannelComposer.message_view`):
+# headers and sanitized HTML, shown by _linha_do_tempo.html.
+EMAIL_VIEW = "email"
+
+
 def email_view(message: Message, conversation: Conversation | None) -> EmailView:
     meta = message.meta or {}
     inline = meta.get("inline_images")
@@ -127,7 +133,7 @@ def timeline_items(rows: Sequence[TimelineRow]) -> list[TimelineItem]:
             message=row.message,
             email=(
                 email_view(row.message, row.message_conversation)
-                if row.message is not None and row.message.channel is Channel.EMAIL
+                if row.message is not None and message_view(row.message.channel) == EMAIL_VIEW
                 else None
             ),
             in_this_conversation=row.in_this_conversation,

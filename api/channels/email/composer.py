@@ -329,6 +329,7 @@ class EmailComposer:
     contact_kind = ContactKind.EMAIL
     has_reply_window = False
     label = "E-mail"
+    message_view: str | None = "email"
 
     async def compose(
         self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage

@@ -59,6 +59,7 @@ class WhatsAppComposer:
     contact_kind = ContactKind.PHONE
     has_reply_window = True
     label = "WhatsApp"
+    message_view: str | None = None
 
     async def compose(
         self, session: AsyncSession, *, conversation: Conversation, message: OutboundMessage
