@@ -234,7 +234,11 @@ def png_bytes(width: int = 48, height: int = 32) -> bytes:
 
 async def seed_whatsapp_conversation(*, phone: str | None = None) -> Seeded:
     """A case in negotiation and its WhatsApp conversation, held by the bot: the infringer sent
-    a photo, the bot read it and answered."""
+    a photo, the bot read it and answered.
+
+    Both inbound messages are stored as the bot turn leaves them: read (intent) and handled
+    (handled_at). Left unhandled they would be pending turns the bot (or the worker's sweeper,
+    whenever it passes) answers later, out of the scenario's order."""
     from api.conversations.outbound import Outbound, do_queue_outbound
 
     phone = phone or f"+55319{next(_seq):08d}"
@@ -255,6 +259,7 @@ async def seed_whatsapp_conversation(*, phone: str | None = None) -> Seeded:
         received.message.intent = "ask_installments"
         received.message.intent_confidence = 0.91
         received.message.entities = []
+        received.message.handled_at = received.message.created_at
         await do_queue_outbound(
             session,
             conversation=received.conversation,
@@ -275,6 +280,7 @@ async def seed_whatsapp_conversation(*, phone: str | None = None) -> Seeded:
         )
         photo.message.intent = "request_human"
         photo.message.intent_confidence = 0.97
+        photo.message.handled_at = photo.message.created_at
         return Seeded(received.conversation.id, case.id, phone)
 
 

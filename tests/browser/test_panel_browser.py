@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
-from api.conversations.models import Message
+from api.conversations.models import Conversation, Holder, Message
 from api.db import unit_of_work
 from api.outbox.models import OutboxItem
 from tests.browser.conftest import (
@@ -262,6 +262,19 @@ async def test_reply_reaches_twilio_and_the_bot_answers_after_release(
             await client.get(f"{sim}/_sim/messages", params={"to": to, "after": last, "wait": 30})
         ).json()["messages"]
         assert answered and "R$" in answered[0]["body"]
+        # It answered this very message (read as asking the amount), not an older one, and
+        # kept the conversation.
+        async with unit_of_work() as session:
+            asked = await session.scalar(
+                sa.select(Message).where(
+                    Message.conversation_id == seeded.conversation_id,
+                    Message.text == "quanto é pra resolver?",
+                )
+            )
+            conversation = await session.get(Conversation, seeded.conversation_id)
+        assert asked is not None and asked.handled_at is not None
+        assert asked.intent == "ask_amount"
+        assert conversation is not None and conversation.holder is Holder.BOT
         await page.reload()
         bot_reply = page.locator(".msg.saida.autor-bot", has_text=answered[0]["body"][:40])
         await expect(bot_reply).to_be_visible()
