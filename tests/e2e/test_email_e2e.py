@@ -12,8 +12,9 @@ from aiosmtpd.controller import Controller
 
 from api.cases.lifecycle import CaseStatus
 from api.channels.email.ingest import do_ingest_email
+from api.conversations.scheduling import turn_scheduler
 from api.db import unit_of_work, utcnow
-from api.engine.dispatch import schedule_turns, wait_for_scheduled_turns
+from api.engine.dispatch import BACKGROUND_TURNS, wait_for_scheduled_turns
 from tests.e2e.stack import Stack, running_stack
 from tests.factories import make_brand, make_case, make_infringer
 from tests.fixtures.twilio.harness import eventually
@@ -76,10 +77,11 @@ async def test_a_formal_mail_gets_one_threaded_formal_reply(
         ),
         message_id="juridico-1@calcadosbompreco.com.br",
     )
-    async with unit_of_work() as session:
-        ingested = await do_ingest_email(session, raw)
+    # As the worker's IMAP loop does: the engine's scheduler installed, the pipeline asks it.
+    with turn_scheduler(BACKGROUND_TURNS):
+        async with unit_of_work() as session:
+            ingested = await do_ingest_email(session, raw)
     assert ingested.case_id is not None and ingested.conversation_id is not None
-    schedule_turns(ingested.conversation_id)
     await wait_for_scheduled_turns()
 
     # The turn's process or the stack's worker (whichever claimed the row) delivers it.
