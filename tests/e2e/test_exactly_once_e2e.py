@@ -99,7 +99,9 @@ async def test_a_turn_rasa_answered_but_we_did_not_commit_runs_once_on_retry(
     # The worker (restarted) finds the left-behind turn and asks Rasa again. Other tests of the
     # session leave their own pending messages in this database, so sweep only this one.
     async with unit_of_work() as session:
-        pending = await turns.get_conversations_with_pending(session, older_than=dt.timedelta(0))
+        pending = await turns.get_conversations_with_pending(
+            session, older_than=dt.timedelta(0), limit=100_000
+        )
     assert message.conversation_id in pending
     assert await turns.process_conversation(message.conversation_id, gateway=get_gateway()) == 1
 
