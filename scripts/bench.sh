@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: start the whole stack on its own ports and a fresh database, then print the
-# figures: WhatsApp webhook→reply latency and throughput beside Rasa alone, Rasa parse latency,
-# and e-mail ingestion from Dovecot beside a bare IMAP fetch. Loopback only, bounded.
+# figures: WhatsApp under open-loop load at fixed arrival rates beside Rasa alone (same rates, same
+# run), Rasa parse latency, and e-mail ingestion from Dovecot beside a bare IMAP fetch. Loopback
+# only, bounded. The last line is one machine-readable summary:
+#   bench: whatsapp_rate=<msg/s> rasa_rate=<msg/s> rate_ratio=<x.xx> added_p50_ms=<n> ack_p99_ms=<n> mail_per_s=<n>
+# Knobs: BENCH_RATES (default 5,10,20,40), BENCH_INFRINGERS (50), BENCH_MESSAGES (per rate, 100),
+# BENCH_EMAIL=0 to skip the e-mail part.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,17 +29,34 @@ export PUBLIC_BASE_URL="http://127.0.0.1:$PORT"
 unset TWILIO_ACCOUNT_SID RASA_URL ACTION_ENDPOINT_URL
 export RASA_GATEWAY_SECRET="bench-$$-secret"
 
-SENDERS="${BENCH_SENDERS:-10}" MESSAGES="${BENCH_MESSAGES:-5}"
+export BENCH_OUT="$BENCH_DIR/out"
+export BENCH_RATES="${BENCH_RATES:-5,10,20,40}" BENCH_INFRINGERS="${BENCH_INFRINGERS:-50}"
+export BENCH_MESSAGES="${BENCH_MESSAGES:-100}"
 scripts/run.sh -- bash -c '
-  set -e
-  echo; echo "== WhatsApp: signed webhook -> Rasa -> outbox -> Twilio-compatible server"
+  set -eo pipefail
+  echo; echo "== WhatsApp (signed webhook -> service -> Rasa -> outbox -> Twilio-compatible server)"
+  echo "   beside Rasa alone through its gateway, open loop at fixed arrival rates"
   .venv/bin/python scripts/bench_whatsapp.py --service-url "$PUBLIC_BASE_URL" \
     --sim-url "http://127.0.0.1:$TWILIO_SIMULATOR_PORT" --rasa-url "$RASA_URL" \
-    --senders '"$SENDERS"' --messages '"$MESSAGES"'
+    --rates "$BENCH_RATES" --infringers "$BENCH_INFRINGERS" --messages "$BENCH_MESSAGES" \
+    --max-seconds 480 | tee "$BENCH_OUT.whatsapp"
   echo; echo "== Rasa gateway parse latency"
   .venv/bin/python scripts/bench_nlu.py --url "$RASA_URL" --requests 200 --concurrency 10
 '
-if [[ -f scripts/bench_email.py ]]; then
+if [[ -f scripts/bench_email.py && "${BENCH_EMAIL:-1}" != 0 ]]; then
   echo; echo "== E-mail: 1,000 mails ingested from Dovecot, beside a bare IMAP fetch"
-  .venv/bin/python scripts/bench_email.py
+  # Same database server as the rest (it makes and drops its own scratch database).
+  if [[ "$DATABASE_URL" == postgresql* ]]; then
+    export BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test}"
+  fi
+  .venv/bin/python scripts/bench_email.py | tee "$BENCH_OUT.email"
 fi
+
+field() { # field FILE KEY: the value of KEY=... on the file's summary line, 0 when absent
+  sed -n "s/.*[ :]$2=\([^ ]*\).*/\1/p" "$1" 2>/dev/null | tail -1 | grep . || echo 0
+}
+w="$BENCH_OUT.whatsapp" e="$BENCH_OUT.email"
+echo
+echo "bench: whatsapp_rate=$(field "$w" whatsapp_rate) rasa_rate=$(field "$w" rasa_rate)" \
+  "rate_ratio=$(field "$w" rate_ratio) added_p50_ms=$(field "$w" added_p50_ms)" \
+  "ack_p99_ms=$(field "$w" ack_p99_ms) mail_per_s=$(field "$e" mail_per_s)"

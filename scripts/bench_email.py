@@ -115,6 +115,7 @@ def main() -> int:
     if stored != args.mails or bare_n != args.mails:
         print("ERROR: not every mail was fetched and stored", file=sys.stderr)
         return 1
+    print(f"email-summary: mail_per_s={ours_n / ours_s:.0f}")
     return 0
 
 

@@ -1,18 +1,31 @@
-"""WhatsApp latency and throughput, end to end, beside the Rasa server alone, in one run.
+"""WhatsApp under open-loop load at fixed arrival rates, beside the Rasa server alone, in one run.
 
 Starts nothing: the service (with its worker), the Twilio simulator and Rasa must be running.
 
-- whatsapp: N fake infringers, each writing M messages one after another, through the
-  simulator's /_sim/inbound (a signed Twilio webhook to the service). Per message: the time from
-  the webhook POST to the first reply arriving at the simulator (its own receive timestamp, same
-  machine), waited for with the simulator's long poll.
-- rasa: the same N x M turns straight to Rasa's gateway channel
-  (POST {RASA_URL}/webhooks/tratativa/webhook with X-Tratativa-Secret): time to the answer.
+For each arrival rate (for example 5, 10, 20, 40 msg/s), two steps run one after the other, each
+with a fresh set of infringers (50 by default) writing round robin, a message every 1/rate
+seconds whatever the answers (open loop: nobody waits for a reply before the next message):
+
+- whatsapp: each message goes through the simulator's /_sim/inbound (a signed Twilio webhook to
+  the service). Webhook acknowledgement = the simulator's own time for that POST. Turn latency =
+  from the webhook POST to the LAST reply of that turn arriving at the simulator (both are the
+  simulator's clock). A reply belongs to the latest message its infringer had sent before it
+  arrived; a turn with no reply in that window counts as unanswered.
+- rasa: the same turns straight to Rasa's gateway channel
+  (POST {RASA_URL}/webhooks/tratativa/webhook with X-Tratativa-Secret); the answer carries every
+  reply of the turn, so latency = time to the answer.
+
+A rate is sustained when p95 < 2 s and at least 99 % of the turns were answered. A path is not
+run at the rates above its first rate not sustained (its backlog would spill into the next steps);
+when a path sustains the highest rate tested, its figure is a lower bound. The last line is machine-readable:
+
+    whatsapp-summary: whatsapp_rate=<msg/s> rasa_rate=<msg/s> rate_ratio=<x.xx> \\
+        added_p50_ms=<n> ack_p99_ms=<n>
 
     .venv/bin/python scripts/bench_whatsapp.py --service-url http://127.0.0.1:8000 \\
-        --sim-url http://127.0.0.1:8099 --rasa-url http://127.0.0.1:5005 --senders 10 --messages 5
+        --sim-url http://127.0.0.1:8099 --rasa-url http://127.0.0.1:5005 --rates 5,10,20,40
 
-Loopback only, bounded (senders, messages, total time).
+Loopback only, bounded (rates, messages per rate, drain time, total time).
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ import random
 import sys
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +47,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-MAX_SENDERS = 100
-MAX_MESSAGES = 50
-QUIET_SECONDS = 0.3  # a turn may send several replies: wait for them before the next message
+MAX_INFRINGERS = 200
+MAX_MESSAGES = 1000
+MAX_RATE = 200.0
+SUSTAINED_P95_SECONDS = 2.0
+SUSTAINED_ANSWERED = 0.99
+QUIET_SECONDS = 2.0  # drain only: not part of any latency, replies carry the simulator's clock
 TEXTS = (
     "oi, recebi uma notificação de vocês",
     "do que se trata?",
@@ -47,28 +64,65 @@ TEXTS = (
 
 
 @dataclass
-class Phase:
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    timeouts: int = 0
-    errors: int = 0
-    started: float = 0.0
-    finished: float = 0.0
+class Turn:
+    who: str
+    text: str
+    posted_at: float = 0.0  # simulator clock (whatsapp) or perf_counter (rasa)
+    ack: float | None = None
+    latency: float | None = None
+    error: bool = False
+
+
+@dataclass
+class Step:
+    path: str
+    rate: float
+    turns: list[Turn] = field(default_factory=list)
+    send_seconds: float = 0.0
+
+    def latencies(self) -> list[float]:
+        return sorted(t.latency for t in self.turns if t.latency is not None)
+
+    def acks(self) -> list[float]:
+        return sorted(t.ack for t in self.turns if t.ack is not None)
 
     @property
-    def attempted(self) -> int:
-        return len(self.latencies) + self.timeouts + self.errors
+    def answered(self) -> int:
+        return len(self.latencies())
+
+    @property
+    def errors(self) -> int:
+        return sum(t.error for t in self.turns)
+
+    def p(self, q: float) -> float | None:
+        return percentile(self.latencies(), q)
+
+    def ack_p(self, q: float) -> float | None:
+        return percentile(self.acks(), q)
+
+    @property
+    def sustained(self) -> bool:
+        p95 = self.p(95)
+        return (
+            bool(self.turns)
+            and p95 is not None
+            and p95 < SUSTAINED_P95_SECONDS
+            and self.answered >= SUSTAINED_ANSWERED * len(self.turns)
+        )
 
     def row(self) -> str:
-        ordered = sorted(self.latencies)
-        wall = max(self.finished - self.started, 1e-9)
-        p50 = _ms(percentile(ordered, 50))
-        p95 = _ms(percentile(ordered, 95))
-        rate = len(ordered) / wall
+        offered = len(self.turns) / max(self.send_seconds, 1e-9)
         return (
-            f"{self.name:<22}{p50:>10}{p95:>10}{rate:>10.1f}"
-            f"{len(ordered):>7}/{self.attempted:<5}{self.timeouts:>9}{self.errors:>8}"
+            f"{self.rate:>6g} {self.path:<9}{offered:>8.1f}{self.answered:>6}/{len(self.turns):<5}"
+            f"{self.errors:>5}{_ms(self.p(50)):>9}{_ms(self.p(95)):>9}{_ms(self.p(99)):>9}"
+            f"{_ms(self.ack_p(50)):>9}{_ms(self.ack_p(99)):>9}  {'yes' if self.sustained else 'no'}"
         )
+
+
+HEADER = (
+    f"{'msg/s':>6} {'path':<9}{'offered':>8}{'answered':>12}{'err':>5}{'p50':>9}{'p95':>9}"
+    f"{'p99':>9}{'ack p50':>9}{'ack p99':>9}  p95<2s"
+)
 
 
 def percentile(ordered: Sequence[float], p: float) -> float | None:
@@ -83,6 +137,10 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f} ms"
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}x"
+
+
 def check_loopback(url: str) -> str:
     host = urlsplit(url).hostname or ""
     try:
@@ -94,114 +152,195 @@ def check_loopback(url: str) -> str:
     return url.rstrip("/")
 
 
-def new_phone() -> str:
-    return f"+55119{random.randint(60_000_000, 99_999_999)}"
+def new_phones(count: int) -> list[str]:
+    numbers = random.sample(range(60_000_000, 100_000_000), count)
+    return [f"+55119{n}" for n in numbers]
 
 
-async def whatsapp_sender(
-    http: httpx.AsyncClient,
-    sim_url: str,
-    phase: Phase,
-    *,
-    messages: int,
-    timeout: float,
-    deadline: float,
-) -> None:
-    phone = new_phone()
+async def open_loop(rate: float, turns: list[Turn], send: Any) -> float:
+    """Start send(turn) at t0 + i/rate for every turn, never waiting for an answer first."""
+    started = time.monotonic()
+    tasks = []
+    for i, turn in enumerate(turns):
+        delay = started + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(turn)))
+    send_seconds = time.monotonic() - started
+    await asyncio.gather(*tasks)
+    return send_seconds
+
+
+def make_turns(who: Sequence[str], messages: int) -> list[Turn]:
+    sent: dict[str, int] = defaultdict(int)
+    turns = []
+    for i in range(messages):
+        name = who[i % len(who)]
+        turns.append(Turn(who=name, text=TEXTS[sent[name] % len(TEXTS)]))
+        sent[name] += 1
+    return turns
+
+
+async def whatsapp_step(
+    http: httpx.AsyncClient, sim_url: str, rate: float, args: argparse.Namespace
+) -> Step:
+    step = Step("whatsapp", rate, make_turns(new_phones(args.infringers), args.messages))
     after = (await http.get(f"{sim_url}/_sim")).json()["last_seq"]
-    for n in range(messages):
-        if time.monotonic() > deadline:
-            return
-        posted_at = time.time()
+
+    async def send(turn: Turn) -> None:
         try:
             response = await http.post(
                 f"{sim_url}/_sim/inbound",
-                json={"from": phone, "body": TEXTS[n % len(TEXTS)], "profile_name": "Bench"},
+                json={"from": turn.who, "body": turn.text, "profile_name": "Bench"},
             )
             result = response.json()
         except (httpx.HTTPError, ValueError):
-            phase.errors += 1
-            continue
+            turn.error = True
+            return
         if result.get("status") != 200:
-            phase.errors += 1
-            continue
-        replies = await poll(http, sim_url, phone, after, wait=timeout)
-        if not replies:
-            phase.timeouts += 1
-            continue
-        phase.latencies.append(max(0.0, replies[0]["received_at"] - posted_at))
-        after = replies[-1]["seq"]
-        while more := await poll(http, sim_url, phone, after, wait=QUIET_SECONDS):
-            after = more[-1]["seq"]
+            turn.error = True
+            return
+        turn.posted_at = float(result["posted_at"])
+        turn.ack = float(result["elapsed_ms"]) / 1000
+
+    step.send_seconds = await open_loop(rate, step.turns, send)
+    replies = await drain(http, sim_url, after, step.turns, wait=args.timeout)
+    attribute(step.turns, replies)
+    return step
 
 
-async def poll(
-    http: httpx.AsyncClient, sim_url: str, phone: str, after: int, *, wait: float
+async def drain(
+    http: httpx.AsyncClient, sim_url: str, after: int, turns: list[Turn], *, wait: float
 ) -> list[dict[str, Any]]:
-    """Messages to `phone` after `after`, waiting up to `wait` seconds (long poll)."""
+    """Every message the simulator received since `after`, once each infringer's latest turn has
+    a reply and nothing new came for QUIET_SECONDS (or `wait` seconds passed)."""
+    phones = {t.who for t in turns}
+    last_post: dict[str, float] = {}
+    for t in turns:
+        if not t.error:
+            last_post[t.who] = max(last_post.get(t.who, 0.0), t.posted_at)
+    collected: list[dict[str, Any]] = []
+    cursor = after
     deadline = time.monotonic() + wait
-    while (remaining := deadline - time.monotonic()) > 0:
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
         try:
             response = await http.get(
-                f"{sim_url}/_sim/messages",
-                params={"to": phone, "after": after, "wait": min(remaining, 25.0)},
+                f"{sim_url}/_sim/messages", params={"after": cursor, "wait": QUIET_SECONDS}
             )
-            found: list[dict[str, Any]] = response.json()["messages"]
+            found = [m for m in response.json()["messages"] if phone_of(m) in phones]
+            last_seq = response.json()["last_seq"]
         except (httpx.HTTPError, ValueError, KeyError):
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.2)
             continue
+        cursor = max(cursor, last_seq)
         if found:
-            return found
-    return []
+            collected.extend(found)
+            quiet_since = time.monotonic()
+        latest: dict[str, float] = {}
+        for m in collected:
+            latest[phone_of(m)] = max(latest.get(phone_of(m), 0.0), m["received_at"])
+        done = all(latest.get(p, 0.0) >= posted for p, posted in last_post.items())
+        if done and time.monotonic() - quiet_since >= QUIET_SECONDS:
+            break
+    return collected
 
 
-async def rasa_sender(
-    http: httpx.AsyncClient,
-    rasa_url: str,
-    secret: str,
-    phase: Phase,
-    *,
-    index: int,
-    messages: int,
-    deadline: float,
-) -> None:
-    sender = f"bench-{uuid.uuid4().hex[:8]}-{index}"
-    for n in range(messages):
-        if time.monotonic() > deadline:
-            return
+def phone_of(message: dict[str, Any]) -> str:
+    """The infringer's phone a message went to ("whatsapp:+55…" at the simulator)."""
+    return str(message["to"]).removeprefix("whatsapp:")
+
+
+def attribute(turns: list[Turn], replies: list[dict[str, Any]]) -> None:
+    """Latency of a turn = its last reply that came before the infringer's next message."""
+    by_phone: dict[str, list[Turn]] = defaultdict(list)
+    for t in turns:
+        if not t.error:
+            by_phone[t.who].append(t)
+    for own in by_phone.values():
+        own.sort(key=lambda t: t.posted_at)
+    for reply in replies:
+        own = by_phone.get(phone_of(reply), [])
+        owner = None
+        for t in own:
+            if t.posted_at <= reply["received_at"]:
+                owner = t
+        if owner is not None:
+            latency = reply["received_at"] - owner.posted_at
+            owner.latency = max(owner.latency or 0.0, latency)
+
+
+async def rasa_step(
+    http: httpx.AsyncClient, rasa_url: str, secret: str, rate: float, args: argparse.Namespace
+) -> Step:
+    run = uuid.uuid4().hex[:8]
+    who = [f"bench-{run}-{i}" for i in range(args.infringers)]
+    step = Step("rasa", rate, make_turns(who, args.messages))
+    locks = {w: asyncio.Lock() for w in who}  # not a wait: only keeps each sender's order
+
+    async def send(turn: Turn) -> None:
         started = time.perf_counter()
         try:
-            response = await http.post(
-                f"{rasa_url}/webhooks/tratativa/webhook",
-                json={
-                    "sender": sender,
-                    "message": TEXTS[n % len(TEXTS)],
-                    "message_id": uuid.uuid4().hex,
-                    "channel": "whatsapp",
-                },
-                headers={"X-Tratativa-Secret": secret},
-            )
-        except httpx.TimeoutException:
-            phase.timeouts += 1
-            continue
+            async with locks[turn.who]:
+                response = await http.post(
+                    f"{rasa_url}/webhooks/tratativa/webhook",
+                    json={
+                        "sender": turn.who,
+                        "message": turn.text,
+                        "message_id": uuid.uuid4().hex,
+                        "channel": "whatsapp",
+                    },
+                    headers={"X-Tratativa-Secret": secret},
+                )
         except httpx.HTTPError:
-            phase.errors += 1
-            continue
+            turn.error = True
+            return
         if response.status_code != 200:
-            phase.errors += 1
-            continue
-        phase.latencies.append(time.perf_counter() - started)
+            turn.error = True
+            return
+        turn.latency = time.perf_counter() - started
+
+    step.send_seconds = await open_loop(rate, step.turns, send)
+    return step
+
+
+def highest(steps: Sequence[Step]) -> float:
+    return max((s.rate for s in steps if s.sustained), default=0.0)
+
+
+def summarize(whatsapp: list[Step], rasa: list[Step]) -> str:
+    w_rate, r_rate = highest(whatsapp), highest(rasa)
+    ratio = w_rate / r_rate if r_rate else 0.0
+    pairs = {s.rate: s for s in rasa}
+    both = [(w, pairs[w.rate]) for w in whatsapp if w.rate in pairs]
+    sustained_both = [(w, r) for w, r in both if w.sustained and r.sustained]
+    chosen = sustained_both[-1] if sustained_both else (both[0] if both else None)
+    added = 0.0
+    if chosen is not None:
+        w50, r50 = chosen[0].p(50), chosen[1].p(50)
+        if w50 is not None and r50 is not None:
+            added = (w50 - r50) * 1000
+    ack_p99 = whatsapp[-1].ack_p(99) if whatsapp else None
+    return (
+        f"whatsapp-summary: whatsapp_rate={w_rate:g} rasa_rate={r_rate:g} "
+        f"rate_ratio={ratio:.2f} added_p50_ms={added:.0f} "
+        f"ack_p99_ms={(ack_p99 or 0) * 1000:.0f}"
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
     sim_url = check_loopback(args.sim_url)
     service_url = check_loopback(args.service_url)
     rasa_url = check_loopback(args.rasa_url) if args.rasa_url else None
-    senders = max(1, min(args.senders, MAX_SENDERS))
-    messages = max(1, min(args.messages, MAX_MESSAGES))
-    limits = httpx.Limits(max_connections=2 * senders + 4)
+    args.infringers = max(1, min(args.infringers, MAX_INFRINGERS))
+    args.messages = max(1, min(args.messages, MAX_MESSAGES))
+    rates = sorted({min(MAX_RATE, float(r)) for r in args.rates.split(",") if float(r) > 0})
+    # Enough connections that the pool never turns the open loop into a closed one.
+    limits = httpx.Limits(max_connections=args.messages + 8, max_keepalive_connections=64)
     timeout = httpx.Timeout(args.timeout + 30, connect=5.0)
-    phases: list[Phase] = []
+    whatsapp: list[Step] = []
+    rasa: list[Step] = []
+    deadline = time.monotonic() + args.max_seconds
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
         for url, what in ((f"{sim_url}/_sim", "simulator"), (f"{service_url}/health", "service")):
             try:
@@ -209,61 +348,50 @@ async def run(args: argparse.Namespace) -> int:
             except httpx.HTTPError as exc:
                 print(f"{what} not reachable at {url}: {exc!r}", file=sys.stderr)
                 return 2
-
-        whatsapp = Phase("whatsapp end to end")
-        whatsapp.started = time.monotonic()
-        deadline = whatsapp.started + args.max_seconds
-        await asyncio.gather(
-            *(
-                whatsapp_sender(
-                    http,
-                    sim_url,
-                    whatsapp,
-                    messages=messages,
-                    timeout=args.timeout,
-                    deadline=deadline,
+        print(f"{args.infringers} infringers, {args.messages} messages per rate and path")
+        print(HEADER, flush=True)
+        w_on, r_on = True, bool(rasa_url)  # a path stops at its first rate not sustained
+        for rate in rates:
+            if time.monotonic() > deadline:
+                print(f"{rate:>6g} skipped: --max-seconds reached")
+                continue
+            if not (w_on or r_on):
+                print(f"{rate:>6g} skipped: neither path sustained the rate below")
+                continue
+            w = r = None
+            if w_on:
+                w = await whatsapp_step(http, sim_url, rate, args)
+                whatsapp.append(w)
+                print(w.row(), flush=True)
+                w_on = w.sustained
+            else:
+                print(f"{rate:>6g} whatsapp  not run: a lower rate was not sustained")
+            if r_on and rasa_url:
+                r = await rasa_step(http, rasa_url, args.rasa_secret, rate, args)
+                rasa.append(r)
+                print(r.row(), flush=True)
+                r_on = r.sustained
+            elif rasa_url:
+                print(f"{rate:>6g} rasa      not run: a lower rate was not sustained")
+            if w is not None and r is not None:
+                print(
+                    f"{'':>6} {'ratio':<9}{'':>26}{_ratio(w.p(50), r.p(50)):>9}"
+                    f"{_ratio(w.p(95), r.p(95)):>9}{_ratio(w.p(99), r.p(99)):>9}",
+                    flush=True,
                 )
-                for _ in range(senders)
-            )
-        )
-        whatsapp.finished = time.monotonic()
-        phases.append(whatsapp)
-
-        if rasa_url:
-            rasa = Phase("rasa alone (gateway)")
-            rasa.started = time.monotonic()
-            deadline = rasa.started + args.max_seconds
-            await asyncio.gather(
-                *(
-                    rasa_sender(
-                        http,
-                        rasa_url,
-                        args.rasa_secret,
-                        rasa,
-                        index=i,
-                        messages=messages,
-                        deadline=deadline,
-                    )
-                    for i in range(senders)
-                )
-            )
-            rasa.finished = time.monotonic()
-            phases.append(rasa)
-
-    print(f"\n{senders} concurrent senders x {messages} messages")
-    print(
-        f"{'':<22}{'p50':>10}{'p95':>10}{'msg/s':>10}{'ok/total':>13}{'timeouts':>9}{'errors':>8}"
-    )
-    for phase in phases:
-        print(phase.row())
     if not rasa_url:
         print("rasa alone: skipped (no --rasa-url / RASA_URL)")
-    if whatsapp.timeouts > whatsapp.attempted // 2:
+    if whatsapp and whatsapp[0].answered < len(whatsapp[0].turns) // 2:
         print(
             "\nmost WhatsApp turns got no reply: is the worker running, RASA_URL set for the "
             "service, and TWILIO_API_BASE_URL pointing at the simulator?",
             file=sys.stderr,
         )
+    print(
+        f"ratio = whatsapp/rasa; sustained = p95 < {SUSTAINED_P95_SECONDS:g} s and "
+        f">= {SUSTAINED_ANSWERED:.0%} answered; ack = webhook acknowledgement"
+    )
+    print(summarize(whatsapp, rasa))
     return 0
 
 
@@ -275,12 +403,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rasa-secret", default=os.environ.get("RASA_GATEWAY_SECRET", "dev-gateway-secret")
     )
-    parser.add_argument("--senders", type=int, default=10, help=f"at most {MAX_SENDERS}")
+    parser.add_argument("--rates", default="5,10,20,40", help="msg/s, comma-separated")
     parser.add_argument(
-        "--messages", type=int, default=5, help=f"per sender, at most {MAX_MESSAGES}"
+        "--infringers", type=int, default=50, help=f"per rate and path, at most {MAX_INFRINGERS}"
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply")
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="per phase")
+    parser.add_argument(
+        "--messages", type=int, default=100, help=f"per rate and path, at most {MAX_MESSAGES}"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to drain replies after a step"
+    )
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="no new rate after it")
     return asyncio.run(run(parser.parse_args(argv)))
 
 
