@@ -24,7 +24,7 @@ from api.conversations.outbound import (
 )
 from api.errors import NotFound, ValidationFailed
 from api.identifiers.money import format_brl
-from api.payments.service import get_current_payment_request
+from api.payments.service import get_current_payment_request, states_terms
 from api.timeline.models import ActorKind
 from api.timeline.service import Actor
 
@@ -116,7 +116,15 @@ async def variables_for_case(session: AsyncSession, case: Case) -> dict[str, str
     if amount is not None:
         values["amount"] = format_brl(amount)
     payment = await get_current_payment_request(session, case_id=case.id)
-    if payment is not None:
+    # A link leaves only when its request states the case's current agreement (an analyst's
+    # template must never carry details the infringer is no longer bound by).
+    if (
+        payment is not None
+        and case.agreed_amount is not None
+        and states_terms(
+            payment, amount=case.agreed_amount, installments=case.agreed_installments or 1
+        )
+    ):
         values["payment_link"] = (
             f"{settings.public_base_url.rstrip('/')}/pagamento/{payment.public_token}"
         )
