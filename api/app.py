@@ -8,8 +8,11 @@ from fastapi import FastAPI
 
 import api.models  # noqa: F401  (all mappers configured before the first request)
 from api.analysts.routes import router as auth_router
+from api.automations.routes import router as automations_router
 from api.cases.routes import router as cases_router
 from api.channels.email.routes import router as email_router
+from api.channels.mailboxes.routes import router as mailboxes_router
+from api.channels.numbers.routes import router as numbers_router
 from api.channels.whatsapp_twilio.routes import router as twilio_router
 from api.config import get_settings
 from api.contacts.routes import router as contacts_router
@@ -17,7 +20,10 @@ from api.engine.action_server import router as action_server_router
 from api.engine.dispatch import BACKGROUND_TURNS
 from api.handoff.routes import router as handoff_router
 from api.health.routes import router as health_router
+from api.metrics.routes import router as metrics_router
 from api.notifications.routes import router as events_router
+from api.operations.routes import router as operations_router
+from api.outreach.routes import router as outreach_router
 from api.panel import install_panel
 from api.public.routes import router as public_router
 from api.web.errors import install_error_handlers
@@ -55,5 +61,11 @@ def create_app() -> FastAPI:
     app.include_router(action_server_router)
     app.include_router(twilio_router)
     app.include_router(email_router)
+    app.include_router(operations_router)
+    app.include_router(automations_router)
+    app.include_router(outreach_router)
+    app.include_router(metrics_router)
+    app.include_router(numbers_router)
+    app.include_router(mailboxes_router)
     install_error_responses(app)
     return app

@@ -10,6 +10,8 @@ import datetime as dt
 import logging
 import signal
 
+from api.automations.runner import run_automations
+from api.channels.mailboxes.runner import run_mailboxes
 from api.channels.registry import build_senders
 from api.config import Settings, get_settings
 from api.conversations.scheduling import install_turn_scheduler
@@ -20,6 +22,7 @@ from api.engine.dispatch import BACKGROUND_TURNS, run_media_fetcher
 from api.engine.ledger import do_prune_executions
 from api.engine.turns import get_conversations_with_pending, process_conversation
 from api.events.consumers import exclude_here, run_event_consumers
+from api.operations.runner import run_operations
 from api.outbox.worker import run_outbox_worker
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         asyncio.create_task(run_engine_commands(stop)),
         asyncio.create_task(run_media_fetcher(stop)),
         asyncio.create_task(run_event_consumers(stop)),
+        asyncio.create_task(run_operations(settings, stop)),
+        asyncio.create_task(run_automations(settings, stop)),
+        asyncio.create_task(run_mailboxes(settings, stop)),
     ]
     if settings.imap.host:
         try:

@@ -357,8 +357,18 @@ def worker() -> None:
 
 from api.cli.chat_cmd import chat  # noqa: E402
 from api.cli.eval_cmd import eval_app  # noqa: E402
+from api.cli.mailboxes_cmd import mailboxes_app  # noqa: E402
+from api.cli.numbers_cmd import numbers_app  # noqa: E402
+from api.cli.operations_cmd import operations_app  # noqa: E402
+from api.cli.outreach_cmd import outreach_app  # noqa: E402
+from api.cli.report_cmd import report  # noqa: E402
 
 app.add_typer(eval_app, name="eval")
+app.add_typer(operations_app, name="operations")
+app.add_typer(outreach_app, name="outreach")
+app.add_typer(numbers_app, name="numbers")
+app.add_typer(mailboxes_app, name="mailboxes")
+app.command("report")(report)
 
 app.command("chat")(chat)
 

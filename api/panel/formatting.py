@@ -24,6 +24,7 @@ from api.conversations.outbound import channel_label
 from api.identifiers.money import format_brl
 from api.panel.auth import PANEL_PREFIX, csrf_token_of
 from api.panel.files import INLINE_TYPES
+from api.panel.nav import NAV
 from api.payments.models import InstallmentStatus
 from api.timeline.models import EntryKind, TimelineEntry
 from api.web.security import apply_security_headers
@@ -188,7 +189,10 @@ def _environment() -> Environment:
         entry_label=_label(ENTRY_LABELS),
     )
     env.globals.update(
-        PREFIX=PANEL_PREFIX, REASON_REQUIRED=REASON_REQUIRED, INLINE_TYPES=INLINE_TYPES
+        PREFIX=PANEL_PREFIX,
+        REASON_REQUIRED=REASON_REQUIRED,
+        INLINE_TYPES=INLINE_TYPES,
+        NAV=NAV,
     )
     return env
 

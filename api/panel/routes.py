@@ -13,8 +13,32 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.panel import case, conversation, inbox, login
+from api.panel import (
+    alerts_screens,
+    case,
+    conversation,
+    inbox,
+    login,
+    mailboxes_screens,
+    metrics_screens,
+    numbers_screens,
+    outreach_screens,
+    rules_screens,
+    workspace_screens,
+)
 
 router = APIRouter()
-for screen in (login, inbox, conversation, case):
+for screen in (
+    login,
+    inbox,
+    conversation,
+    case,
+    alerts_screens,
+    rules_screens,
+    outreach_screens,
+    metrics_screens,
+    workspace_screens,
+    numbers_screens,
+    mailboxes_screens,
+):
     router.include_router(screen.router)

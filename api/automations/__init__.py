@@ -1,0 +1,1 @@
+"""Automations: rules (trigger, conditions, actions) and their execution ledger."""

@@ -1,0 +1,7 @@
+"""HTTP API for automation rules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Mailbox connectors (IMAP, Gmail API, Microsoft Graph) behind one table."""

@@ -1,0 +1,1 @@
+"""WhatsApp sending numbers and their providers."""

@@ -1,0 +1,1 @@
+"""Metrics and reports computed from the event stream."""

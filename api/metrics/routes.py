@@ -1,0 +1,7 @@
+"""HTTP API for metrics (JSON and CSV)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Operations: ownership, the business calendar and alerts."""

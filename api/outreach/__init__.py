@@ -1,0 +1,1 @@
+"""Outreach: the extrajudicial notice and bulk sends."""

@@ -1,0 +1,7 @@
+"""Panel: mailboxes (admins)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""Panel: the supervisors' dashboard."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

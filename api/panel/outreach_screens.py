@@ -1,0 +1,7 @@
+"""Panel: notice sends and bulk send progress."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
