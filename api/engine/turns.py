@@ -311,7 +311,8 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> Message 
 async def get_conversations_with_pending(
     session: AsyncSession, *, older_than: dt.timedelta, limit: int = 50
 ) -> Sequence[int]:
-    """Conversations whose turns were left behind (a crashed process, Rasa was down)."""
+    """Conversations whose turns were left behind (a crashed process, Rasa was down), those
+    waiting longest first, so a backlog larger than `limit` is worked off in arrival order."""
     cutoff = utcnow() - older_than
     query = (
         sa.select(Message.conversation_id)
@@ -321,6 +322,7 @@ async def get_conversations_with_pending(
             Message.created_at < cutoff,
         )
         .group_by(Message.conversation_id)
+        .order_by(sa.func.min(Message.created_at), Message.conversation_id)
         .limit(limit)
     )
     return (await session.scalars(query)).all()
