@@ -3,7 +3,9 @@
 from api.analysts.models import Analyst
 from api.brands.models import Brand
 from api.cases.models import Case, CaseRefCounter, Listing
+from api.cases.tags import CaseTag
 from api.channels.email.models import ImapCursor
+from api.channels.mailboxes.models import Mailbox
 from api.contacts.models import ContactPoint, Infringer
 from api.conversations.models import Attachment, Conversation, Message
 from api.db import Base
@@ -12,6 +14,7 @@ from api.events.models import EventConsumer, StoredEvent
 from api.inbox.models import MatchSuggestion
 from api.outbox.models import OutboxItem
 from api.payments.models import Installment, PaymentRequest
+from api.templates.models import StoredTemplate, TemplateVersion
 from api.timeline.models import TimelineEntry
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "Brand",
     "Case",
     "CaseRefCounter",
+    "CaseTag",
     "ContactPoint",
     "Conversation",
     "EngineCommand",
@@ -30,11 +34,14 @@ __all__ = [
     "Infringer",
     "Installment",
     "Listing",
+    "Mailbox",
     "MatchSuggestion",
     "Message",
     "OutboxItem",
     "PaymentRequest",
     "StoredEvent",
+    "StoredTemplate",
+    "TemplateVersion",
     "TimelineEntry",
 ]
 

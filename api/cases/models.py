@@ -26,6 +26,10 @@ class ListingStatus(enum.StrEnum):
 
 class Case(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "cases"
+    __table_args__ = (
+        sa.Index("ix_cases_created_at_id", "created_at", "id"),
+        sa.Index("ix_cases_response_deadline", "response_deadline"),
+    )
 
     reference: Mapped[str] = mapped_column(sa.String(20), unique=True)
     brand_id: Mapped[int] = mapped_column(sa.ForeignKey("brands.id"), index=True)
@@ -49,6 +53,8 @@ class Case(IdMixin, CreatedAtMixin, Base):
     # Natural key of an imported row without a reference, so a re-import updates, not duplicates.
     import_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     updated_at: Mapped[dt.datetime | None]
+    # The day an analyst wants to look at the case again (the cases list filters on it).
+    follow_up_on: Mapped[dt.date | None] = mapped_column(index=True)
 
     brand: Mapped[Brand] = relationship(lazy="joined")
     infringer: Mapped[Infringer] = relationship(lazy="joined")
@@ -59,7 +65,16 @@ class Case(IdMixin, CreatedAtMixin, Base):
 
 class Listing(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "listings"
-    __table_args__ = (sa.UniqueConstraint("case_id", "url"),)
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "url"),
+        # Search by a piece of a listing URL (trigram on PostgreSQL).
+        sa.Index(
+            "ix_listings_url_trgm",
+            "url",
+            postgresql_using="gin",
+            postgresql_ops={"url": "gin_trgm_ops"},
+        ),
+    )
 
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(sa.String(1000))

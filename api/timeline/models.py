@@ -35,6 +35,10 @@ class TimelineEntry(IdMixin, CreatedAtMixin, Base):
     by conversation; the case timeline reads both, so linking later needs no update."""
 
     __tablename__ = "timeline_entries"
+    __table_args__ = (
+        sa.Index("ix_timeline_entries_case_id_id", "case_id", "id"),
+        sa.Index("ix_timeline_entries_conversation_id_id", "conversation_id", "id"),
+    )
 
     case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(
