@@ -22,7 +22,7 @@ else
   export DATABASE_URL="sqlite+aiosqlite:///$BENCH_DIR/bench.db"
   echo "bench: SQLite at $DATABASE_URL"
 fi
-export STORAGE_DIR="$BENCH_DIR/storage"
+export STORAGE_DIR="$BENCH_DIR/storage" RUN_DIR="$BENCH_DIR/run"
 export PORT="${BENCH_PORT:-8100}" RASA_PORT="${BENCH_RASA_PORT:-5105}"
 export TWILIO_SIMULATOR_PORT="${BENCH_SIM_PORT:-8199}"
 export PUBLIC_BASE_URL="http://127.0.0.1:$PORT"
@@ -42,6 +42,8 @@ scripts/run.sh -- bash -c '
     --max-seconds 480 | tee "$BENCH_OUT.whatsapp"
   echo; echo "== Rasa gateway parse latency"
   .venv/bin/python scripts/bench_nlu.py --url "$RASA_URL" --requests 200 --concurrency 10
+  echo; echo "== Memory: peak RSS under the load above"
+  .venv/bin/python scripts/peak_rss.py "$RUN_DIR" service worker rasa | tee "$BENCH_OUT.memory"
 '
 if [[ -f scripts/bench_email.py && "${BENCH_EMAIL:-1}" != 0 ]]; then
   echo; echo "== E-mail: 1,000 mails ingested from Dovecot, beside a bare IMAP fetch"
