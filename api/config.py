@@ -102,6 +102,97 @@ class LoginLimitSettings(_Group):
     window_seconds: int = Field(default=15 * 60, ge=1)
 
 
+class MetaSettings(_Group):
+    """WhatsApp Cloud API straight from Meta (api/channels/whatsapp_cloud)."""
+
+    model_config = SettingsConfigDict(env_prefix="META_", env_file=".env", extra="ignore")
+
+    app_secret: SecretStr | None = None
+    verify_token: SecretStr | None = None
+    access_token: SecretStr | None = None
+    phone_number_id: str | None = None
+    # The Graph API base with a pinned version (Meta retires versions; bump it deliberately).
+    graph_url: str = "https://graph.facebook.com/v21.0"
+    # The display number of META_PHONE_NUMBER_ID (E.164), when it is the default number.
+    number: str | None = None
+    # Hosts media downloads may be redirected to (besides the Graph API's own host).
+    media_hosts: Annotated[tuple[str, ...], NoDecode] = ("lookaside.fbsbx.com", "*.fbcdn.net")
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return _split_csv(value)
+
+
+class D360Settings(_Group):
+    """WhatsApp Cloud API through 360dialog (D360-API-KEY)."""
+
+    model_config = SettingsConfigDict(env_prefix="D360_", env_file=".env", extra="ignore")
+
+    api_key: SecretStr | None = None
+    base_url: str = "https://waba-v2.360dialog.io"
+    # 360dialog signs nothing: the webhook URL carries this secret, and so does the header
+    # below (set it in 360dialog's webhook configuration, "headers").
+    webhook_secret: SecretStr | None = None
+    webhook_header: str = "X-Tratativa-Webhook-Secret"
+    number: str | None = None
+
+
+class ZapiSettings(_Group):
+    """Z-API (unofficial: drives a WhatsApp Web session)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZAPI_", env_file=".env", extra="ignore")
+
+    instance_id: str | None = None
+    token: SecretStr | None = None
+    client_token: SecretStr | None = None
+    base_url: str = "https://api.z-api.io"
+    webhook_secret: SecretStr | None = None
+    number: str | None = None
+    media_hosts: Annotated[tuple[str, ...], NoDecode] = ("*.z-api.io",)
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return _split_csv(value)
+
+
+class UltramsgSettings(_Group):
+    """UltraMsg (unofficial: drives a WhatsApp Web session)."""
+
+    model_config = SettingsConfigDict(env_prefix="ULTRAMSG_", env_file=".env", extra="ignore")
+
+    instance_id: str | None = None
+    token: SecretStr | None = None
+    base_url: str = "https://api.ultramsg.com"
+    webhook_secret: SecretStr | None = None
+    number: str | None = None
+    media_hosts: Annotated[tuple[str, ...], NoDecode] = ("*.ultramsg.com", "*.wasabisys.com")
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return _split_csv(value)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+    return value
+
+
+class MailboxSettings(_Group):
+    """Mailbox connectors beyond the IMAP_* one (api/channels/mailboxes); each mailbox's own
+    settings are rows of the mailboxes table (`tratativa mailboxes add`)."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILBOX_", env_file=".env", extra="ignore")
+
+    # Safety-net polling of every mailbox, whatever push hints arrive.
+    poll_seconds: float = Field(default=60.0, gt=0)
+    # Gmail Pub/Sub push: the subscription's push endpoint carries ?token=<this>.
+    push_token: SecretStr | None = None
+
+
 class Settings(_Group):
     """Everything the service reads from its environment."""
 
@@ -137,6 +228,16 @@ class Settings(_Group):
     business_hours_start: int = 9
     business_hours_end: int = 18
     business_days: str = "0,1,2,3,4"  # Monday=0 … Sunday=6
+    # The business calendar (api/operations/calendar.py). Working shifts, split allowed, e.g.
+    # "09:00-12:00,13:00-18:00"; empty: business_hours_start to business_hours_end.
+    business_shifts: str = ""
+    # A state (UF, e.g. "SP") whose holidays join the national ones; empty: national only.
+    business_holidays_state: str = ""
+    # Optional holidays (pontos facultativos, names as the `holidays` library spells them in
+    # pt_BR) the firm also closes on, comma-separated.
+    business_optional_holidays: str = "Carnaval"
+    # The firm's own closed days, "2026-01-25,2026-07-09" (admins also add them in the panel).
+    business_extra_holidays: str = ""
     # Twilio Content SIDs of approved WhatsApp templates: JSON {"template_name": "HX…"}.
     template_content_sids: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
@@ -145,6 +246,16 @@ class Settings(_Group):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     imap: ImapSettings = Field(default_factory=ImapSettings)
     login_limit: LoginLimitSettings = Field(default_factory=LoginLimitSettings)
+    mailboxes: MailboxSettings = Field(default_factory=MailboxSettings)
+    # WhatsApp providers beyond Twilio (issue 15); WHATSAPP_PROVIDER names the default number's.
+    whatsapp_provider: str = "twilio"
+    meta: MetaSettings = Field(default_factory=MetaSettings)
+    d360: D360Settings = Field(default_factory=D360Settings)
+    zapi: ZapiSettings = Field(default_factory=ZapiSettings)
+    ultramsg: UltramsgSettings = Field(default_factory=UltramsgSettings)
+    # Notice sends (api/outreach): notices queued per minute and channel, whatever the batch.
+    outreach_email_per_minute: int = Field(default=30, ge=1)
+    outreach_whatsapp_per_minute: int = Field(default=20, ge=1)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -230,3 +341,17 @@ def ensure_secret_key_file(
 def get_settings() -> Settings:
     """Build the settings once per process."""
     return Settings()
+
+
+def env_secret(name: str) -> str | None:
+    """The value of a secret that configuration refers to by its variable's name (a mailbox's
+    credentials reference): read from the environment only when needed, never stored."""
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def secret_from_environment(name: str) -> SecretStr | None:
+    """A secret named by configuration stored elsewhere (a WhatsApp number's `token_env`):
+    read from the environment here, the one module that reads it."""
+    value = os.environ.get(name.strip()) if name and name.strip() else None
+    return SecretStr(value) if value else None

@@ -53,6 +53,10 @@ class Case(IdMixin, CreatedAtMixin, Base):
     # Natural key of an imported row without a reference, so a re-import updates, not duplicates.
     import_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     updated_at: Mapped[dt.datetime | None]
+    # The responsible analyst (api/operations/ownership.py): alerts go to them.
+    assignee_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("analysts.id", ondelete="SET NULL"), index=True
+    )
     # The day an analyst wants to look at the case again (the cases list filters on it).
     follow_up_on: Mapped[dt.date | None] = mapped_column(index=True)
 
