@@ -111,10 +111,16 @@ async def do_change_status(
     target: CaseStatus,
     actor: Actor,
     reason: str | None = None,
+    payment_confirmed: bool = False,
 ) -> Case:
-    """Move a case along its lifecycle, refusing illegal moves, and record it on the timeline."""
+    """Move a case along its lifecycle, refusing illegal moves, and record it on the timeline.
+
+    `payment_confirmed`: the caller acts on a payment confirmation already recorded (an
+    automation triggered by payment.confirmed), which may move the case to PAGO without an
+    analyst; the confirmation is not emitted a second time."""
     check_transition(case.status, target)
-    if target in HUMAN_ONLY_TARGETS and actor.kind is not ActorKind.ANALYST:
+    confirmed = payment_confirmed and target is CaseStatus.PAGO
+    if target in HUMAN_ONLY_TARGETS and actor.kind is not ActorKind.ANALYST and not confirmed:
         raise PermissionDenied(
             f"Somente um analista pode mover o caso para {status_label(target)}."
         )
@@ -150,7 +156,7 @@ async def do_change_status(
                 **envelope, amount=case.agreed_amount, installments=case.agreed_installments
             ),
         )
-    elif target is CaseStatus.PAGO:
+    elif target is CaseStatus.PAGO and not confirmed:
         emit(session, ev.PaymentConfirmed(**envelope, amount=case.agreed_amount))
     return case
 

@@ -31,9 +31,13 @@ def about(
 ) -> dict[str, Any]:
     """The envelope fields of an event about `conversation` (or a case) done by `actor`.
 
-    `actor` is a timeline Actor (kind, analyst_id) or an EventActorKind."""
+    `actor` is a timeline Actor (kind, analyst_id), a rule's actor or an EventActorKind."""
     if isinstance(actor, EventActorKind):
         actor_kind, actor_id = actor, None
+    elif getattr(actor, "rule_execution_id", None) is not None:
+        # An automation acting (api/automations/engine.py RuleActor): its events say `rule`
+        # and name the ledger row that caused them, which bounds chains of rules.
+        actor_kind, actor_id = EventActorKind.RULE, actor.rule_execution_id
     else:
         actor_kind, actor_id = EventActorKind(str(actor.kind)), actor.analyst_id
     if conversation is not None:
