@@ -232,3 +232,37 @@ class RuleFired(DomainEvent):
 def event_schemas() -> dict[str, dict[str, Any]]:
     """Each kind's JSON schema (for docs and for consumers outside Python)."""
     return {kind: model.model_json_schema() for kind, model in sorted(KINDS.items())}
+
+
+# Outreach ------------------------------------------------------------------------------------
+
+
+class NoticeSent(DomainEvent):
+    """The extrajudicial notice was queued to the infringer (e-mail with the PDF, or the
+    WhatsApp template); the case moved to NOTIFICADO with this response deadline."""
+
+    kind: ClassVar[str] = "notice.sent"
+    message_id: int
+    batch_id: int | None = None
+    deadline: dt.date
+
+
+# Operations: ownership and alerts (api/operations) -----------------------------------------
+
+
+class CaseAssigned(DomainEvent):
+    """The case's responsible analyst changed (on import, or by a supervisor); None: nobody."""
+
+    kind: ClassVar[str] = "case.assigned"
+    analyst_id: int | None = None
+    previous_analyst_id: int | None = None
+    how: str  # "brand_default" | "round_robin" | "manual"
+
+
+class AlertUpdated(DomainEvent):
+    """An alert was acknowledged, snoozed or resolved (`state` is the new one)."""
+
+    kind: ClassVar[str] = "alert.updated"
+    alert_id: int
+    alert: str
+    state: str
