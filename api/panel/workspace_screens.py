@@ -1,7 +1,12 @@
-"""Panel: cases list, people, templates, unmatched mail, users."""
+"""Panel: cases list, people, templates, unmatched mail, users — one module per screen, all
+included here (api/panel/routes.py includes this router)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.panel import cases_list
+
 router = APIRouter()
+for screen in (cases_list,):
+    router.include_router(screen.router)

@@ -1,12 +1,22 @@
-"""Loading the template catalog, building a case's variables and rendering strictly."""
+"""Message templates: the catalog (in the database, every edit a new version; the YAML file is
+the seed and the fallback for code that runs without a database), a case's variables, strict
+rendering and sending.
+
+The channel composers read templates synchronously (`get_template`); the async entry points
+(`load_templates`, `do_send_template`) first load the current versions from the database into a
+context-local overlay, so a composer in the same request or job sees exactly the version that
+is being sent, whatever another process did meanwhile.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
 from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +35,7 @@ from api.conversations.outbound import (
 from api.errors import NotFound, ValidationFailed
 from api.identifiers.money import format_brl
 from api.payments.service import get_current_payment_request, states_terms
+from api.templates.models import StoredTemplate, TemplateVersion
 from api.timeline.models import ActorKind
 from api.timeline.service import Actor
 
@@ -44,6 +55,8 @@ class MessageTemplate:
     body: str
     whatsapp_variables: tuple[str, ...]
     content_sid: str | None
+    # The stored version this is (None: read from the YAML seed without a database).
+    version: int | None = None
 
     @property
     def variables(self) -> frozenset[str]:
@@ -78,7 +91,70 @@ def load_catalog(path: Path = CATALOG_PATH) -> dict[str, MessageTemplate]:
     return catalog
 
 
+_loaded: ContextVar[dict[str, MessageTemplate] | None] = ContextVar(
+    "tratativa_loaded_templates", default=None
+)
+
+
+def template_from_version(name: str, version: TemplateVersion) -> MessageTemplate:
+    """A stored version as the renderer and the composers use it (TEMPLATE_CONTENT_SIDS
+    overrides the stored Content SID when it is read, in `get_template`)."""
+    return MessageTemplate(
+        name=name,
+        description=version.description,
+        channels=frozenset(Channel(c) for c in version.channels),
+        body=version.body,
+        whatsapp_variables=tuple(version.whatsapp_variables),
+        content_sid=version.content_sid,
+        version=version.version,
+    )
+
+
+async def load_templates(session: AsyncSession) -> dict[str, MessageTemplate]:
+    """The active templates at their current version, from the database (plus any YAML seed
+    template not stored yet); also what `get_template` answers for the rest of this context."""
+    rows = (
+        await session.execute(
+            sa.select(StoredTemplate.name, TemplateVersion)
+            .join(
+                TemplateVersion,
+                sa.and_(
+                    TemplateVersion.template_id == StoredTemplate.id,
+                    TemplateVersion.version == StoredTemplate.current_version,
+                ),
+            )
+            .where(StoredTemplate.active.is_(True))
+            .order_by(StoredTemplate.name)
+        )
+    ).all()
+    # The stored versions win; a YAML template not stored yet (added to the seed after the
+    # database was migrated) is still offered.
+    retired = set(
+        await session.scalars(
+            sa.select(StoredTemplate.name).where(StoredTemplate.active.is_(False))
+        )
+    )
+    loaded = {
+        name: template
+        for name, template in {
+            **load_catalog(),
+            **{name: template_from_version(name, version) for name, version in rows},
+        }.items()
+        if name not in retired
+    }
+    _loaded.set(loaded)
+    return {name: _with_configured_sid(t) for name, t in loaded.items()}
+
+
+def _with_configured_sid(template: MessageTemplate) -> MessageTemplate:
+    sid = get_settings().template_content_sids.get(template.name)
+    return replace(template, content_sid=sid) if sid else template
+
+
 def get_template(name: str) -> MessageTemplate:
+    loaded = _loaded.get()
+    if loaded is not None and name in loaded:
+        return _with_configured_sid(loaded[name])
     template = load_catalog().get(name)
     if template is None:
         raise NotFound(f"Modelo de mensagem {name!r} não existe.")
@@ -101,7 +177,9 @@ def render(template: MessageTemplate, variables: dict[str, Any]) -> str:
         raise TemplateVariableMissing(str(exc)) from exc
 
 
-async def variables_for_case(session: AsyncSession, case: Case) -> dict[str, str]:
+async def variables_for_case(
+    session: AsyncSession, case: Case, *, analyst_name: str | None = None
+) -> dict[str, str]:
     """What the database knows for a case's templates; absent facts are left out (not blank)."""
     settings = get_settings()
     values: dict[str, str] = {
@@ -110,6 +188,10 @@ async def variables_for_case(session: AsyncSession, case: Case) -> dict[str, str
         "case_ref": case.reference,
         "infringer_name": case.infringer.name.split()[0].title(),
     }
+    if analyst_name:
+        values["analyst_name"] = analyst_name
+    if case.agreed_installments:
+        values["installments"] = str(case.agreed_installments)
     if case.response_deadline is not None:
         values["deadline"] = case.response_deadline.strftime("%d/%m/%Y")
     amount = case.agreed_amount or case.claimed_amount
@@ -165,11 +247,17 @@ async def do_send_template(
     actor: Actor,
     overrides: dict[str, str] | None = None,
 ) -> Message:
-    """Render a template with the case's data (plus overrides) and queue it on the channel."""
+    """Render a template's current version with the case's data (plus overrides) and queue it
+    on the channel; the queued messages record which version they used."""
+    await load_templates(session)
     template = get_template(name)
     if conversation.channel not in template.channels:
         raise ValidationFailed(f"O modelo {name!r} não serve para o canal {conversation.channel}.")
-    variables = {**await variables_for_case(session, case), **(overrides or {})}
+    analyst_name = actor.name if actor.kind is ActorKind.ANALYST else None
+    variables = {
+        **await variables_for_case(session, case, analyst_name=analyst_name),
+        **(overrides or {}),
+    }
     # The channel decides how a template travels (WhatsApp: the approved Content SID; e-mail: a
     # threaded reply with the [INF-…] subject, and for an analyst's template neither the
     # automatic-answer footer nor Auto-Submitted).
@@ -183,4 +271,7 @@ async def do_send_template(
     queued = await do_queue_message(
         session, conversation=conversation, message=message, actor=actor
     )
+    for item in queued:
+        item.meta = {**(item.meta or {}), "template": name, "template_version": template.version}
+    await session.flush()
     return queued[0]
