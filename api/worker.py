@@ -24,6 +24,7 @@ from api.engine.turns import get_conversations_with_pending, process_conversatio
 from api.events.consumers import exclude_here, run_event_consumers
 from api.operations.runner import run_operations
 from api.outbox.worker import run_outbox_worker
+from api.outreach.runner import run_outreach
 
 log = logging.getLogger(__name__)
 SWEEP_AFTER = dt.timedelta(seconds=30)
@@ -94,6 +95,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         from api.notifications.live import NAME as LIVE_NOTIFICATIONS
 
         exclude_here(LIVE_NOTIFICATIONS)
+        from api.operations.live import NAME as LIVE_ALERTS
+
+        exclude_here(LIVE_ALERTS)
     # Mail the worker ingests gets its bot turn after commit, in this process (the tasks below
     # inherit the context).
     install_turn_scheduler(BACKGROUND_TURNS)
@@ -107,6 +111,7 @@ async def run_worker(settings: Settings | None = None) -> None:
         asyncio.create_task(run_operations(settings, stop)),
         asyncio.create_task(run_automations(settings, stop)),
         asyncio.create_task(run_mailboxes(settings, stop)),
+        asyncio.create_task(run_outreach(settings, stop)),
     ]
     if settings.imap.host:
         try:
