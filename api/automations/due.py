@@ -1,11 +1,227 @@
-"""Time-based rules: one evaluation pass as of a given moment."""
+"""Time-based rules: one evaluation pass as of a given moment.
+
+`run_due_rules(now)` is what the worker runs every minute and `tratativa operations run-due
+[--at …]` runs once: every enabled time rule over the subjects whose timer has run out at
+`now`, then the scheduled actions that have come due. The ledger makes a second pass for the
+same moment (or a pass running beside another worker) change nothing.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.automations.engine import (
+    Firing,
+    LoadedRule,
+    Outcome,
+    check_conditions,
+    fire,
+    get_enabled_rules,
+    load_rule,
+    run_scheduled_action,
+)
+from api.automations.models import AutomationExecution, AutomationRule, ScheduledAction
+from api.automations.schemas import TimeTrigger
+from api.automations.subjects import (
+    BATCH,
+    Candidate,
+    find_candidates,
+    load_cases,
+    load_conversations,
+)
+from api.cases.tags import get_tags_of_cases
+from api.db import unit_of_work, utcnow
+from api.operations.calendar import BusinessCalendar, load_calendar
+
+log = logging.getLogger(__name__)
 
 
-async def run_due_rules(now: dt.datetime) -> int:
+async def run_due_rules(
+    now: dt.datetime, *, maker: async_sessionmaker[AsyncSession] | None = None
+) -> int:
     """Evaluate every time-based rule as of `now`; return how many actions were taken.
     Running it twice for the same moment takes no action the second time."""
-    return 0
+    async with unit_of_work(maker) as session:
+        rules = await get_enabled_rules(session, trigger_type="time")
+        calendar = await load_calendar(session)
+    taken = 0
+    for rule in rules:
+        after: int | None = 0
+        while after is not None:
+            async with unit_of_work(maker) as session:
+                fired, after = await sweep_rule_page(
+                    session, rule=rule, now=now, calendar=calendar, after_id=after
+                )
+            taken += fired
+    while True:
+        async with unit_of_work(maker) as session:
+            done = await do_run_scheduled(session, now=now, calendar=calendar, limit=BATCH)
+        taken += done
+        if done < BATCH:
+            break
+    return taken
+
+
+async def do_run_due_rules(
+    session: AsyncSession, *, now: dt.datetime, calendar: BusinessCalendar | None = None
+) -> int:
+    """The same pass inside the caller's transaction (tests, dry runs of the whole sweep)."""
+    calendar = calendar or await load_calendar(session)
+    taken = 0
+    for rule in await get_enabled_rules(session, trigger_type="time"):
+        after: int | None = 0
+        while after is not None:
+            fired, after = await sweep_rule_page(
+                session, rule=rule, now=now, calendar=calendar, after_id=after
+            )
+            taken += fired
+    taken += await do_run_scheduled(session, now=now, calendar=calendar)
+    return taken
+
+
+async def sweep_rule_page(
+    session: AsyncSession,
+    *,
+    rule: LoadedRule,
+    now: dt.datetime,
+    calendar: BusinessCalendar,
+    after_id: int = 0,
+    limit: int = BATCH,
+) -> tuple[int, int | None]:
+    """Fire `rule` on one page of due subjects; (actions taken, next page start or None)."""
+    trigger = rule.spec.trigger
+    assert isinstance(trigger, TimeTrigger)
+    candidates, next_after = await find_candidates(
+        session,
+        trigger=trigger,
+        conditions=rule.spec.conditions,
+        calendar=calendar,
+        now=now,
+        after_id=after_id,
+        limit=limit,
+    )
+    fresh = await _not_fired(session, rule, candidates)
+    if not fresh:
+        return 0, next_after
+    cases = await load_cases(session, [c.case_id for c in fresh])
+    conversations = await load_conversations(
+        session, [c.conversation_id for c in fresh if c.conversation_id is not None]
+    )
+    tags = (
+        await get_tags_of_cases(session, case_ids=list(cases))
+        if rule.spec.conditions.tags
+        else None
+    )
+    taken = 0
+    for candidate in fresh:
+        case = cases.get(candidate.case_id)
+        if case is None:
+            continue
+        conversation = (
+            conversations.get(candidate.conversation_id) if candidate.conversation_id else None
+        )
+        if (
+            await check_conditions(
+                session,
+                rule.spec.conditions,
+                case=case,
+                conversation=conversation,
+                event=None,
+                tags=tags,
+            )
+            is not None
+        ):
+            continue
+        execution = await fire(
+            session,
+            Firing(
+                rule=rule,
+                case=case,
+                subject=candidate.subject,
+                trigger_key=candidate.trigger_key,
+                now=now,
+                calendar=calendar,
+                conversation=conversation,
+                values=candidate.values,
+                about=candidate.about,
+            ),
+        )
+        if execution is not None:
+            taken += len(rule.spec.actions)
+    return taken, next_after
+
+
+async def _not_fired(
+    session: AsyncSession, rule: LoadedRule, candidates: list[Candidate]
+) -> list[Candidate]:
+    """Leave out the candidates the ledger already has (one query per page, not per row)."""
+    if not candidates:
+        return []
+    rows = await session.execute(
+        sa.select(AutomationExecution.subject, AutomationExecution.trigger_key).where(
+            AutomationExecution.rule_id == rule.id,
+            AutomationExecution.subject.in_(sorted({c.subject for c in candidates})),
+        )
+    )
+    seen = {(r[0], r[1]) for r in rows}
+    return [c for c in candidates if (c.subject, c.trigger_key) not in seen]
+
+
+async def do_run_scheduled(
+    session: AsyncSession,
+    *,
+    now: dt.datetime,
+    calendar: BusinessCalendar,
+    limit: int = BATCH,
+) -> int:
+    """Run the scheduled actions due at `now` (each once: the row is claimed FOR UPDATE SKIP
+    LOCKED and marked finished in the same transaction)."""
+    query = (
+        sa.select(ScheduledAction)
+        .where(ScheduledAction.state == "pending", ScheduledAction.due_at <= now)
+        .order_by(ScheduledAction.due_at, ScheduledAction.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (await session.scalars(query)).all()
+    if not rows:
+        return 0
+    cases = await load_cases(session, [r.case_id for r in rows if r.case_id is not None])
+    conversations = await load_conversations(
+        session, [r.conversation_id for r in rows if r.conversation_id is not None]
+    )
+    done = 0
+    for row in rows:
+        rule_row = await session.get(AutomationRule, row.rule_id)
+        case = cases.get(row.case_id) if row.case_id is not None else None
+        if rule_row is None or case is None:
+            row.state, row.finished_at, row.result = "cancelled", utcnow(), "regra ou caso removido"
+            continue
+        outcome: Outcome = await run_scheduled_action(
+            session,
+            rule=load_rule(rule_row),
+            row=row,
+            case=case,
+            conversation=conversations.get(row.conversation_id) if row.conversation_id else None,
+            now=now,
+            calendar=calendar,
+        )
+        row.state = outcome.state
+        row.finished_at = utcnow()
+        row.result = outcome.text
+        done += 1
+    return done
+
+
+async def do_cancel_scheduled(session: AsyncSession, *, rule_id: int, reason: str) -> int:
+    """Cancel what a rule scheduled and has not run yet (the rule was edited or disabled)."""
+    result = await session.execute(
+        sa.update(ScheduledAction)
+        .where(ScheduledAction.rule_id == rule_id, ScheduledAction.state == "pending")
+        .values(state="cancelled", finished_at=utcnow(), result=reason)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst
 from api.automations.models import AutomationExecution, AutomationRule, ScheduledAction
 from api.automations.schemas import (
+    Action,
     AddNote,
     Assign,
     Conditions,
@@ -254,7 +256,8 @@ async def _claim(
         .on_conflict_do_nothing(index_elements=["rule_id", "subject", "trigger_key"])
         .returning(AutomationExecution.id)
     )
-    return await session.scalar(statement)
+    claimed: int | None = await session.scalar(statement)
+    return claimed
 
 
 async def _sends_since(
@@ -426,6 +429,53 @@ async def _record(session: AsyncSession, run: _Run, outcomes: list[Outcome]) -> 
             },
         ),
     )
+
+
+async def run_scheduled_action(
+    session: AsyncSession,
+    *,
+    rule: LoadedRule,
+    row: ScheduledAction,
+    case: Case,
+    conversation: Conversation | None,
+    now: dt.datetime,
+    calendar: BusinessCalendar,
+) -> Outcome:
+    """Run one action a firing deferred; on the timeline like the firing itself."""
+    if not rule.row.enabled or rule.row.version != row.rule_version:
+        return Outcome("cancelled", "regra alterada ou desativada")
+    execution = await session.get(AutomationExecution, row.execution_id)
+    if execution is None:
+        return Outcome("cancelled", "execução removida")
+    context = row.context or {}
+    firing = Firing(
+        rule=rule,
+        case=case,
+        subject=execution.subject,
+        trigger_key=execution.trigger_key,
+        now=now,
+        calendar=calendar,
+        conversation=conversation,
+        depth=execution.depth,
+        values=dict(context.get("values") or {}),
+    )
+    actor = RuleActor(
+        ActorKind.SYSTEM, name=f"Automação '{rule.name}'", rule_execution_id=execution.id
+    )
+    run = _Run(firing=firing, actor=actor, execution=execution)
+    action: Any = TypeAdapter(Action).validate_python(row.action)
+    outcome = await _run_in_savepoint(session, run, action)
+    execution.sends += run.sends
+    await create_entry(
+        session,
+        kind=EntryKind.SYSTEM,
+        actor=actor,
+        case_id=case.id,
+        conversation_id=conversation.id if conversation else None,
+        summary=f"Automação '{rule.name}' (agendada): {outcome.text}.",
+        data={"rule_id": rule.id, "execution_id": execution.id, "scheduled_id": row.id},
+    )
+    return outcome
 
 
 # Actions ------------------------------------------------------------------------------------
