@@ -186,6 +186,15 @@ async def do_set_listing_status(
         summary=f"Anúncio {listing.url}: {previous} → {status}. {note}".strip(),
         data={"listing_id": listing.id, "from": str(previous), "to": str(status)},
     )
+    emit(
+        session,
+        ev.ListingStatusChanged(
+            **about(case_id=listing.case_id, actor=actor),
+            listing_id=listing.id,
+            from_status=str(previous),
+            to_status=str(status),
+        ),
+    )
     return listing
 
 

@@ -95,7 +95,10 @@ def get_consumers() -> Sequence[Consumer]:
 def _load_builtin_consumers() -> None:
     # Imported here so that api.events depends on no consumer package.
     import api.engine.commands
-    import api.notifications.live  # noqa: F401
+    import api.metrics.consumer
+    import api.notifications.live
+    import api.operations.consumer
+    import api.operations.live  # noqa: F401
 
 
 async def _head(session: AsyncSession) -> tuple[int, int]:

@@ -266,3 +266,15 @@ class AlertUpdated(DomainEvent):
     alert_id: int
     alert: str
     state: str
+
+
+# Listings (metrics: removal rate) ------------------------------------------------------------
+
+
+class ListingStatusChanged(DomainEvent):
+    """A listing's removal state moved (active, removal_pending, removed, relisted)."""
+
+    kind: ClassVar[str] = "listing.status_changed"
+    listing_id: int
+    from_status: str
+    to_status: str
