@@ -17,6 +17,8 @@ Envelope.meta keys for e-mail (all optional; a bare envelope still gets a sensib
   recipient_name   for "Prezado(a) {nome},"
   cc               extra recipients (analyst's choice only; the bot answers the sender alone)
   quote            {"from": str, "date": ISO 8601, "text": str}: their text, quoted below ours
+  mailbox          {"mailbox_id", "provider", "message_ref", "thread_id"}: the mailbox connector
+                   that read the mail we answer (api/channels/mailboxes sends through it)
 """
 
 from __future__ import annotations
@@ -235,6 +237,10 @@ async def email_reply_outbound(
         meta["author_name"] = author_name
     if cc:
         meta["cc"] = list(cc)
+    mailbox = (answered.meta or {}).get("mailbox") if answered is not None else None
+    if isinstance(mailbox, dict) and mailbox.get("mailbox_id"):
+        # Read through a Gmail/Graph mailbox: the reply goes back through it, in its thread.
+        meta["mailbox"] = dict(mailbox)
     original_subject = answered.subject if answered is not None else None
     their_id = answered.provider_id if answered is not None else None
     if answered is not None and their_id and not their_id.startswith("sha256:"):

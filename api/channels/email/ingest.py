@@ -75,8 +75,13 @@ async def do_ingest_email(
     *,
     received_at: dt.datetime | None = None,
     source: Mapping[str, Any] | None = None,
+    mailbox: Mapping[str, Any] | None = None,
 ) -> Ingested:
-    """Store one raw mail (idempotently) and everything it says; flushes, never commits."""
+    """Store one raw mail (idempotently) and everything it says; flushes, never commits.
+
+    `source` is the IMAP position; `mailbox` the connector's handle on the mail (mailbox id,
+    provider, the provider's message and thread ids), kept as meta["mailbox"] so a reply goes
+    back through that mailbox, in its thread (api/channels/mailboxes)."""
     parsed = parse_email(raw)
     external_id = parsed.message_id or content_hash(raw)
     existing = await session.scalar(
@@ -110,10 +115,10 @@ async def do_ingest_email(
         sender=_sender(parsed),
         text=parsed.reply_text,
         received_at=received_at or utcnow(),
-        raw={"raw_path": raw_blob.path, "size": len(raw), **dict(source or {})},
+        raw={"raw_path": raw_blob.path, "size": len(raw), **dict(source or mailbox or {})},
         attachments=tuple(_inbound_attachment(a) for a in parsed.attachments),
         subject=parsed.subject[:500] or None,
-        meta=_meta(parsed, classification, match, raw_blob.path, raw_blob.sha256, source),
+        meta=_meta(parsed, classification, match, raw_blob.path, raw_blob.sha256, source, mailbox),
         case_hint=match.case_id,
         answerable=classification.answerable,
     )
@@ -281,6 +286,7 @@ def _meta(
     raw_path: str,
     raw_sha256: str,
     source: Mapping[str, Any] | None,
+    mailbox: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the panel and the composer read later; documented keys, JSON-safe values."""
     html = sanitize_html(parsed.html) if parsed.html else None
@@ -313,4 +319,6 @@ def _meta(
         meta["auto_reason"] = classification.reason
     if source:
         meta["imap"] = dict(source)
+    if mailbox:
+        meta["mailbox"] = dict(mailbox)
     return meta

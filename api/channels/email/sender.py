@@ -130,3 +130,7 @@ def _load_attachments(items: Sequence[dict[str, str]]) -> list[tuple[bytes, str,
             )
         )
     return loaded
+
+
+# The mailbox connectors (api/channels/mailboxes) attach files the same way.
+load_attachments = _load_attachments

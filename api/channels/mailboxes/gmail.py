@@ -1,0 +1,414 @@
+"""Gmail API connector (google-api-python-client + google-auth).
+
+- Credentials: an OAuth client (id in config, secret named in `credentials_env`) and a refresh
+  token per mailbox. Google may answer a refresh with a new refresh token and retire the old
+  one: it is sealed into the mailbox row in its own transaction before the new access token is
+  used, and from then on preferred over the environment's copy. A refresh refused because
+  another process rotated first is retried once with the stored token.
+- Sync: `history.list` (messageAdded, label INBOX) from the stored historyId; a 404 (history
+  too old) triggers a full resync of recent INBOX mail (since the last sync, with a day of
+  slack) that creates no duplicates: every mail goes through the shared pipeline, which
+  recognises a Message-ID it has seen (through any connector). The cursor moves only after the
+  mail it covers is committed.
+- Push: `users.watch` on a Pub/Sub topic (config `topic`), renewed a day before it expires; the
+  push is only a hint to sync now — periodic polling stays the safety net.
+- Replies: `users.messages.send` with the thread's `threadId` and our own MIME (the composer's
+  In-Reply-To/References, `[INF-…]` subject, our Message-ID, which bounces are mapped by).
+- 429/503 (and 403 rateLimitExceeded): `Throttled` with Retry-After (the runner and the outbox
+  wait at least that long).
+
+The client library is synchronous (httplib2); calls run in a thread. The Authorization header is
+set per request from credentials we refresh ourselves, so no refresh ever happens behind our
+back (google-auth-httplib2's AuthorizedHttp would rotate a token without saving it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import functools
+import json
+import logging
+import threading
+from collections.abc import Callable
+from email.utils import formataddr
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import httplib2
+import requests
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.channels.email.composer import Firm, compose_message, make_message_id
+from api.channels.email.sender import load_attachments
+from api.channels.mailboxes.base import (
+    CursorExpired,
+    MailboxAuthError,
+    MailboxError,
+    MailboxRef,
+    SyncStats,
+    Throttled,
+    ingest_raw,
+    parse_retry_after,
+)
+from api.channels.mailboxes.models import Mailbox, MailboxProvider
+from api.channels.mailboxes.service import (
+    credential,
+    do_save_cursor,
+    do_save_push,
+    do_save_token,
+    unseal,
+)
+from api.config import get_settings
+from api.db import get_sessionmaker, unit_of_work, utcnow
+from api.outbox.senders import Envelope, SendResult
+
+log = logging.getLogger(__name__)
+
+API_BASE_URL = "https://gmail.googleapis.com/"
+TOKEN_URI = "https://oauth2.googleapis.com/token"
+SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
+PAGE_SIZE = 500
+HTTP_TIMEOUT = 60
+INITIAL_DAYS = 30  # how far back the first sync of a new mailbox reads
+RESYNC_SLACK = dt.timedelta(days=1)
+WATCH_RENEW_BEFORE = dt.timedelta(days=1)
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+
+class GmailNotFound(MailboxError):
+    code = "gmail_not_found"
+
+
+class _Local(threading.local):
+    services: dict[str, Any]
+
+    def __init__(self) -> None:
+        self.services = {}
+
+
+class GmailConnector:
+    provider = MailboxProvider.GMAIL
+
+    def __init__(self, *, maker: async_sessionmaker[AsyncSession] | None = None) -> None:
+        self._maker = maker
+        self._creds: dict[int, Credentials] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._local = _Local()
+
+    @property
+    def maker(self) -> async_sessionmaker[AsyncSession]:
+        return self._maker or get_sessionmaker()
+
+    # --- credentials -------------------------------------------------------------------------
+    async def _stored_refresh_token(self, box: MailboxRef) -> str | None:
+        async with unit_of_work(self.maker) as session:
+            row = await session.get(Mailbox, box.id)
+            sealed = row.token_sealed if row is not None else None
+        if sealed:
+            token = unseal(sealed)
+            if token:
+                return token
+            log.warning("mailbox %s: stored refresh token unreadable (SECRET_KEY?)", box.name)
+        return credential(box.credentials_env, "refresh_token")
+
+    async def credentials(self, box: MailboxRef, *, force: bool = False) -> Credentials:
+        """Valid credentials for the mailbox, refreshing (and saving a rotated token) as needed."""
+        lock = self._locks.setdefault(box.id, asyncio.Lock())
+        async with lock:
+            cached = self._creds.get(box.id)
+            if cached is not None and cached.valid and not force:
+                return cached
+            client_secret = credential(box.credentials_env, "client_secret")
+            if not client_secret:
+                raise MailboxAuthError(
+                    f"variável {box.credentials_env.get('client_secret')} (client secret) vazia"
+                )
+            last_error: Exception | None = None
+            for _ in range(2):  # a second try re-reads a token another process just rotated
+                refresh_token = await self._stored_refresh_token(box)
+                if not refresh_token:
+                    raise MailboxAuthError("sem refresh token (variável de ambiente vazia)")
+                creds = Credentials(  # type: ignore[no-untyped-call]
+                    token=None,
+                    refresh_token=refresh_token,
+                    client_id=str(box.config["client_id"]),
+                    client_secret=client_secret,
+                    token_uri=str(box.config.get("token_uri") or TOKEN_URI),
+                    scopes=SCOPES,
+                )
+                try:
+                    await asyncio.to_thread(_refresh, creds)
+                except google.auth.exceptions.RefreshError as exc:
+                    last_error = exc
+                    continue
+                except google.auth.exceptions.TransportError as exc:
+                    raise MailboxError(f"servidor OAuth do Google inacessível: {exc}") from exc
+                if creds.refresh_token and creds.refresh_token != refresh_token:
+                    async with unit_of_work(self.maker) as session:
+                        await do_save_token(
+                            session, mailbox_id=box.id, token=str(creds.refresh_token)
+                        )
+                    log.info("mailbox %s: rotated refresh token saved", box.name)
+                self._creds[box.id] = creds
+                return creds
+            raise MailboxAuthError(f"Google recusou o refresh token: {_oauth_error(last_error)}")
+
+    # --- calls -------------------------------------------------------------------------------
+    def _service(self, box: MailboxRef) -> Any:
+        base = str(box.config.get("api_base_url") or API_BASE_URL)
+        if not base.endswith("/"):
+            base += "/"
+        service = self._local.services.get(base)
+        if service is None:
+            service = build(
+                "gmail",
+                "v1",
+                http=httplib2.Http(timeout=HTTP_TIMEOUT),
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": base},
+            )
+            self._local.services[base] = service
+        return service
+
+    async def call(self, box: MailboxRef, make: Callable[[Any], Any]) -> dict[str, Any]:
+        """Run one API request; a 401 refreshes the token once."""
+        for attempt in range(2):
+            creds = await self.credentials(box, force=attempt > 0)
+            token = str(creds.token)
+
+            def run(token: str = token) -> dict[str, Any]:
+                request = make(self._service(box).users())
+                request.headers["authorization"] = f"Bearer {token}"
+                result = request.execute(num_retries=0)
+                return result if isinstance(result, dict) else {}
+
+            try:
+                return await asyncio.to_thread(run)
+            except HttpError as exc:
+                status = int(exc.resp.status)
+                if status == 401 and attempt == 0:
+                    self._creds.pop(box.id, None)
+                    continue
+                raise _error(exc, status) from exc
+            except (httplib2.HttpLib2Error, OSError, TimeoutError) as exc:
+                raise MailboxError(f"Gmail inacessível: {type(exc).__name__}: {exc}") from exc
+        raise MailboxAuthError("Gmail recusou o token de acesso renovado")
+
+    # --- sync --------------------------------------------------------------------------------
+    async def sync(
+        self, box: MailboxRef, *, last_synced_at: dt.datetime | None = None
+    ) -> SyncStats:
+        stats = SyncStats()
+        cursor = box.cursor
+        if cursor:
+            try:
+                stats.cursor = await self._incremental(box, cursor, stats)
+                return stats
+            except CursorExpired:
+                log.warning("mailbox %s: historyId %s expired; full resync", box.name, cursor)
+                stats.full_resync = True
+        since = (
+            last_synced_at - RESYNC_SLACK
+            if cursor and last_synced_at is not None
+            else utcnow() - dt.timedelta(days=int(box.config.get("initial_days") or INITIAL_DAYS))
+        )
+        stats.cursor = await self._full(box, stats, since=since)
+        return stats
+
+    async def _incremental(self, box: MailboxRef, cursor: str, stats: SyncStats) -> str:
+        page_token: str | None = None
+        seen: set[str] = set()
+        latest = cursor
+        while True:
+            try:
+                page = await self.call(
+                    box,
+                    functools.partial(_history_page, start=cursor, page_token=page_token),
+                )
+            except GmailNotFound as exc:
+                raise CursorExpired(str(exc)) from exc
+            latest = str(page.get("historyId") or latest)
+            for record in page.get("history") or []:
+                for added in record.get("messagesAdded") or []:
+                    message = added.get("message") or {}
+                    gmail_id = str(message.get("id") or "")
+                    if gmail_id and gmail_id not in seen:
+                        seen.add(gmail_id)
+                        await self._ingest(box, gmail_id, stats)
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                break
+        async with unit_of_work(self.maker) as session:
+            await do_save_cursor(session, mailbox_id=box.id, cursor=latest)
+        return latest
+
+    async def _full(self, box: MailboxRef, stats: SyncStats, *, since: dt.datetime) -> str:
+        # The history id is read first: mail arriving while we list is picked up by the next
+        # incremental pass (and recognised if we also listed it).
+        profile = await self.call(box, lambda users: users.getProfile(userId="me"))
+        start = str(profile["historyId"])
+        ids: list[str] = []
+        page_token: str | None = None
+        query = f"after:{int(since.timestamp())}"
+        while True:
+            page = await self.call(
+                box, functools.partial(_list_page, query=query, page_token=page_token)
+            )
+            ids += [str(m["id"]) for m in page.get("messages") or []]
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                break
+        for gmail_id in reversed(list(dict.fromkeys(ids))):  # oldest first
+            await self._ingest(box, gmail_id, stats)
+        async with unit_of_work(self.maker) as session:
+            await do_save_cursor(session, mailbox_id=box.id, cursor=start)
+        return start
+
+    async def _ingest(self, box: MailboxRef, gmail_id: str, stats: SyncStats) -> None:
+        try:
+            message = await self.call(
+                box, lambda users: users.messages().get(userId="me", id=gmail_id, format="raw")
+            )
+        except GmailNotFound:
+            return  # deleted between the listing and the fetch
+        labels = message.get("labelIds") or []
+        if "SENT" in labels or "DRAFT" in labels:
+            return  # our own mail (or a draft) is not inbound
+        raw = base64.urlsafe_b64decode(str(message.get("raw") or "") + "==")
+        received = _internal_date(message.get("internalDate"))
+        await ingest_raw(
+            raw,
+            box=box,
+            stats=stats,
+            received_at=received,
+            ref={"message_ref": gmail_id, "thread_id": message.get("threadId")},
+            maker=self.maker,
+        )
+
+    # --- push --------------------------------------------------------------------------------
+    async def renew_push(self, box: MailboxRef) -> None:
+        topic = box.config.get("topic")
+        if not topic:
+            return
+        if box.push_expires_at is not None and box.push_expires_at > utcnow() + WATCH_RENEW_BEFORE:
+            return
+        answer = await self.call(
+            box,
+            lambda users: users.watch(
+                userId="me",
+                body={
+                    "topicName": topic,
+                    "labelIds": ["INBOX"],
+                    "labelFilterBehavior": "INCLUDE",
+                },
+            ),
+        )
+        expires = dt.datetime.fromtimestamp(int(answer["expiration"]) / 1000, tz=dt.UTC)
+        async with unit_of_work(self.maker) as session:
+            await do_save_push(session, mailbox_id=box.id, push_id=str(topic), expires_at=expires)
+
+    # --- send --------------------------------------------------------------------------------
+    async def send(self, box: MailboxRef, envelope: Envelope) -> SendResult:
+        settings = get_settings()
+        base_firm = Firm.from_settings(settings)
+        firm = Firm(
+            name=base_firm.name,
+            site=base_firm.site,
+            phone=base_firm.phone,
+            email_from=formataddr((base_firm.name, box.address)),
+            timezone=base_firm.timezone,
+        )
+        message_id = make_message_id(
+            message_id=envelope.message_id,
+            conversation_id=envelope.conversation_id,
+            secret=settings.secret_key.get_secret_value(),
+            domain=firm.domain,
+        )
+        mime = compose_message(
+            envelope,
+            firm=firm,
+            message_id=message_id,
+            attachments=load_attachments(envelope.attachments),
+        )
+        raw = base64.urlsafe_b64encode(mime.as_bytes()).decode()
+        thread_id = (envelope.meta.get("mailbox") or {}).get("thread_id")
+        body: dict[str, Any] = {"raw": raw}
+        if thread_id:
+            body["threadId"] = str(thread_id)
+        try:
+            await self.call(box, lambda users: users.messages().send(userId="me", body=body))
+        except GmailNotFound:
+            # The thread is gone (deleted in Gmail): the headers still thread it for them.
+            body.pop("threadId", None)
+            await self.call(box, lambda users: users.messages().send(userId="me", body=body))
+        return SendResult(provider_id=message_id)
+
+
+def _history_page(users: Any, *, start: str, page_token: str | None) -> Any:
+    return users.history().list(
+        userId="me",
+        startHistoryId=start,
+        historyTypes=["messageAdded"],
+        labelId="INBOX",
+        maxResults=PAGE_SIZE,
+        pageToken=page_token,
+    )
+
+
+def _list_page(users: Any, *, query: str, page_token: str | None) -> Any:
+    return users.messages().list(
+        userId="me", labelIds=["INBOX"], q=query, maxResults=PAGE_SIZE, pageToken=page_token
+    )
+
+
+def _refresh(creds: Credentials) -> None:
+    session = requests.Session()
+    try:
+        creds.refresh(  # type: ignore[no-untyped-call]
+            google.auth.transport.requests.Request(session=session)
+        )
+    finally:
+        session.close()
+
+
+def _internal_date(value: object) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(int(str(value)) / 1000, tz=dt.UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _error(exc: HttpError, status: int) -> MailboxError:
+    reason, message = "", ""
+    try:
+        detail = json.loads(exc.content or b"{}").get("error") or {}
+        message = str(detail.get("message") or "")
+        reason = str(((detail.get("errors") or [{}])[0]).get("reason") or "")
+    except (ValueError, AttributeError):
+        message = str(exc)
+    if status in (429, 503) or (status == 403 and reason in _RATE_REASONS):
+        retry_after = parse_retry_after(exc.resp.get("retry-after"))
+        return Throttled(f"Gmail {status}: limite de requisições ({message})"[:400],
+                         retry_after=retry_after)  # fmt: skip
+    if status == 404:
+        return GmailNotFound(f"Gmail 404: {message}"[:400])
+    if status in (401, 403):
+        return MailboxAuthError(f"Gmail {status}: {message}"[:400])
+    return MailboxError(f"Gmail {status}: {message}"[:400])
+
+
+def _oauth_error(exc: Exception | None) -> str:
+    if exc is None:
+        return "erro desconhecido"
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    detail = args[1] if len(args) > 1 and isinstance(args[1], dict) else None
+    if detail:
+        return str(detail.get("error") or detail)[:200]
+    return str(exc)[:200]

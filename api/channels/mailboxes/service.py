@@ -1,0 +1,304 @@
+"""The mailboxes table: create, list, claim for a sync pass, record what a pass did, push hints,
+and the sealed store of rotated refresh tokens."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.channels.mailboxes.models import Mailbox, MailboxProvider, MailboxState
+from api.config import env_secret, get_settings
+from api.db import utcnow
+from api.errors import Conflict, NotFound, ValidationFailed
+
+LEASE = dt.timedelta(minutes=15)  # longer than a pass may take (runner timeout)
+MAX_BACKOFF = dt.timedelta(minutes=30)
+# What each provider needs in `config` and which secrets it names in `credentials_env`.
+REQUIRED_CONFIG: dict[MailboxProvider, tuple[str, ...]] = {
+    MailboxProvider.IMAP: ("host", "user"),
+    MailboxProvider.GMAIL: ("client_id",),
+    MailboxProvider.GRAPH: ("tenant", "client_id"),
+}
+REQUIRED_SECRETS: dict[MailboxProvider, tuple[str, ...]] = {
+    MailboxProvider.IMAP: ("password",),
+    MailboxProvider.GMAIL: ("client_secret", "refresh_token"),
+    MailboxProvider.GRAPH: ("client_secret",),
+}
+
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(
+        b"tratativa-mailbox-token:" + get_settings().secret_key.get_secret_value().encode()
+    ).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(value: str) -> str:
+    """Encrypt a token with a key derived from SECRET_KEY."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def unseal(value: str) -> str | None:
+    """The sealed token, or None when SECRET_KEY changed since it was sealed."""
+    try:
+        return _fernet().decrypt(value.encode()).decode()
+    except (InvalidToken, ValueError):
+        return None
+
+
+def secret_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def check_secret(value: str | None, expected_hash: str | None) -> bool:
+    if not value or not expected_hash:
+        return False
+    return hmac.compare_digest(secret_hash(value), expected_hash)
+
+
+def credential(box_env: dict[str, Any], key: str) -> str | None:
+    """The secret a mailbox names by variable (`credentials_env[key]`), from the environment."""
+    name = box_env.get(key)
+    return env_secret(str(name)) if name else None
+
+
+def check_new_mailbox(
+    *, provider: MailboxProvider, name: str, address: str, config: dict[str, Any],
+    credentials_env: dict[str, str],
+) -> None:  # fmt: skip
+    if not name.strip() or len(name) > 100:
+        raise ValidationFailed("nome da caixa postal inválido (1 a 100 caracteres)")
+    if "@" not in address:
+        raise ValidationFailed(f"endereço de e-mail inválido: {address!r}")
+    missing = [key for key in REQUIRED_CONFIG[provider] if not config.get(key)]
+    if missing:
+        raise ValidationFailed(f"faltam opções para {provider}: {', '.join(missing)}")
+    missing = [key for key in REQUIRED_SECRETS[provider] if not credentials_env.get(key)]
+    if missing:
+        raise ValidationFailed(
+            f"faltam os nomes das variáveis de ambiente de: {', '.join(missing)}"
+        )
+    for key, variable in credentials_env.items():
+        if not str(variable).replace("_", "").isalnum():
+            raise ValidationFailed(
+                f"{key}: informe o NOME de uma variável de ambiente, não o segredo"
+            )
+
+
+async def create_mailbox(
+    session: AsyncSession,
+    *,
+    provider: MailboxProvider,
+    name: str,
+    address: str,
+    config: dict[str, Any],
+    credentials_env: dict[str, str],
+) -> Mailbox:
+    check_new_mailbox(
+        provider=provider, name=name, address=address, config=config,
+        credentials_env=credentials_env,
+    )  # fmt: skip
+    address = address.strip().lower()
+    clash = await session.scalar(
+        sa.select(Mailbox.id).where(
+            sa.or_(
+                Mailbox.name == name,
+                sa.and_(Mailbox.provider == provider, Mailbox.address == address),
+            )
+        )
+    )
+    if clash is not None:
+        raise Conflict(f"já existe uma caixa postal {name!r} ou {provider} {address}")
+    now = utcnow()
+    box = Mailbox(
+        name=name.strip(),
+        provider=provider,
+        address=address,
+        config=config,
+        credentials_env=credentials_env,
+        state=MailboxState.ACTIVE,
+        failures=0,
+        next_attempt_at=now,
+        updated_at=now,
+    )
+    session.add(box)
+    await session.flush()
+    return box
+
+
+async def get_mailboxes(session: AsyncSession) -> Sequence[Mailbox]:
+    return (await session.scalars(sa.select(Mailbox).order_by(Mailbox.name))).all()
+
+
+async def get_mailbox(session: AsyncSession, *, name: str) -> Mailbox | None:
+    return await session.scalar(sa.select(Mailbox).where(Mailbox.name == name))
+
+
+async def require_mailbox(session: AsyncSession, *, name: str) -> Mailbox:
+    box = await get_mailbox(session, name=name)
+    if box is None:
+        raise NotFound(f"caixa postal {name!r} não encontrada")
+    return box
+
+
+async def claim_due(
+    session: AsyncSession,
+    *,
+    now: dt.datetime,
+    poll_every: dt.timedelta,
+    names: Sequence[str] | None = None,
+    force: bool = False,
+) -> list[Mailbox]:
+    """Lease the mailboxes due for a pass: a push hint arrived, the poll interval passed, or
+    (force) an operator asked; never one that is disabled, throttled until later, or leased."""
+    free = sa.or_(Mailbox.locked_until.is_(None), Mailbox.locked_until < now)
+    query = sa.select(Mailbox).where(Mailbox.state != MailboxState.DISABLED, free)
+    if names:
+        query = query.where(Mailbox.name.in_(list(names)))
+    if not force:
+        query = query.where(
+            Mailbox.next_attempt_at <= now,
+            sa.or_(
+                Mailbox.sync_requested_at.is_not(None),
+                Mailbox.last_synced_at.is_(None),
+                Mailbox.last_synced_at <= now - poll_every,
+                Mailbox.state != MailboxState.ACTIVE,
+            ),
+        )
+    rows = list(
+        (
+            await session.scalars(
+                query.order_by(Mailbox.id).with_for_update(skip_locked=True, of=Mailbox)
+            )
+        ).all()
+    )
+    for row in rows:
+        row.locked_until = now + LEASE
+        row.sync_requested_at = None
+    await session.flush()
+    return rows
+
+
+async def do_record_success(
+    session: AsyncSession, *, mailbox_id: int, cursor: str | None, now: dt.datetime
+) -> None:
+    box = await session.get(Mailbox, mailbox_id)
+    if box is None:
+        return
+    if cursor is not None:
+        box.cursor = cursor
+    if box.state != MailboxState.DISABLED:
+        box.state = MailboxState.ACTIVE
+    box.last_error = None
+    box.failures = 0
+    box.last_synced_at = now
+    box.next_attempt_at = now
+    box.locked_until = None
+    box.updated_at = now
+
+
+async def do_record_failure(
+    session: AsyncSession,
+    *,
+    mailbox_id: int,
+    error: str,
+    now: dt.datetime,
+    retry_after: float | None = None,
+) -> dt.datetime:
+    """Failing (backoff 2, 4, 8 … s up to 30 min) or throttled (exactly the provider's
+    Retry-After, never sooner); returns when the mailbox is tried again."""
+    box = await session.get(Mailbox, mailbox_id)
+    if box is None:
+        return now
+    box.failures += 1
+    box.last_error = error[:500]
+    if retry_after is not None:
+        box.state = MailboxState.THROTTLED
+        box.next_attempt_at = now + dt.timedelta(seconds=retry_after)
+    else:
+        box.state = MailboxState.FAILING
+        delay = min(MAX_BACKOFF.total_seconds(), 2.0 ** min(box.failures, 20))
+        box.next_attempt_at = now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.0))
+    if box.state is MailboxState.THROTTLED or box.state is MailboxState.FAILING:
+        box.locked_until = None
+    box.updated_at = now
+    return box.next_attempt_at
+
+
+async def do_save_cursor(session: AsyncSession, *, mailbox_id: int, cursor: str | None) -> None:
+    await session.execute(
+        sa.update(Mailbox)
+        .where(Mailbox.id == mailbox_id)
+        .values(cursor=cursor, updated_at=utcnow())
+    )
+
+
+async def do_save_token(session: AsyncSession, *, mailbox_id: int, token: str) -> None:
+    """Persist a rotated refresh token (sealed) before anything uses the new access token."""
+    await session.execute(
+        sa.update(Mailbox)
+        .where(Mailbox.id == mailbox_id)
+        .values(token_sealed=seal(token), updated_at=utcnow())
+    )
+
+
+async def do_save_push(
+    session: AsyncSession,
+    *,
+    mailbox_id: int,
+    push_id: str | None,
+    expires_at: dt.datetime | None,
+    secret_hash_value: str | None = None,
+    keep_secret: bool = False,
+) -> None:
+    values: dict[str, Any] = {
+        "push_id": push_id,
+        "push_expires_at": expires_at,
+        "updated_at": utcnow(),
+    }
+    if not keep_secret:
+        values["push_secret_hash"] = secret_hash_value
+    await session.execute(sa.update(Mailbox).where(Mailbox.id == mailbox_id).values(**values))
+
+
+async def do_request_sync(session: AsyncSession, *, mailbox_id: int) -> bool:
+    """A push hint: sync this mailbox at the next pass (the poll stays the safety net)."""
+    result = await session.execute(
+        sa.update(Mailbox)
+        .where(Mailbox.id == mailbox_id, Mailbox.state != MailboxState.DISABLED)
+        .values(sync_requested_at=utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def do_set_enabled(session: AsyncSession, *, name: str, enabled: bool) -> Mailbox:
+    box = await require_mailbox(session, name=name)
+    box.state = MailboxState.ACTIVE if enabled else MailboxState.DISABLED
+    box.next_attempt_at = utcnow()
+    box.failures = 0
+    box.updated_at = utcnow()
+    await session.flush()
+    return box
+
+
+async def get_by_address(
+    session: AsyncSession, *, provider: MailboxProvider, address: str
+) -> Mailbox | None:
+    return await session.scalar(
+        sa.select(Mailbox).where(
+            Mailbox.provider == provider, Mailbox.address == address.strip().lower()
+        )
+    )
+
+
+async def get_by_push_id(session: AsyncSession, *, push_id: str) -> Mailbox | None:
+    return await session.scalar(sa.select(Mailbox).where(Mailbox.push_id == push_id))
