@@ -91,6 +91,10 @@ class Conversation(IdMixin, CreatedAtMixin, Base):
     # One bot turn at a time per conversation, across processes: a short lease on this row.
     turn_lease_token: Mapped[str | None] = mapped_column(sa.String(36))
     turn_lease_until: Mapped[dt.datetime | None]
+    # WhatsApp: the provider (twilio, meta, 360dialog, zapi, ultramsg) and our number the
+    # conversation was opened on, kept for its life (api/channels/numbers).
+    provider: Mapped[str | None] = mapped_column(sa.String(16))
+    provider_number: Mapped[str | None] = mapped_column(sa.String(32))
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.id"

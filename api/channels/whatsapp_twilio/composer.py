@@ -8,14 +8,24 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.channels.numbers.models import Provider
+from api.channels.numbers.service import reply_route
 from api.config import get_settings
 from api.contacts.models import ContactKind
-from api.conversations.models import Channel, Conversation, Direction, Message
-from api.conversations.outbound import Outbound, OutboundMessage, TemplateUse, WindowClosed
-from api.templates.service import get_template, template_ref
+from api.conversations.models import Channel, Conversation
+from api.conversations.outbound import (
+    Outbound,
+    OutboundMessage,
+    TemplateRef,
+    TemplateUse,
+    WindowClosed,
+)
+from api.templates.service import MessageTemplate, get_template, render, template_ref
+
+# The language of our approved Cloud API templates (Meta names a template by name + language).
+CLOUD_TEMPLATE_LANGUAGE = "pt_BR"
 
 MAX_BODY_CHARS = 1600
 # Where a long text may be cut, best first: between paragraphs, between lines, after a
@@ -66,11 +76,25 @@ class WhatsAppComposer:
     ) -> list[Outbound]:
         if message.template is not None:
             template = get_template(message.template.name)
+            route = await reply_route(session, conversation)
+            if route.provider is Provider.TWILIO:
+                return [
+                    Outbound(
+                        text="",
+                        template=template_ref(template, message.template.variables),
+                        attachments=message.attachments,
+                    )
+                ]
+            # Cloud API: the approved template by its name (and language); the unofficial
+            # gateways have no approval and send the text we render.
             return [
                 Outbound(
                     text="",
-                    template=template_ref(template, message.template.variables),
+                    template=named_template(template, message.template.variables),
                     attachments=message.attachments,
+                    meta={"template_language": CLOUD_TEMPLATE_LANGUAGE}
+                    if route.provider.cloud_api
+                    else {"template": template.name},
                 )
             ]
         texts = [t.strip() for t in message.texts if t and t.strip()]
@@ -120,15 +144,17 @@ class WhatsAppComposer:
             )
 
     async def reply_from(self, session: AsyncSession, conversation: Conversation) -> str | None:
-        """Our WhatsApp number the infringer last wrote to: the reply leaves from it (a firm with
-        several numbers answers on the one the infringer knows)."""
-        meta = await session.scalar(
-            sa.select(Message.meta)
-            .where(
-                Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND
-            )
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
-        to = (meta or {}).get("to")
-        return str(to) if to else None
+        """The provider and number the infringer last wrote to: the reply leaves from it (a firm
+        with several numbers answers on the one the infringer knows), as the outbox's route."""
+        route = await reply_route(session, conversation)
+        return route.route or None
+
+
+def named_template(template: MessageTemplate, variables: dict[str, str]) -> TemplateRef:
+    """A template sent by its name (Cloud API), its variables numbered in the approved order."""
+    numbered = {
+        str(i): str(variables[name]) for i, name in enumerate(template.whatsapp_variables, 1)
+    }
+    return TemplateRef(
+        content_sid=template.name, variables=numbered, rendered_text=render(template, variables)
+    )

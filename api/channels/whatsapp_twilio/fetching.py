@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 import sqlalchemy as sa
@@ -42,6 +44,30 @@ MAX_RETRY_SECONDS = 10 * 60.0
 FETCH_LEASE = dt.timedelta(seconds=60)
 
 
+class MediaDownloader(Protocol):
+    """Another provider's download of a referenced file (api.channels.numbers.sender)."""
+
+    async def __call__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        url: str,
+        content_type: str | None,
+        meta: Mapping[str, object],
+        max_bytes: int,
+        name: str,
+    ) -> InboundAttachment: ...
+
+
+# The WhatsApp providers other than Twilio, by the name their messages carry in meta.provider;
+# the claim, retries and records here serve them all.
+_DOWNLOADERS: dict[str, MediaDownloader] = {}
+
+
+def register_media_downloader(provider: str, downloader: MediaDownloader) -> None:
+    _DOWNLOADERS[provider] = downloader
+
+
 def retry_delay(attempts: int) -> dt.timedelta:
     """After the n-th failed attempt: 2, 4, 8 … seconds, capped at 10 minutes."""
     return dt.timedelta(seconds=min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1)))
@@ -54,6 +80,7 @@ class _Claimed:
     ref: MediaRef
     message_sid: str
     attempt: int
+    meta: dict[str, object] = field(default_factory=dict)
 
 
 async def _claim(
@@ -101,6 +128,7 @@ async def _claim(
                     ),
                     message_sid=message.provider_id or str(message.id),
                     attempt=row.fetch_attempts,
+                    meta=dict(message.meta or {}),
                 )
             )
         return claimed
@@ -209,6 +237,16 @@ async def fetch_due_media(
     )
 
     async def fetch(http: httpx.AsyncClient, item: _Claimed) -> InboundAttachment:
+        downloader = _DOWNLOADERS.get(str(item.meta.get("provider") or "twilio"))
+        if downloader is not None:
+            return await downloader(
+                http,
+                url=item.ref.url,
+                content_type=item.ref.content_type,
+                meta=item.meta,
+                max_bytes=settings.max_attachment_bytes,
+                name=f"whatsapp-{item.message_sid}-{item.ref.index}",
+            )
         return await download_one(
             http,
             item.ref,

@@ -15,6 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.channels.numbers.models import Provider
+from api.channels.numbers.service import do_assign_number, maybe_number
 from api.channels.whatsapp_twilio.adapter import (
     MalformedWebhook,
     Params,
@@ -73,6 +75,13 @@ async def receive_whatsapp(request: Request, session: WebhookSession) -> Respons
     inbound = to_inbound(parsed, attachments=pending_media(parsed.media), received_at=utcnow())
     # The pipeline decides what follows (media fetch, then the bot turn, after the commit).
     received = await do_receive_message(session, inbound)
+    if received.created:
+        await do_assign_number(
+            session,
+            received.conversation,
+            provider=Provider.TWILIO,
+            number=maybe_number(parsed.to),
+        )
     if not received.created:
         log.info("replayed WhatsApp message %s ignored", parsed.message_sid)
     return Response(content=EMPTY_TWIML, media_type="text/xml")

@@ -1,0 +1,1 @@
+"""WhatsApp through 360dialog (a Meta partner): Cloud API payloads, the D360-API-KEY header."""

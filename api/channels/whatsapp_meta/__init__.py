@@ -1,0 +1,1 @@
+"""WhatsApp through Meta's Cloud API directly: X-Hub-Signature-256 webhooks, Graph API sends."""
