@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.brands.models import Brand
+from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
 from api.conversations.models import Channel, DeliveryStatus, Message
 from api.outreach.models import BatchState, ItemState, OutreachBatch, OutreachItem
@@ -152,3 +154,32 @@ async def get_batch_report(session: AsyncSession, *, batch_id: int) -> list[Item
         )
         for item, reference, provider_id, delivery_status in rows
     ]
+
+
+@dataclass(frozen=True)
+class BrandChoice:
+    id: int
+    name: str
+    notifiable: int  # cases ready to notify (APTO_NOTIFICAR or REABERTO)
+
+
+async def get_brand_choices(session: AsyncSession) -> list[BrandChoice]:
+    """Brands for the send form, with how many of their cases are ready to notify."""
+    ready = sa.func.count(Case.id).filter(
+        Case.status.in_([CaseStatus.APTO_NOTIFICAR, CaseStatus.REABERTO])
+    )
+    rows = (
+        await session.execute(
+            sa.select(Brand.id, Brand.name, ready)
+            .outerjoin(Case, Case.brand_id == Brand.id)
+            .group_by(Brand.id, Brand.name)
+            .order_by(Brand.name)
+        )
+    ).all()
+    return [BrandChoice(id=i, name=n, notifiable=int(c)) for i, n, c in rows]
+
+
+async def get_case_id_by_reference(session: AsyncSession, *, reference: str) -> int | None:
+    return await session.scalar(
+        sa.select(Case.id).where(Case.reference == reference.strip().upper())
+    )
