@@ -13,7 +13,8 @@ cross-validated), so the out-of-scope decision can rest on a threshold.
 
 Out of scope (the fallback): a message whose best intent is below `threshold`, or below
 `unknown_threshold` when fewer than `min_coverage` of its content words are known from the
-training data ("xyzzy qwerty", "lorem ipsum": unknown words and an unsure classifier).
+in-scope training data ("xyzzy qwerty", "lorem ipsum", "minha sogra chega": words the
+case-related examples never use, and an unsure classifier).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bot.components.normalizer import fold
 from bot.lexicon import class_tokens
 
 FALLBACK_INTENT = "nlu_fallback"
+OUT_OF_SCOPE = "out_of_scope"
 _CONTENT_RE = re.compile(r"[^\W\d_]{2,}|[^\w\s?]", re.UNICODE)
 STOPWORDS: frozenset[str] = frozenset(fold(w) for w in STOP_WORDS) | {"?"}
 
@@ -50,7 +52,7 @@ class Decision:
     intent: str
     confidence: float
     ranking: list[tuple[str, float]]
-    coverage: float | None  # share of content words known from training; None: no content
+    coverage: float | None  # share of content words known from in-scope training; None: none
     reason: str = ""  # why it fell back: "unknown words" or "low confidence"
 
 
@@ -100,7 +102,15 @@ class IntentModel:
         """Train on normalized texts and their intents."""
         # numpy labels: CalibratedClassifierCV (sklearn 1.1) counts classes with `y == name`.
         self.pipeline = self._pipeline().fit(list(normalized), np.asarray(intents))
-        self.vocabulary = frozenset(w for text in normalized for w in content_words(text))
+        # Known words are those of in-scope examples only: a word seen only in out-of-scope
+        # chatter ("sogra", "churrasco") says nothing about the case, so it must not make an
+        # unrelated message look familiar.
+        self.vocabulary = frozenset(
+            w
+            for text, intent in zip(normalized, intents, strict=True)
+            if intent != OUT_OF_SCOPE
+            for w in content_words(text)
+        )
         return self
 
     @property

@@ -209,37 +209,43 @@ def cross_validate(
     return {"model": model_pred, "baseline": base_pred, "decisions": decisions}
 
 
-def calibration_table(
-    decisions: Sequence[Any], intents: Sequence[str], min_coverage: float
-) -> list[dict[str, float]]:
-    """For each (threshold, unknown_threshold): in-scope examples the fallback costs (right
-    answers turned into nlu_fallback) and out_of_scope examples routed to the fallback, over
-    the cross-validated decisions."""
+def calibration_table(decisions: Sequence[Any], intents: Sequence[str]) -> list[dict[str, float]]:
+    """For each (min_coverage, threshold, unknown_threshold): in-scope examples the fallback
+    costs (right answers turned into nlu_fallback) and out_of_scope examples routed to the
+    fallback, over the cross-validated decisions."""
     rows = []
-    for threshold in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3):
-        for unknown in (0.0, 0.3, 0.4, 0.5, 0.6):
-            lost = routed = n_in = n_oos = 0
-            for d, truth in zip(decisions, intents, strict=True):
-                best = d.ranking[0][0]
-                falls = d.confidence < threshold or (
-                    d.coverage is not None and d.coverage < min_coverage and d.confidence < unknown
+    for min_coverage in (0.34, 0.5, 0.67):
+        for threshold in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3):
+            for unknown in (0.0, 0.3, 0.4, 0.5, 0.6):
+                lost = routed = n_in = n_oos = 0
+                for d, truth in zip(decisions, intents, strict=True):
+                    best = d.ranking[0][0]
+                    falls = d.confidence < threshold or (
+                        d.coverage is not None
+                        and d.coverage < min_coverage
+                        and d.confidence < unknown
+                    )
+                    intent = FALLBACK if falls else best
+                    if truth == OUT_OF_SCOPE:
+                        n_oos += 1
+                        routed += fallback_as_oos(intent) == OUT_OF_SCOPE
+                    else:
+                        n_in += 1
+                        lost += falls and best == truth
+                rows.append(
+                    {
+                        "min_coverage": min_coverage,
+                        "threshold": threshold,
+                        "unknown_threshold": unknown,
+                        "in_scope_lost": lost / max(n_in, 1),
+                        "oos_routed": routed / max(n_oos, 1),
+                    }
                 )
-                intent = FALLBACK if falls else best
-                if truth == OUT_OF_SCOPE:
-                    n_oos += 1
-                    routed += fallback_as_oos(intent) == OUT_OF_SCOPE
-                else:
-                    n_in += 1
-                    lost += falls and best == truth
-            rows.append(
-                {
-                    "threshold": threshold,
-                    "unknown_threshold": unknown,
-                    "in_scope_lost": lost / max(n_in, 1),
-                    "oos_routed": routed / max(n_oos, 1),
-                }
-            )
     return rows
+
+
+def _setting(row: dict[str, float]) -> tuple[float, float, float]:
+    return (row["min_coverage"], row["threshold"], row["unknown_threshold"])
 
 
 def entity_report(
@@ -373,9 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "entities": entity_report([e for _, _, e in test], parsed_test),
         "model_options": options,
-        "calibration": calibration_table(
-            cv["decisions"], train_intents, options.get("min_coverage", 0.34)
-        ),
+        "calibration": calibration_table(cv["decisions"], train_intents),
     }
     if args.train_time and args.train_time.is_file():
         seconds, peak_kb = args.train_time.read_text().split()[:2]
@@ -414,6 +418,7 @@ def recommended(table: Sequence[dict[str, float]]) -> dict[str, float]:
             round(r["in_scope_lost"], 3),
             -r["threshold"],
             -r["unknown_threshold"],
+            -r["min_coverage"],
         ),
     )
 
@@ -513,33 +518,35 @@ def print_report(
             f"(support {s['support']})"
         )
     opts = figures["model_options"]
+    configured = (
+        opts.get("min_coverage"),
+        opts.get("threshold"),
+        opts.get("unknown_threshold"),
+    )
     print(
         f"\nOut-of-scope calibration over the cross-validated predictions (configured: "
-        f"threshold {opts.get('threshold')}, unknown_threshold "
-        f"{opts.get('unknown_threshold')} under min_coverage {opts.get('min_coverage')}):"
+        f"threshold {configured[1]}, unknown_threshold {configured[2]} under min_coverage "
+        f"{configured[0]}; rows losing more than {CALIBRATION_MAX_LOST * 100:.1f}% of in-scope "
+        f"answers left out):"
     )
-    print(f"  {'threshold':>9} {'unknown':>8} {'in-scope lost':>14} {'oos routed':>11}")
+    print(
+        f"  {'coverage':>8} {'threshold':>9} {'unknown':>8} {'in-scope lost':>14} {'oos routed':>11}"
+    )
     for row in figures["calibration"]:
-        mark = (
-            " <"
-            if (row["threshold"], row["unknown_threshold"])
-            == (opts.get("threshold"), opts.get("unknown_threshold"))
-            else ""
-        )
+        if row["in_scope_lost"] > CALIBRATION_MAX_LOST and _setting(row) != configured:
+            continue
+        mark = " <" if _setting(row) == configured else ""
         print(
-            f"  {row['threshold']:>9.2f} {row['unknown_threshold']:>8.2f} "
-            f"{row['in_scope_lost']:>14.3f} {row['oos_routed']:>11.3f}{mark}"
+            f"  {row['min_coverage']:>8.2f} {row['threshold']:>9.2f} "
+            f"{row['unknown_threshold']:>8.2f} {row['in_scope_lost']:>14.3f} "
+            f"{row['oos_routed']:>11.3f}{mark}"
         )
     best = recommended(figures["calibration"])
     print(
         f"  calibrated choice (<= {CALIBRATION_MAX_LOST * 100:.1f}% of in-scope lost): "
-        f"threshold {best['threshold']}, unknown_threshold {best['unknown_threshold']}"
-        + (
-            ""
-            if (best["threshold"], best["unknown_threshold"])
-            == (opts.get("threshold"), opts.get("unknown_threshold"))
-            else "  <- differs from config.yml"
-        )
+        f"min_coverage {best['min_coverage']}, threshold {best['threshold']}, "
+        f"unknown_threshold {best['unknown_threshold']}"
+        + ("" if _setting(best) == configured else "  <- differs from config.yml")
     )
     if errors:
         print(f"\nHeld-out errors (first {len(errors)}):")
