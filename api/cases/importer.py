@@ -34,6 +34,7 @@ from api.identifiers.documents import Document, parse_document
 from api.identifiers.errors import InvalidIdentifier
 from api.identifiers.money import parse_amount
 from api.identifiers.phones import normalize_phone, phone_variants
+from api.operations.ownership import do_assign_on_import
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -311,6 +312,7 @@ async def do_import_row(session: AsyncSession, row: ImportRow) -> Outcome:
             summary=f"Caso importado (linha {row.line}).",
             data={"line": row.line},
         )
+        await do_assign_on_import(session, case=case)
         return "imported"
     if changed:
         case.updated_at = utcnow()

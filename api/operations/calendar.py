@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config import Settings, get_settings
+from api.db import utcnow
 from api.errors import ValidationFailed
 from api.operations.models import BusinessHoliday, OperationsSetting
 
@@ -278,3 +279,64 @@ async def load_calendar(session: AsyncSession) -> BusinessCalendar:
     )
     rows = (await session.execute(sa.select(BusinessHoliday.day, BusinessHoliday.name))).all()
     return build_calendar(get_settings(), override, [(r.day, r.name) for r in rows])
+
+
+async def do_update_calendar(
+    session: AsyncSession, *, changes: Mapping[str, Any], analyst_id: int | None
+) -> BusinessCalendar:
+    """An admin changes the calendar (timezone, shifts, days, state, optional_holidays);
+    the whole result is validated before anything is stored."""
+    allowed = {"timezone", "shifts", "days", "state", "optional_holidays"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationFailed(f"Opções desconhecidas do calendário: {', '.join(sorted(unknown))}.")
+    row = await session.get(OperationsSetting, CALENDAR_SETTING_KEY, with_for_update=True)
+    current: dict[str, Any] = dict(row.value) if row is not None else {}
+    current.update({k: v for k, v in changes.items() if v is not None})
+    calendar = build_calendar(get_settings(), current)  # raises on a bad value
+    if row is None:
+        session.add(
+            OperationsSetting(
+                key=CALENDAR_SETTING_KEY,
+                value=current,
+                updated_at=utcnow(),
+                updated_by_id=analyst_id,
+            )
+        )
+    else:
+        row.value = current
+        row.updated_at = utcnow()
+        row.updated_by_id = analyst_id
+    await session.flush()
+    return calendar
+
+
+async def get_holidays(session: AsyncSession) -> list[BusinessHoliday]:
+    """The firm's own closed days, oldest first."""
+    return list(await session.scalars(sa.select(BusinessHoliday).order_by(BusinessHoliday.day)))
+
+
+async def do_add_holiday(
+    session: AsyncSession, *, day: dt.date, name: str, analyst_id: int | None
+) -> BusinessHoliday:
+    """Add (or rename) a closed day of the firm."""
+    name = " ".join(name.split())
+    if not name or len(name) > 120:
+        raise ValidationFailed("Informe o nome do feriado (até 120 caracteres).")
+    holiday = await session.get(BusinessHoliday, day)
+    if holiday is None:
+        holiday = BusinessHoliday(day=day, name=name, created_by_id=analyst_id)
+        session.add(holiday)
+    else:
+        holiday.name = name
+    await session.flush()
+    return holiday
+
+
+async def do_remove_holiday(session: AsyncSession, *, day: dt.date) -> bool:
+    holiday = await session.get(BusinessHoliday, day)
+    if holiday is None:
+        return False
+    await session.delete(holiday)
+    await session.flush()
+    return True

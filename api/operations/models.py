@@ -78,11 +78,6 @@ class Alert(IdMixin, CreatedAtMixin, Base):
     resolved_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("analysts.id", ondelete="SET NULL")
     )
-    # True until the e-mail digest that carries it is written (only kinds someone e-mails).
-    email_pending: Mapped[bool] = mapped_column(default=False, index=True)
-    digest_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("alert_digests.id", ondelete="SET NULL")
-    )
 
 
 class AlertPreference(Base):
@@ -130,3 +125,22 @@ class BrandDefaultAnalyst(Base):
         sa.ForeignKey("brands.id", ondelete="CASCADE"), primary_key=True
     )
     analyst_id: Mapped[int] = mapped_column(sa.ForeignKey("analysts.id", ondelete="CASCADE"))
+
+
+class AlertEmail(Base):
+    """One alert owed to one analyst by e-mail (their preference for its kind); `digest_id`
+    is set when the digest that carries it is written. Unique per (alert, analyst)."""
+
+    __tablename__ = "alert_emails"
+    __table_args__ = (sa.Index("ix_alert_emails_pending", "analyst_id", "digest_id"),)
+
+    alert_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    analyst_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("analysts.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[dt.datetime]
+    digest_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("alert_digests.id", ondelete="SET NULL")
+    )

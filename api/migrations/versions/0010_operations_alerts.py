@@ -5,6 +5,7 @@ Revises: 0009
 Create Date: 2026-11-30 08:00:00.000000
 """
 
+import datetime as dt
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -19,6 +20,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# The alert consumers (api/operations/consumer.py, live.py) start at the head of the stream as
+# it is now: an install with a history is not flooded with alerts about the past, and on a new
+# one the very first event is handled (a cursor created lazily "at the head" would skip it).
+CONSUMERS = ("operations-alerts", "operations-notices", "live-alerts")
 
 
 def _analyst_fk(table: str, column: str, ondelete: str = "SET NULL") -> sa.ForeignKeyConstraint:
@@ -114,8 +119,6 @@ def upgrade() -> None:
         sa.Column("snoozed_until", UTCDateTime(), nullable=True),
         sa.Column("resolved_at", UTCDateTime(), nullable=True),
         sa.Column("resolved_by_id", sa.Integer(), nullable=True),
-        sa.Column("email_pending", sa.Boolean(), nullable=False),
-        sa.Column("digest_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -125,12 +128,6 @@ def upgrade() -> None:
             ["conversation_id"],
             ["conversations.id"],
             name=op.f("fk_alerts_conversation_id_conversations"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["digest_id"],
-            ["alert_digests.id"],
-            name=op.f("fk_alerts_digest_id_alert_digests"),
             ondelete="SET NULL",
         ),
         _analyst_fk("alerts", "recipient_id"),
@@ -144,7 +141,30 @@ def upgrade() -> None:
     )
     op.create_index("ix_alerts_case", "alerts", ["case_id", "id"], unique=False)
     op.create_index("ix_alerts_open_subject", "alerts", ["kind", "subject", "state"], unique=False)
-    op.create_index(op.f("ix_alerts_email_pending"), "alerts", ["email_pending"], unique=False)
+    op.create_table(
+        "alert_emails",
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("analyst_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("digest_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["alerts.id"],
+            name=op.f("fk_alert_emails_alert_id_alerts"),
+            ondelete="CASCADE",
+        ),
+        _analyst_fk("alert_emails", "analyst_id", "CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["digest_id"],
+            ["alert_digests.id"],
+            name=op.f("fk_alert_emails_digest_id_alert_digests"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("alert_id", "analyst_id", name=op.f("pk_alert_emails")),
+    )
+    op.create_index(
+        "ix_alert_emails_pending", "alert_emails", ["analyst_id", "digest_id"], unique=False
+    )
     op.create_table(
         "alert_preferences",
         sa.Column("analyst_id", sa.Integer(), nullable=False),
@@ -155,11 +175,41 @@ def upgrade() -> None:
         _analyst_fk("alert_preferences", "analyst_id", "CASCADE"),
         sa.PrimaryKeyConstraint("analyst_id", name=op.f("pk_alert_preferences")),
     )
+    head = (
+        op.get_bind()
+        .execute(sa.text("SELECT tx_id, id FROM events ORDER BY tx_id DESC, id DESC LIMIT 1"))
+        .first()
+    )
+    consumers = sa.table(
+        "event_consumers",
+        sa.column("name", sa.String),
+        sa.column("last_tx_id", sa.BigInteger),
+        sa.column("last_event_id", sa.BigInteger),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    op.bulk_insert(
+        consumers,
+        [
+            {
+                "name": name,
+                "last_tx_id": int(head[0]) if head else 0,
+                "last_event_id": int(head[1]) if head else 0,
+                "updated_at": dt.datetime.now(dt.UTC),
+            }
+            for name in CONSUMERS
+        ],
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        sa.text("DELETE FROM event_consumers WHERE name IN :names").bindparams(
+            sa.bindparam("names", expanding=True, value=list(CONSUMERS))
+        )
+    )
     op.drop_table("alert_preferences")
-    op.drop_index(op.f("ix_alerts_email_pending"), table_name="alerts")
+    op.drop_index("ix_alert_emails_pending", table_name="alert_emails")
+    op.drop_table("alert_emails")
     op.drop_index("ix_alerts_open_subject", table_name="alerts")
     op.drop_index("ix_alerts_case", table_name="alerts")
     op.drop_index("ix_alerts_recipient_open", table_name="alerts")

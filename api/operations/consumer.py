@@ -1,0 +1,323 @@
+"""Event-driven alerts: two durable consumers of the event stream (api/events/consumers.py).
+
+`operations-alerts` runs inline (right after the commit that emitted the event, in that
+process, so an open panel hears of a reply within a second) and in the worker: "infringer
+replied" and the conditions that clear alerts. `operations-notices` runs in the worker only
+(within seconds): delivery failures, opt-outs and data requests. Each event is handled once per
+cursor position; a replay of the same event raises nothing new, because an alert's key is
+derived from the event (the message, the contact, the event id), never from when it was handled.
+
+Who hears "infringer replied": the analyst holding the conversation, else the case's
+responsible analyst; while a conversation waits for a person (handed off, nobody holds it) the
+supervisors too. A bot-held conversation of a case nobody owns raises nothing: the bot answers.
+
+No storms: while an "infringer replied" alert of a conversation is unresolved, more inbound
+messages only count on it; an analyst's reply resolves it, and the next message starts a new
+cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.cases.lifecycle import CaseStatus
+from api.cases.models import Case
+from api.conversations.models import Conversation, Holder
+from api.events import kinds as k
+from api.events.consumers import Consumer, register_consumer
+from api.events.service import EventRecord
+from api.operations import kinds as ak
+from api.operations.alerts import (
+    AlertSpec,
+    do_fold_repeat,
+    do_resolve_condition,
+    get_unresolved,
+    raise_alerts,
+)
+from api.operations.kinds import AlertSettings, get_alert_settings, kind_label
+
+NAME = "operations-alerts"
+
+_DEADLINE_OPEN = (CaseStatus.NOTIFICADO, CaseStatus.SEM_RESPOSTA)
+_PAID = (CaseStatus.PAGO, CaseStatus.ENCERRADO, CaseStatus.DESCARTADO)
+
+
+def conversation_subject(conversation_id: int) -> str:
+    return f"conv:{conversation_id}"
+
+
+def case_subject(case_id: int) -> str:
+    return f"case:{case_id}"
+
+
+async def owner_of(
+    session: AsyncSession, *, case_id: int | None, conversation: Conversation | None = None
+) -> int | None:
+    """Who an alert about this conversation/case goes to: the analyst holding the
+    conversation, else the case's responsible analyst; None: supervisors."""
+    if (
+        conversation is not None
+        and conversation.holder is Holder.HUMAN
+        and conversation.analyst_id is not None
+    ):
+        return conversation.analyst_id
+    if case_id is None:
+        return None
+    return await session.scalar(sa.select(Case.assignee_id).where(Case.id == case_id))
+
+
+async def _reference(session: AsyncSession, case_id: int | None) -> str:
+    if case_id is None:
+        return ""
+    reference = await session.scalar(sa.select(Case.reference).where(Case.id == case_id))
+    return f" ({reference})" if reference else ""
+
+
+async def handle_event(session: AsyncSession, record: EventRecord) -> None:
+    """Raise or clear the alerts one event calls for."""
+    handler = _HANDLERS.get(record.kind)
+    if handler is not None:
+        await handler(session, record, await get_alert_settings(session))
+
+
+async def _on_message_received(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    event = record.event
+    assert isinstance(event, k.MessageReceived)
+    if event.conversation_id is None:
+        return
+    subject = conversation_subject(event.conversation_id)
+    await do_resolve_condition(
+        session, kinds=[ak.EMAIL_IGNORED], subject=subject, why="o infrator respondeu"
+    )
+    if not settings.enabled(ak.INFRINGER_REPLIED):
+        return
+    existing = await get_unresolved(
+        session, kind=ak.INFRINGER_REPLIED, subject=subject, for_update=True
+    )
+    if existing is not None:
+        if existing.cycle != f"m{event.message_id}":
+            await do_fold_repeat(session, alert=existing, now=event.occurred_at)
+        return
+    conversation = await session.get(Conversation, event.conversation_id)
+    recipient = await owner_of(session, case_id=event.case_id, conversation=conversation)
+    waiting = conversation is not None and conversation.holder is Holder.WAITING_HUMAN
+    if recipient is None and not waiting:
+        return
+    ref = await _reference(session, event.case_id)
+    await raise_alerts(
+        session,
+        [
+            AlertSpec(
+                kind=ak.INFRINGER_REPLIED,
+                subject=subject,
+                cycle=f"m{event.message_id}",
+                title=f"{kind_label(ak.INFRINGER_REPLIED)}{ref}",
+                body="Nova mensagem do infrator na conversa.",
+                case_id=event.case_id,
+                conversation_id=event.conversation_id,
+                recipient_id=recipient,
+                to_supervisors=waiting,
+                detail={"message_id": event.message_id},
+            )
+        ],
+        now=event.occurred_at,
+    )
+
+
+async def _on_message_sent(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    event = record.event
+    assert isinstance(event, k.MessageSent)
+    if event.conversation_id is None or event.author_kind != "analyst":
+        return
+    await do_resolve_condition(
+        session,
+        kinds=[ak.INFRINGER_REPLIED, ak.HANDOFF_FIRST_RESPONSE, ak.HANDOFF_NEXT_RESPONSE],
+        subject=conversation_subject(event.conversation_id),
+        why="o analista respondeu",
+    )
+
+
+async def _on_message_failed(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    event = record.event
+    assert isinstance(event, k.MessageFailed)
+    if not settings.enabled(ak.DELIVERY_FAILED):
+        return
+    conversation = (
+        await session.get(Conversation, event.conversation_id)
+        if event.conversation_id is not None
+        else None
+    )
+    ref = await _reference(session, event.case_id)
+    detail = f"Mensagem não entregue ({event.status}): {event.error or 'sem detalhe'}"
+    await raise_alerts(
+        session,
+        [
+            AlertSpec(
+                kind=ak.DELIVERY_FAILED,
+                subject=f"msg:{event.message_id}",
+                cycle="1",
+                title=f"{kind_label(ak.DELIVERY_FAILED)}{ref}",
+                body=detail[:1000],
+                case_id=event.case_id,
+                conversation_id=event.conversation_id,
+                recipient_id=await owner_of(
+                    session, case_id=event.case_id, conversation=conversation
+                ),
+                detail={"message_id": event.message_id, "status": event.status},
+            )
+        ],
+        now=event.occurred_at,
+    )
+
+
+async def _on_turn_read(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    event = record.event
+    assert isinstance(event, k.BotTurnRead)
+    if event.intent != "data_request" or not settings.enabled(ak.DATA_REQUEST):
+        return
+    ref = await _reference(session, event.case_id)
+    await raise_alerts(
+        session,
+        [
+            AlertSpec(
+                kind=ak.DATA_REQUEST,
+                subject=f"msg:{event.message_id}",
+                cycle="1",
+                title=f"{kind_label(ak.DATA_REQUEST)}{ref}",
+                body="O titular pediu acesso, origem, correção ou exclusão de dados "
+                "(LGPD art. 18): responda por uma pessoa.",
+                case_id=event.case_id,
+                conversation_id=event.conversation_id,
+                recipient_id=await owner_of(session, case_id=event.case_id),
+                to_supervisors=True,
+                detail={"message_id": event.message_id},
+            )
+        ],
+        now=event.occurred_at,
+    )
+
+
+async def _on_opted_out(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    event = record.event
+    assert isinstance(event, k.ContactOptedOut)
+    if not settings.enabled(ak.OPT_OUT):
+        return
+    ref = await _reference(session, event.case_id)
+    await raise_alerts(
+        session,
+        [
+            AlertSpec(
+                kind=ak.OPT_OUT,
+                subject=f"contact:{event.contact_id}",
+                cycle=f"e{record.id}",
+                title=f"{kind_label(ak.OPT_OUT)}{ref}",
+                body=f"Contato em espera: {event.reason or 'pedido do infrator'}."[:1000],
+                case_id=event.case_id,
+                conversation_id=event.conversation_id,
+                recipient_id=await owner_of(session, case_id=event.case_id),
+                to_supervisors=True,
+                detail={"contact_id": event.contact_id},
+            )
+        ],
+        now=event.occurred_at,
+    )
+
+
+async def _on_back_to_bot(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    if record.event.conversation_id is not None:
+        await do_resolve_condition(
+            session,
+            kinds=[ak.HANDOFF_FIRST_RESPONSE, ak.HANDOFF_NEXT_RESPONSE],
+            subject=conversation_subject(record.event.conversation_id),
+            why="a conversa voltou ao bot",
+        )
+
+
+async def _on_payment_confirmed(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    if record.event.case_id is not None:
+        await _payment_cleared(session, record.event.case_id)
+
+
+async def _on_status_changed(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    event = record.event
+    assert isinstance(event, k.CaseStatusChanged)
+    if event.case_id is None:
+        return
+    if event.to_status not in _DEADLINE_OPEN:
+        await do_resolve_condition(
+            session,
+            kinds=[ak.DEADLINE_APPROACHING, ak.DEADLINE_PASSED],
+            subject=case_subject(event.case_id),
+            why=f"o caso passou a {event.to_status}",
+        )
+    if event.to_status in _PAID:
+        await _payment_cleared(session, event.case_id)
+
+
+async def _on_follow_up_set(
+    session: AsyncSession, record: EventRecord, settings: AlertSettings
+) -> None:
+    if record.event.conversation_id is not None:
+        await do_resolve_condition(
+            session,
+            kinds=[ak.FOLLOW_UP_DUE],
+            subject=conversation_subject(record.event.conversation_id),
+            why="acompanhamento remarcado",
+        )
+
+
+async def _payment_cleared(session: AsyncSession, case_id: int) -> None:
+    await do_resolve_condition(
+        session,
+        kinds=[ak.PAYMENT_UNCONFIRMED],
+        subject=case_subject(case_id),
+        why="pagamento confirmado",
+    )
+    await do_resolve_condition(
+        session, kinds=[ak.INSTALLMENT_OVERDUE], case_id=case_id, why="pagamento confirmado"
+    )
+
+
+_Handler = Callable[[AsyncSession, EventRecord, AlertSettings], Awaitable[None]]
+_INLINE: dict[str, _Handler] = {
+    k.MessageReceived.kind: _on_message_received,
+    k.MessageSent.kind: _on_message_sent,
+    k.HandoffReleased.kind: _on_back_to_bot,
+    k.HandoffResolved.kind: _on_back_to_bot,
+    k.PaymentConfirmed.kind: _on_payment_confirmed,
+    k.CaseStatusChanged.kind: _on_status_changed,
+    k.FollowUpSet.kind: _on_follow_up_set,
+}
+_DEFERRED: dict[str, _Handler] = {
+    k.MessageFailed.kind: _on_message_failed,
+    k.BotTurnRead.kind: _on_turn_read,
+    k.ContactOptedOut.kind: _on_opted_out,
+}
+_HANDLERS = {**_INLINE, **_DEFERRED}
+NOTICES_NAME = "operations-notices"
+
+ALERTS_CONSUMER = register_consumer(
+    Consumer(name=NAME, handle=handle_event, kinds=frozenset(_INLINE), batch_size=200, inline=True)
+)
+NOTICES_CONSUMER = register_consumer(
+    Consumer(name=NOTICES_NAME, handle=handle_event, kinds=frozenset(_DEFERRED), batch_size=200)
+)
