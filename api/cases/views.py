@@ -4,20 +4,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.analysts.models import Analyst
 from api.cases.lifecycle import CaseStatus, allowed_moves
 from api.cases.models import Case
+from api.cases.search import assignee_column
 from api.cases.service import require_case
-from api.conversations.models import Conversation
+from api.cases.tags import get_case_tags
+from api.cases.workspace import channel_for_contact
+from api.contacts.models import ContactPoint
+from api.conversations.models import Channel, Conversation
 from api.payments.models import PaymentRequest
-from api.timeline.models import TimelineEntry
+from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import get_case_timeline
 
 RECENT_ENTRIES = 100
+
+
+@dataclass(frozen=True)
+class ContactOption:
+    """An address of the infringer a conversation can be started with, on its channel."""
+
+    contact: ContactPoint
+    channel: Channel | None
+
+
+@dataclass(frozen=True)
+class ListingCheck:
+    """The last recorded change of a listing's state, and who made it."""
+
+    by: str | None
+    at: object
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,12 @@ class CaseView:
     payments: Sequence[PaymentRequest]
     conversations: Sequence[Conversation]
     entries: Sequence[TimelineEntry]
+    tags: Sequence[str] = ()
+    contacts: Sequence[ContactOption] = ()
+    listing_checks: dict[int, ListingCheck] = field(default_factory=dict)
+    assignee: Analyst | None = None
+    analysts: Sequence[Analyst] = ()
+    can_assign: bool = False
 
 
 async def get_case_view(session: AsyncSession, *, case_id: int) -> CaseView:
@@ -45,10 +72,42 @@ async def get_case_view(session: AsyncSession, *, case_id: int) -> CaseView:
         )
     ).all()
     entries = await get_case_timeline(session, case_id=case.id)
+    contacts = (
+        await session.scalars(
+            sa.select(ContactPoint)
+            .where(ContactPoint.infringer_id == case.infringer_id)
+            .order_by(ContactPoint.kind, ContactPoint.id)
+        )
+    ).all()
+    checks: dict[int, ListingCheck] = {}
+    for entry in await session.scalars(
+        sa.select(TimelineEntry)
+        .where(TimelineEntry.case_id == case.id, TimelineEntry.kind == EntryKind.LISTING)
+        .order_by(TimelineEntry.id)
+    ):
+        listing_id = (entry.data or {}).get("listing_id")
+        if isinstance(listing_id, int):
+            checks[listing_id] = ListingCheck(by=entry.actor_name, at=entry.created_at)
+    assignee_id = getattr(case, "assignee_id", None)
+    can_assign = assignee_column() is not None
     return CaseView(
         case=case,
         moves=sorted(allowed_moves(case.status), key=list(CaseStatus).index),
         payments=payments,
         conversations=conversations,
         entries=list(entries)[-RECENT_ENTRIES:],
+        tags=await get_case_tags(session, case_id=case.id),
+        contacts=[ContactOption(c, channel_for_contact(c)) for c in contacts],
+        listing_checks=checks,
+        assignee=await session.get(Analyst, assignee_id) if assignee_id else None,
+        analysts=(
+            (
+                await session.scalars(
+                    sa.select(Analyst).where(Analyst.active.is_(True)).order_by(Analyst.name)
+                )
+            ).all()
+            if can_assign
+            else ()
+        ),
+        can_assign=can_assign,
     )

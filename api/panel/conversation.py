@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.cases.service import require_case
 from api.conversations.models import Channel
+from api.conversations.uploads import UPLOAD_TYPES, UploadRefused, check_upload, max_upload_bytes
 from api.conversations.views import ConversationView, get_conversation_view
 from api.errors import AppError
 from api.handoff.service import (
@@ -26,7 +27,7 @@ from api.panel.formatting import MAX_TEXT, redirect, render_page
 from api.panel.views import timeline_items
 from api.templates.service import (
     MessageTemplate,
-    load_catalog,
+    load_templates,
     render_for_conversation,
     variables_for_case,
 )
@@ -35,9 +36,10 @@ from api.web.params import PathId
 router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
 
 
-def _templates_for(channel: Channel) -> list[MessageTemplate]:
+async def _templates_for(session: DbSession, channel: Channel) -> list[MessageTemplate]:
     return sorted(
-        (t for t in load_catalog().values() if channel in t.channels), key=lambda t: t.name
+        (t for t in (await load_templates(session)).values() if channel in t.channels),
+        key=lambda t: t.name,
     )
 
 
@@ -62,8 +64,10 @@ async def conversation_page(
         {
             **_state_context(view),
             "case": view.case,
-            "message_templates": _templates_for(view.conversation.channel),
+            "message_templates": await _templates_for(session, view.conversation.channel),
             "max_text": MAX_TEXT,
+            "upload_types": UPLOAD_TYPES,
+            "max_upload_bytes": max_upload_bytes(),
             "oob": False,
         },
         analyst=analyst,
@@ -111,14 +115,14 @@ async def template_preview(
         "conversation": conversation,
     }
     if modelo:
-        template = load_catalog().get(modelo)
+        template = (await load_templates(session)).get(modelo)
         if template is None or conversation.channel not in template.channels:
             context["error"] = "Modelo inexistente para este canal."
         elif conversation.case_id is None:
             context["error"] = "Modelos precisam de uma conversa vinculada a um caso."
         else:
             case = await require_case(session, case_id=conversation.case_id)
-            known = await variables_for_case(session, case)
+            known = await variables_for_case(session, case, analyst_name=analyst.name)
             overrides = _overrides(request.query_params)
             context["template"] = template
             context["missing_inputs"] = sorted(v for v in template.variables if not known.get(v))
@@ -187,8 +191,17 @@ async def send_message(
     conversation_id: PathId,
     texto: Annotated[str, Form(max_length=MAX_TEXT)] = "",
     modelo: Annotated[str, Form(max_length=100)] = "",
+    anexo: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """Free text or a template, on the conversation's own channel, through the outbox."""
+    """Free text (with an optional file) or a template, on the conversation's own channel,
+    through the outbox. A refused file says why and nothing is sent."""
+    attachments = []
+    if anexo is not None and anexo.filename:
+        data = await anexo.read(max_upload_bytes() + 1)
+        try:
+            attachments.append(check_upload(anexo.filename, data))
+        except UploadRefused as exc:
+            raise UploadRefused(f"Anexo recusado: {exc.message}") from exc
     await do_send_analyst_message(
         session,
         conversation_id=conversation_id,
@@ -196,5 +209,6 @@ async def send_message(
         text=texto,
         template=modelo or None,
         variables=_overrides(await request.form()) if modelo else None,
+        attachments=attachments,
     )
     return _back_to(conversation_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.panel import cases_list
+from api.panel import cases_list, people
 
 router = APIRouter()
-for screen in (cases_list,):
+for screen in (cases_list, people):
     router.include_router(screen.router)
