@@ -1,0 +1,207 @@
+"""The mailbox runner: one failing or hanging mailbox never blocks the others; leases keep two
+workers off one mailbox; IMAP progress migrates into the table; secrets stay out of it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from api.channels.mailboxes.models import Mailbox, MailboxProvider, MailboxState
+from api.channels.mailboxes.runner import run_mailboxes, sync_due
+from api.channels.mailboxes.service import create_mailbox
+from api.config import get_settings
+from api.db import unit_of_work
+from api.devtools.gmail_simulator import GmailState, ServerThread
+from api.devtools.gmail_simulator import create_app as create_gmail
+from api.devtools.graph_simulator import GraphState
+from api.devtools.graph_simulator import create_app as create_graph
+from api.errors import ValidationFailed
+from tests.integration.email_servers import make_mail
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[tuple[GmailState, str, GraphState, str]]:
+    gmail, graph = GmailState(), GraphState()
+    with ServerThread(create_gmail(gmail)) as g, ServerThread(create_graph(graph)) as m:
+        yield gmail, g.url, graph, m.url
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and never answers (a provider that hangs)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+async def add_gmail(
+    gmail: GmailState, url: str, monkeypatch: pytest.MonkeyPatch, *, secret: str | None = None
+) -> tuple[str, str]:
+    t = tag()
+    address = f"g-{t}@firma.example"
+    refresh = gmail.add_account(address, client_id=f"c-{t}", client_secret=f"s-{t}")
+    monkeypatch.setenv(f"G_SECRET_{t.upper()}", secret or f"s-{t}")
+    monkeypatch.setenv(f"G_REFRESH_{t.upper()}", refresh)
+    async with unit_of_work() as session:
+        await create_mailbox(
+            session,
+            provider=MailboxProvider.GMAIL,
+            name=f"g-{t}",
+            address=address,
+            config={"client_id": f"c-{t}", "token_uri": f"{url}/token", "api_base_url": url},
+            credentials_env={
+                "client_secret": f"G_SECRET_{t.upper()}",
+                "refresh_token": f"G_REFRESH_{t.upper()}",
+            },
+        )
+    return f"g-{t}", address
+
+
+async def add_graph(
+    graph: GraphState, url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    t = tag()
+    address = f"m-{t}@firma.onmicrosoft.com"
+    graph.add_app("tenant", f"c-{t}", f"s-{t}", [address])
+    monkeypatch.setenv(f"M_SECRET_{t.upper()}", f"s-{t}")
+    async with unit_of_work() as session:
+        await create_mailbox(
+            session,
+            provider=MailboxProvider.GRAPH,
+            name=f"m-{t}",
+            address=address,
+            config={
+                "tenant": "tenant",
+                "client_id": f"c-{t}",
+                "api_base_url": f"{url}/v1.0",
+                "login_base_url": url,
+            },
+            credentials_env={"client_secret": f"M_SECRET_{t.upper()}"},
+        )
+    return f"m-{t}", address
+
+
+async def mailbox(name: str) -> Mailbox:
+    async with unit_of_work() as session:
+        row = await session.scalar(sa.select(Mailbox).where(Mailbox.name == name))
+        assert row is not None
+        return row
+
+
+def a_mail() -> bytes:
+    t = tag()
+    return make_mail(
+        sender=f"x-{t}@loja.example", subject="Oi", body="Oi.", message_id=f"r-{t}@loja.example"
+    )
+
+
+async def test_a_failing_and_a_hanging_mailbox_do_not_block_the_others(
+    sims: tuple[GmailState, str, GraphState, str],
+    monkeypatch: pytest.MonkeyPatch,
+    silent_server: str,
+) -> None:
+    gmail, gmail_url, graph, graph_url = sims
+    good_gmail, gmail_address = await add_gmail(gmail, gmail_url, monkeypatch)
+    good_graph, graph_address = await add_graph(graph, graph_url, monkeypatch)
+    refused, _ = await add_gmail(gmail, gmail_url, monkeypatch, secret="revoked")
+    hanging, _ = await add_gmail(gmail, silent_server, monkeypatch)
+    async with unit_of_work() as session:  # the hanging one's token endpoint never answers
+        row = await session.scalar(sa.select(Mailbox).where(Mailbox.name == hanging))
+        assert row is not None
+        row.config = {**row.config, "token_uri": f"{silent_server}/token"}
+    gmail.deliver(gmail_address, a_mail())
+    graph.deliver(graph_address, a_mail())
+
+    results = {
+        r.name: r
+        for r in await sync_due(
+            names=[good_gmail, good_graph, refused, hanging], force=True, timeout=5.0
+        )
+    }
+    assert results[good_gmail].ok and results[good_graph].ok
+    assert results[good_gmail].stats is not None and results[good_gmail].stats.stored == 1
+    assert results[good_graph].stats is not None and results[good_graph].stats.stored == 1
+    for name, expected in ((refused, "MailboxAuthError"), (hanging, "TimeoutError")):
+        assert not results[name].ok
+        box = await mailbox(name)
+        assert box.state is MailboxState.FAILING and expected in str(box.last_error)
+        assert box.failures == 1 and box.locked_until is None
+        assert box.next_attempt_at > box.updated_at  # backs off before the next try
+    # The good ones are not due again before the poll interval.
+    assert await sync_due(names=[good_gmail, good_graph], poll_seconds=3600) == []
+
+
+async def test_the_worker_loop_keeps_syncing_while_one_mailbox_hangs(
+    sims: tuple[GmailState, str, GraphState, str],
+    monkeypatch: pytest.MonkeyPatch,
+    silent_server: str,
+) -> None:
+    gmail, gmail_url, _, _ = sims
+    hanging, _ = await add_gmail(gmail, silent_server, monkeypatch)
+    async with unit_of_work() as session:
+        row = await session.scalar(sa.select(Mailbox).where(Mailbox.name == hanging))
+        assert row is not None
+        row.config = {**row.config, "token_uri": f"{silent_server}/token"}
+    good, address = await add_gmail(gmail, gmail_url, monkeypatch)
+    gmail.deliver(address, a_mail())
+    stop = asyncio.Event()
+    settings = get_settings().model_copy()
+    loop = asyncio.create_task(run_mailboxes(settings, stop))
+    try:
+        async with asyncio.timeout(30):
+            # The loop runs in this event loop; its first pass is observed in the database.
+            while (await mailbox(good)).last_synced_at is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await loop
+    assert (await mailbox(good)).state is MailboxState.ACTIVE
+    assert (await mailbox(hanging)).last_synced_at is None
+
+
+async def test_a_leased_mailbox_is_not_synced_twice_at_once(
+    sims: tuple[GmailState, str, GraphState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gmail, gmail_url, _, _ = sims
+    name, address = await add_gmail(gmail, gmail_url, monkeypatch)
+    gmail.deliver(address, a_mail())
+    first, second = await asyncio.gather(
+        sync_due(names=[name], force=True), sync_due(names=[name], force=True)
+    )
+    ran = [r for r in (*first, *second) if r.name == name]
+    assert len(ran) == 1 and ran[0].ok
+
+
+async def test_secrets_are_referenced_by_variable_name_only() -> None:
+    async with unit_of_work() as session:
+        with pytest.raises(ValidationFailed, match="NOME"):
+            await create_mailbox(
+                session,
+                provider=MailboxProvider.GRAPH,
+                name=f"x-{tag()}",
+                address="a@b.example",
+                config={"tenant": "t", "client_id": "c"},
+                credentials_env={"client_secret": "s3cr3t-value/with+symbols=="},
+            )
+        with pytest.raises(ValidationFailed, match="client_id"):
+            await create_mailbox(
+                session,
+                provider=MailboxProvider.GMAIL,
+                name=f"x-{tag()}",
+                address="a@b.example",
+                config={},
+                credentials_env={"client_secret": "A", "refresh_token": "B"},
+            )
