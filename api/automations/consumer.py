@@ -84,15 +84,15 @@ async def handle_event(
             depth=depth,
             about=record.kind,
         )
-        if depth > MAX_DEPTH:
-            await record_depth_limit(session, firing)
-            continue
         if (
             await check_conditions(
                 session, rule.spec.conditions, case=case, conversation=conversation, event=record
             )
             is not None
         ):
+            continue
+        if depth > MAX_DEPTH:
+            await record_depth_limit(session, firing)
             continue
         if await fire(session, firing) is not None:
             fired += 1

@@ -148,6 +148,8 @@ async def sweep_rule_page(
                 conversation=conversation,
                 values=candidate.values,
                 about=candidate.about,
+                alert_subject=candidate.alert_subject,
+                alert_cycle=candidate.alert_cycle,
             ),
         )
         if execution is not None:

@@ -54,7 +54,10 @@ from api.events import kinds as ev
 from api.events.service import EventRecord
 from api.followups.service import do_set_follow_up
 from api.handoff.service import do_request_handoff
+from api.operations.alerts import AlertSpec, raise_alerts
 from api.operations.calendar import BusinessCalendar
+from api.operations.consumer import owner_of
+from api.operations.kinds import kind_label
 from api.payments.provider import get_payment_provider
 from api.payments.service import (
     do_issue_payment_request,
@@ -141,6 +144,10 @@ class Firing:
     values: dict[str, str] = field(default_factory=dict)
     # What the trigger was about, for the timeline ("parcela 2 vencida em 01/12/2026").
     about: str = ""
+    # The identity of an alert this firing raises, shared with the alert sweep's own
+    # ("conv:5" / "t1765000000"); default: the firing's subject and trigger.
+    alert_subject: str | None = None
+    alert_cycle: str | None = None
 
 
 @dataclass
@@ -660,44 +667,29 @@ def _confirms_payment(run: _Run, action: MoveStatus) -> bool:
 
 
 async def _raise_alert(session: AsyncSession, run: _Run, action: RaiseAlert) -> Outcome:
+    """Through the alerts of api.operations: one alert per (kind, subject, cycle), so a rule
+    and the alert sweep that see the same fact raise it once."""
     firing = run.firing
-    title = action.title or f"Automação '{firing.rule.name}'"
-    body = firing.about or ""
-    raiser = get_alert_raiser()
-    if raiser is not None:
-        raised = await raiser(
-            session,
-            kind=action.kind,
-            subject=firing.subject,
-            cycle=firing.trigger_key,
-            case=firing.case,
-            conversation=firing.conversation,
-            title=title,
-            body=body,
-            severity=action.severity,
-            actor=run.actor,
-        )
-        if not raised:
-            return Outcome("skipped", f"alerta {action.kind!r} já existia")
-        return Outcome("done", f"gerou o alerta {action.kind!r}")
-    await create_entry(
+    recipient = await owner_of(session, case_id=firing.case.id, conversation=firing.conversation)
+    raised = await raise_alerts(
         session,
-        kind=EntryKind.ALERT,
-        actor=run.actor,
-        case_id=firing.case.id,
-        conversation_id=firing.conversation.id if firing.conversation else None,
-        summary=f"Alerta: {title}" + (f" ({body})" if body else ""),
-        data={"alert": action.kind, "severity": action.severity},
+        [
+            AlertSpec(
+                kind=action.kind,
+                subject=firing.alert_subject or firing.subject,
+                cycle=firing.alert_cycle or firing.trigger_key,
+                title=f"{action.title or kind_label(action.kind)} — {firing.case.reference}",
+                body=firing.about or f"Automação '{firing.rule.name}'.",
+                case_id=firing.case.id,
+                conversation_id=firing.conversation.id if firing.conversation else None,
+                recipient_id=recipient,
+                detail={"rule_id": firing.rule.id, "execution_id": run.execution.id},
+            )
+        ],
+        now=firing.now,
     )
-    emit(
-        session,
-        ev.AlertRaised(
-            **about(conversation=firing.conversation, case_id=firing.case.id, actor=run.actor),
-            alert=action.kind,
-            severity=action.severity,
-            detail={"title": title, "subject": firing.subject, "cycle": firing.trigger_key},
-        ),
-    )
+    if not raised:
+        return Outcome("skipped", f"o alerta {action.kind!r} já tinha sido gerado")
     return Outcome("done", f"gerou o alerta {action.kind!r}")
 
 
@@ -707,41 +699,30 @@ async def _assign(session: AsyncSession, run: _Run, action: Assign) -> Outcome:
         return Outcome(
             "failed", f"não atribuiu: analista {action.analyst_id} inativo ou inexistente"
         )
-    assigner = get_case_assigner()
-    if assigner is not None:
-        await assigner(session, case=run.firing.case, analyst=analyst, actor=run.actor)
-        return Outcome("done", f"atribuiu o caso a {analyst.name}")
-    firing = run.firing
+    case = run.firing.case
+    previous = case.assignee_id
+    if previous == analyst.id:
+        return Outcome("skipped", f"{analyst.name} já é o responsável")
+    case.assignee_id = analyst.id
+    case.updated_at = utcnow()
     await create_entry(
         session,
         kind=EntryKind.SYSTEM,
         actor=run.actor,
-        case_id=firing.case.id,
-        summary=f"Responsável indicado: {analyst.name}.",
-        data={"analyst_id": analyst.id},
+        case_id=case.id,
+        summary=f"Responsável pelo caso: {analyst.name} (automação '{run.firing.rule.name}').",
+        data={"assignee_id": analyst.id, "previous_assignee_id": previous, "how": "rule"},
     )
-    return Outcome("done", f"indicou {analyst.name} como responsável")
-
-
-# Hooks the operations package fills (alerts and case ownership live there) ----------------
-
-_hooks: dict[str, Any] = {}
-
-
-def set_alert_raiser(raiser: Any) -> None:
-    _hooks["alert"] = raiser
-
-
-def get_alert_raiser() -> Any:
-    return _hooks.get("alert")
-
-
-def set_case_assigner(assigner: Any) -> None:
-    _hooks["assign"] = assigner
-
-
-def get_case_assigner() -> Any:
-    return _hooks.get("assign")
+    emit(
+        session,
+        ev.CaseAssigned(
+            **about(actor=run.actor, case_id=case.id),
+            analyst_id=analyst.id,
+            previous_analyst_id=previous,
+            how="rule",
+        ),
+    )
+    return Outcome("done", f"atribuiu o caso a {analyst.name}")
 
 
 def limits() -> dict[str, int]:

@@ -22,6 +22,7 @@ from api.automations.schemas import (
     Assign,
     EventTrigger,
     MoveStatus,
+    RaiseAlert,
     RuleOut,
     RuleSpec,
     SendPaymentDetails,
@@ -42,6 +43,7 @@ from api.cases.lifecycle import (
 from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.events.kinds import KINDS, PaymentConfirmed
+from api.operations.kinds import ALERT_KINDS
 from api.templates.service import get_template
 
 
@@ -87,6 +89,11 @@ async def check_rule(session: AsyncSession, spec: RuleSpec) -> None:
         elif isinstance(action, MoveStatus):
             _check_move(spec, action, sources)
             sources = {action.to}
+        elif isinstance(action, RaiseAlert) and action.kind not in ALERT_KINDS:
+            raise RuleInvalid(
+                f"Tipo de alerta desconhecido: {action.kind!r}. Tipos: "
+                f"{', '.join(sorted(ALERT_KINDS))}."
+            )
         elif isinstance(action, Assign):
             analyst = await session.get(Analyst, action.analyst_id)
             if analyst is None or not analyst.active:

@@ -39,6 +39,8 @@ class Candidate:
     conversation_id: int | None = None
     values: dict[str, str] = field(default_factory=dict)
     about: str = ""
+    alert_subject: str | None = None
+    alert_cycle: str | None = None
 
 
 def due_after(calendar: BusinessCalendar, trigger: TimeTrigger, anchor: dt.datetime) -> dt.datetime:
@@ -114,7 +116,7 @@ async def _unanswered(
     auto-reply or a bounce is not one) since; one cycle per silence (the last answer's id)."""
     cutoff = now - dt.timedelta(days=trigger.days)
     query = (
-        sa.select(Conversation.id, Conversation.case_id)
+        sa.select(Conversation.id, Conversation.case_id, Conversation.last_outbound_at)
         .join(Case, Case.id == Conversation.case_id)
         .where(
             Conversation.id > after_id,
@@ -134,6 +136,7 @@ async def _unanswered(
         return [], None
     ids = [r[0] for r in rows]
     case_of: dict[int, int] = {r[0]: r[1] for r in rows if r[1] is not None}
+    stamp_of = {r[0]: r[2] for r in rows}
     last_out = dict(
         (
             await session.execute(
@@ -187,6 +190,9 @@ async def _unanswered(
                 anchor_at=sent_at,
                 due_at=due,
                 about=f"sem resposta desde {sent_at.astimezone(calendar.tz):%d/%m/%Y %H:%M}",
+                # The alert sweep's identity of the same silence (api/operations/due.py).
+                alert_subject=f"conv:{conversation_id}",
+                alert_cycle=f"t{int((stamp_of[conversation_id] or sent_at).timestamp())}",
             )
         )
     return found, _next(rows, limit, ids[-1])
@@ -314,6 +320,8 @@ async def _installment_due(
                     f"parcela {installment.number} de {format_brl(installment.amount)} "
                     f"vencida em {installment.due_date:%d/%m/%Y}"
                 ),
+                alert_subject=f"inst:{installment.id}",
+                alert_cycle=installment.due_date.isoformat(),
             )
         )
     return found, _next(rows, limit, rows[-1][0].id)

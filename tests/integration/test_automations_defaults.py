@@ -5,6 +5,7 @@ payments and business calendar (weekends and Brazilian holidays)."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -34,6 +35,7 @@ from api.conversations.outbound import OutboundMessage, do_queue_message
 from api.conversations.service import create_conversation
 from api.events.service import get_events
 from api.handoff.service import analyst_actor
+from api.operations.models import Alert
 from api.outbox.models import OutboxItem
 from api.payments.models import PaymentRequest
 from api.payments.provider import get_payment_provider
@@ -73,7 +75,7 @@ async def conversation_for(
 async def email_case(
     session: AsyncSession, status: CaseStatus = CaseStatus.EM_ATENDIMENTO
 ) -> tuple[Case, Conversation]:
-    address = f"seller{id(session) % 100000}@example.com"
+    address = f"seller-{uuid.uuid4().hex[:10]}@example.com"
     infringer = await make_infringer(session, emails=(address,))
     case = await make_case(session, infringer=infringer, status=status)
     conversation = await conversation_for(session, case, Channel.EMAIL, address)
@@ -110,6 +112,13 @@ async def outbound_texts(session: AsyncSession, conversation_id: int) -> list[st
 async def timeline(session: AsyncSession, case_id: int) -> list[TimelineEntry]:
     rows = await session.scalars(
         sa.select(TimelineEntry).where(TimelineEntry.case_id == case_id).order_by(TimelineEntry.id)
+    )
+    return list(rows)
+
+
+async def alerts(session: AsyncSession, case_id: int) -> list[Alert]:
+    rows = await session.scalars(
+        sa.select(Alert).where(Alert.case_id == case_id).order_by(Alert.id)
     )
     return list(rows)
 
@@ -175,6 +184,7 @@ async def test_unanswered_email_gets_one_reminder_per_silence_counting_business_
     assert len(fired) == 1
     assert "enviou o modelo 'lembrete_email'" in fired[0].summary
     assert "gerou o alerta 'email_ignored'" in fired[0].summary
+    assert [a.kind for a in await alerts(session, case.id)] == ["email_ignored"]
 
     # The same moment again, and a week later: still one reminder for this silence.
     assert await do_run_due_rules(session, now=at(2026, 12, 28, 10, 0)) == 0
