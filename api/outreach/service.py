@@ -78,6 +78,7 @@ REASONS: dict[str, str] = {
     "status": "O caso não está apto a notificar",
     "no_address": "O infrator não tem endereço cadastrado neste canal",
     "opted_out": "O contato pediu para não receber mensagens (opt-out)",
+    "restricted": "O tratamento dos dados do infrator está restrito (LGPD): nenhuma mensagem sai",
     "no_opt_in": "Nenhum endereço do infrator autorizou mensagens iniciadas pela empresa (opt-in)",
     "no_template": "O modelo da notificação não está aprovado neste canal (Content SID)",
     "other_case": "O contato tem uma conversa aberta vinculada a outro caso",
@@ -300,6 +301,8 @@ async def check_notice(session: AsyncSession, *, case: Case, channel: Channel) -
         raise NoticeSkipped(
             "status", f"{REASONS['status']} (status atual: {status_label(case.status)})"
         )
+    if case.infringer.processing_restricted_at is not None:
+        raise NoticeSkipped("restricted")
     composer = get_composer(channel)
     contacts = await _contacts(session, case.infringer_id, composer.contact_kind)
     if not contacts:

@@ -5,6 +5,7 @@ hours, the per-channel rate limit, WhatsApp opt-ins, and exactly once per case."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import uuid
@@ -253,29 +254,41 @@ async def test_a_bulk_send_reports_each_case_sent_or_skipped_with_the_reason() -
     no_email, _ = await ready_case(emails=(), phones=(phone_number(),))
     not_ready, _ = await ready_case(status=CaseStatus.EM_TRIAGEM)
     sent_b, _ = await ready_case()
+    restricted, _ = await ready_case()
     async with unit_of_work() as session:
+        restricted_case = await session.get(Case, restricted)
+        assert restricted_case is not None
+        restricted_case.infringer.processing_restricted_at = utcnow()
         contact = await session.scalar(
             sa.select(ContactPoint).where(ContactPoint.value == opted_out_address)
         )
         assert contact is not None
         contact.opted_out_at = utcnow()
         contact.opt_out_reason = "pediu para parar"
-    selection = [sent_a, opted_out, no_email, not_ready, sent_b]
+    selection = [sent_a, opted_out, no_email, not_ready, sent_b, restricted]
 
     async with unit_of_work() as session:
         previews = await get_previews(session, case_ids=selection, channel=Channel.EMAIL)
-    assert [p.would_send for p in previews] == [True, False, False, False, True]
-    assert [p.reason for p in previews] == [None, "opted_out", "no_address", "status", None]
+    assert [p.would_send for p in previews] == [True, False, False, False, True, False]
+    assert [p.reason for p in previews] == [
+        None,
+        "opted_out",
+        "no_address",
+        "status",
+        None,
+        "restricted",
+    ]
 
     batch_id = await new_batch(selection, now=now)
     result = await run_due_outreach(now=now, batch_id=batch_id)
-    assert result.processed == 5
+    assert result.processed == 6
     assert await report(batch_id) == {
         sent_a: (ItemState.SENT, None),
         opted_out: (ItemState.SKIPPED, "opted_out"),
         no_email: (ItemState.SKIPPED, "no_address"),
         not_ready: (ItemState.SKIPPED, "status"),
         sent_b: (ItemState.SENT, None),
+        restricted: (ItemState.SKIPPED, "restricted"),
     }
     async with unit_of_work() as session:
         progress = await get_batch_progress(session, batch_id=batch_id)
@@ -283,7 +296,7 @@ async def test_a_bulk_send_reports_each_case_sent_or_skipped_with_the_reason() -
             i.detail for i in await get_batch_report(session, batch_id=batch_id) if i.detail
         ]
     assert progress is not None and progress.finished
-    assert (progress.total, progress.sent, progress.skipped, progress.pending) == (5, 2, 3, 0)
+    assert (progress.total, progress.sent, progress.skipped, progress.pending) == (6, 2, 4, 0)
     assert progress.percent == 100
     assert any("Em triagem" in d for d in skipped_detail)
     # Skipped cases lose nothing: still where they were, nothing queued for them.
@@ -293,7 +306,7 @@ async def test_a_bulk_send_reports_each_case_sent_or_skipped_with_the_reason() -
         queued = await session.scalar(
             sa.select(sa.func.count())
             .select_from(Message)
-            .where(Message.case_id.in_([opted_out, no_email, not_ready]))
+            .where(Message.case_id.in_([opted_out, no_email, not_ready, restricted]))
         )
     assert queued == 0
 
@@ -438,3 +451,24 @@ async def test_without_an_approved_template_whatsapp_notices_are_skipped() -> No
     batch_id = await new_batch([case_id], channel=Channel.WHATSAPP, now=now)
     await run_due_outreach(now=now, batch_id=batch_id)
     assert await report(batch_id) == {case_id: (ItemState.SKIPPED, "no_template")}
+
+
+async def test_two_workers_on_one_batch_send_each_case_once() -> None:
+    now = moment()
+    cases = [(await ready_case())[0] for _ in range(4)]
+    batch_id = await new_batch(cases, now=now)
+    first, second = await asyncio.gather(
+        run_due_outreach(now=now, batch_id=batch_id),
+        run_due_outreach(now=now, batch_id=batch_id),
+    )
+    assert first.processed + second.processed == 4
+    assert {s for s, _ in (await report(batch_id)).values()} == {ItemState.SENT}
+    async with unit_of_work() as session:
+        per_case = (
+            await session.execute(
+                sa.select(Message.case_id, sa.func.count())
+                .where(Message.case_id.in_(cases))
+                .group_by(Message.case_id)
+            )
+        ).all()
+    assert sorted(count for _, count in per_case) == [1, 1, 1, 1]
