@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst
 from api.brands.models import Brand
-from api.errors import ValidationFailed
+from api.errors import NotFound, ValidationFailed
 from api.metrics.definitions import RECEIPT_CHANNELS, is_sla_alert
 from api.metrics.models import (
     MetricCase,
@@ -61,6 +61,7 @@ ANALYST_TIMINGS = {
     "human_next": "next_response",
 }
 WEEK_TIMINGS = {"bot_first": "bot_first_response", "human_first": "human_first_response"}
+MIN_YEAR, MAX_YEAR = 2000, 2100
 TABLES = ("channels", "analysts", "brands", "statuses", "handoff_reasons", "events", "weeks")
 
 
@@ -82,12 +83,17 @@ def parse_period(
     malformed."""
     if period:
         try:
-            year, month = (int(part) for part in period.split("-"))
+            year, month = (int(part) for part in period.strip().split("-"))
+            if not MIN_YEAR <= year <= MAX_YEAR:
+                raise ValueError(year)
             first = dt.date(year, month, 1)
         except ValueError as exc:
             raise ValidationFailed(f"Período inválido: {period!r} (use AAAA-MM).") from exc
         following = dt.date(year + month // 12, month % 12 + 1, 1)
         return first, following - dt.timedelta(days=1)
+    for day in (date_from, date_to):
+        if day is not None and not MIN_YEAR <= day.year <= MAX_YEAR:
+            raise ValidationFailed(f"Data fora do intervalo aceito: {day.isoformat()}.")
     if date_from and date_to and date_to < date_from:
         raise ValidationFailed("O fim do período é anterior ao início.")
     return date_from, date_to
@@ -686,3 +692,27 @@ async def get_metrics(
     if "weeks" in wanted:
         report.weeks = await _weeks(session, scope)
     return report
+
+
+async def require_brand_id(session: AsyncSession, *, reference: str) -> int:
+    """A brand by id or by name (case-insensitive), or NotFound."""
+    text = reference.strip()
+    query = sa.select(Brand.id).where(sa.func.lower(Brand.name) == text.lower())
+    if text.isdigit():
+        query = sa.select(Brand.id).where(Brand.id == int(text))
+    found = await session.scalar(query)
+    if found is None:
+        raise NotFound(f"Marca não encontrada: {reference!r}.")
+    return int(found)
+
+
+async def require_analyst_id(session: AsyncSession, *, reference: str) -> int:
+    """An analyst by id or by e-mail (case-insensitive), or NotFound."""
+    text = reference.strip()
+    query = sa.select(Analyst.id).where(sa.func.lower(Analyst.email) == text.lower())
+    if text.isdigit():
+        query = sa.select(Analyst.id).where(Analyst.id == int(text))
+    found = await session.scalar(query)
+    if found is None:
+        raise NotFound(f"Analista não encontrado: {reference!r}.")
+    return int(found)

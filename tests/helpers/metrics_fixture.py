@@ -38,6 +38,7 @@ from api.events import kinds as ev
 from tests.factories import make_analyst, make_brand, make_infringer
 
 SP = ZoneInfo("America/Sao_Paulo")
+SYNTHETIC = 900_000_000
 A = ev.EventActorKind
 
 
@@ -60,10 +61,15 @@ class Script:
     def __init__(self, fixture: Fixture) -> None:
         self.fx = fixture
         self.items: list[tuple[dt.datetime, ev.DomainEvent]] = []
-        self._mid = 10_000
+        self._mid = 1_900_000_000
 
+    # Ids far above any real row, derived from the case's id: the fixture can share a
+    # database with other tests' conversations and messages without mixing with them.
     def conv(self, case: str, channel: str) -> int:
-        return int(case[1:]) * 10 + (1 if channel == "whatsapp" else 2)
+        return SYNTHETIC + self.fx.cases[case] * 10 + (1 if channel == "whatsapp" else 2)
+
+    def message(self, case: str, mid: int) -> int:
+        return SYNTHETIC + self.fx.cases[case] * 10_000 + mid % 10_000
 
     def env(
         self,
@@ -103,13 +109,22 @@ class Script:
         self.add(
             when,
             ev.MessageSent(
-                **self.env(case, when, actor, ch, analyst), message_id=mid, author_kind=author
+                **self.env(case, when, actor, ch, analyst),
+                message_id=self.message(case, mid),
+                author_kind=author,
             ),
         )
 
     def status_of(self, case: str, ch: str, mid: int, when: dt.datetime, status: str) -> None:
         model = ev.MessageFailed if status in ("failed", "undelivered") else ev.MessageDelivered
-        self.add(when, model(**self.env(case, when, A.SYSTEM, ch), message_id=mid, status=status))
+        self.add(
+            when,
+            model(
+                **self.env(case, when, A.SYSTEM, ch),
+                message_id=self.message(case, mid),
+                status=status,
+            ),
+        )
 
     def received(self, case: str, ch: str, when: dt.datetime, answerable: bool = True) -> None:
         self._mid += 1
@@ -366,13 +381,14 @@ AMOUNT_OF = {"A": Decimal("2000.00"), "B": Decimal("1000.00")}
 
 
 async def seed_metrics_fixture(
-    session: AsyncSession, *, extra: Callable[[Script], None] | None = None
+    session: AsyncSession, *, tag: str = "", extra: Callable[[Script], None] | None = None
 ) -> Fixture:
-    """Brands, analysts and cases (rows), then the events of `story` in one transaction."""
+    """Brands, analysts and cases (rows), then the events of `story` in one transaction;
+    `tag` makes the brand names unique when several tests seed one database."""
     fx = Fixture()
-    brand_a = await make_brand(session, name="Marca Alfa", base_amount=Decimal("2000.00"))
+    brand_a = await make_brand(session, name=f"Marca Alfa{tag}", base_amount=Decimal("2000.00"))
     brand_b = await make_brand(
-        session, name="Marca Beta", base_amount=Decimal("1000.00"), floor_amount=None
+        session, name=f"Marca Beta{tag}", base_amount=Decimal("1000.00"), floor_amount=None
     )
     fx.brand_a, fx.brand_b = brand_a.id, brand_b.id
     ana = await make_analyst(session)
