@@ -27,7 +27,12 @@ from api.conversations.models import Conversation
 from api.conversations.outbound import channel_label
 from api.errors import AppError
 from api.operations.calendar import BusinessCalendar, load_calendar
-from api.templates.service import get_template, render_for_conversation, variables_for_case
+from api.templates.service import (
+    get_template,
+    load_templates,
+    render_for_conversation,
+    variables_for_case,
+)
 
 
 async def get_dry_run(
@@ -39,6 +44,7 @@ async def get_dry_run(
 ) -> DryRunOut:
     case = await require_case(session, case_id=case_id)
     calendar = calendar or await load_calendar(session)
+    await load_templates(session)
     rows = (
         await session.scalars(
             sa.select(AutomationRule)

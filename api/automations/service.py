@@ -44,7 +44,7 @@ from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.events.kinds import KINDS, PaymentConfirmed
 from api.operations.kinds import ALERT_KINDS
-from api.templates.service import get_template
+from api.templates.service import get_template, load_templates
 
 
 class RuleInvalid(ValidationFailed):
@@ -81,6 +81,8 @@ async def check_rule(session: AsyncSession, spec: RuleSpec) -> None:
     # Where a status move starts from: the statuses the conditions allow (or, on a status
     # change, the statuses it goes to), else anywhere.
     sources = set(conditions.statuses) or set(TRANSITIONS)
+    # Templates live in the database (edited by admins) over the YAML seed.
+    await load_templates(session)
     if isinstance(trigger, EventTrigger) and conditions.to_statuses:
         sources = set(conditions.to_statuses)
     for action in spec.actions:
