@@ -104,6 +104,45 @@ if [[ -z "${TWILIO_ACCOUNT_SID:-}" ]]; then
   echo "run: no Twilio credentials: local Twilio simulator on $TWILIO_API_BASE_URL"
 fi
 
+# WHATSAPP_PROVIDER=meta|360dialog|zapi|ultramsg without that provider's credentials: its local
+# simulator (api/devtools/whatsapp_provider_sim.py) with the simulator's development credentials.
+start_provider_simulator() {  # NAME MODULE PORT — then the caller's exports point at it
+  supervise "$1-simulator" .venv/bin/python -m "api.devtools.$2" --port "$3" \
+    --webhook-base "$PUBLIC_BASE_URL"
+  wait_port "$3" "$1-simulator" "${pids[-1]}"
+  echo "run: no $1 credentials: local $1 simulator on http://127.0.0.1:$3"
+}
+SIM_NUMBER="+5511940000001"
+case "${WHATSAPP_PROVIDER:-twilio}" in
+  meta)
+    if [[ -z "${META_ACCESS_TOKEN:-}" ]]; then
+      export META_APP_SECRET="dev-meta-app-secret" META_ACCESS_TOKEN="dev-meta-access-token"
+      export META_VERIFY_TOKEN="dev-meta-verify-token" META_PHONE_NUMBER_ID="100000000000001"
+      export META_NUMBER="$SIM_NUMBER" META_GRAPH_URL="http://127.0.0.1:8101/v21.0"
+      start_provider_simulator meta meta_simulator 8101
+    fi ;;
+  360dialog)
+    if [[ -z "${D360_API_KEY:-}" ]]; then
+      export D360_API_KEY="dev-d360-api-key" D360_WEBHOOK_SECRET="dev-webhook-secret"
+      export D360_NUMBER="$SIM_NUMBER" D360_BASE_URL="http://127.0.0.1:8102"
+      start_provider_simulator 360dialog dialog360_simulator 8102
+    fi ;;
+  zapi)
+    if [[ -z "${ZAPI_TOKEN:-}" ]]; then
+      export ZAPI_INSTANCE_ID="3C0FFEE0000000000000000000000001" ZAPI_TOKEN="dev-instance-token"
+      export ZAPI_CLIENT_TOKEN="dev-zapi-client-token" ZAPI_WEBHOOK_SECRET="dev-webhook-secret"
+      export ZAPI_NUMBER="$SIM_NUMBER" ZAPI_BASE_URL="http://127.0.0.1:8103"
+      start_provider_simulator zapi zapi_simulator 8103
+    fi ;;
+  ultramsg)
+    if [[ -z "${ULTRAMSG_TOKEN:-}" ]]; then
+      export ULTRAMSG_INSTANCE_ID="3C0FFEE0000000000000000000000001"
+      export ULTRAMSG_TOKEN="dev-instance-token" ULTRAMSG_WEBHOOK_SECRET="dev-webhook-secret"
+      export ULTRAMSG_NUMBER="$SIM_NUMBER" ULTRAMSG_BASE_URL="http://127.0.0.1:8104"
+      start_provider_simulator ultramsg ultramsg_simulator 8104
+    fi ;;
+esac
+
 supervise service .venv/bin/tratativa serve --port "$PORT"
 wait_port "$PORT" "service" "${pids[-1]}"
 
@@ -125,7 +164,7 @@ Tratativa is running:
   API and docs   $PUBLIC_BASE_URL/docs
   Panel          $PUBLIC_BASE_URL/painel
   Rasa           $RASA_URL (gateway only)
-Chat as an infringer of a demo case:  .venv/bin/tratativa chat --phone +5511987654321
+Chat as an infringer of a demo case:  .venv/bin/tratativa chat --phone +5511987654321 --provider ${WHATSAPP_PROVIDER:-twilio}
 A process that dies is restarted (a "run: … restarting" line says so).
 Ctrl-C stops everything.
 MSG

@@ -31,11 +31,26 @@ POLL_WAIT_SECONDS = 10.0
 console = Console(highlight=False)
 
 
+# The local simulator of each provider (api.devtools.*_simulator), as `make run` starts it.
+PROVIDER_SIMULATORS = {
+    "twilio": DEFAULT_SIMULATOR_URL,
+    "meta": "http://127.0.0.1:8101",
+    "360dialog": "http://127.0.0.1:8102",
+    "zapi": "http://127.0.0.1:8103",
+    "ultramsg": "http://127.0.0.1:8104",
+}
+
+
 def chat(
     phone: Annotated[str, typer.Option("--phone", help="The infringer's WhatsApp number (E.164).")],
+    provider: Annotated[
+        str,
+        typer.Option(help="twilio, meta, 360dialog, zapi or ultramsg: whose simulator to use."),
+    ] = "twilio",
     simulator: Annotated[
-        str, typer.Option(help="The Twilio simulator's URL (replies are read there).")
-    ] = DEFAULT_SIMULATOR_URL,
+        str | None,
+        typer.Option(help="The provider simulator's URL (replies are read there)."),
+    ] = None,
     direct: Annotated[
         bool,
         typer.Option(
@@ -49,6 +64,15 @@ def chat(
     name: Annotated[str, typer.Option(help="WhatsApp profile name.")] = "Infrator Teste",
 ) -> None:
     """Chat as an infringer on WhatsApp: each line is a signed webhook; bot replies print here."""
+    if provider not in PROVIDER_SIMULATORS:
+        console.print(
+            f"[red]erro:[/red] provedor desconhecido: {escape(provider)} "
+            f"(use {', '.join(PROVIDER_SIMULATORS)})"
+        )
+        raise typer.Exit(2)
+    if direct and provider != "twilio":
+        console.print("[red]erro:[/red] --direct só existe para o Twilio")
+        raise typer.Exit(2)
     try:
         e164 = normalize_phone(phone)
     except InvalidIdentifier as exc:
@@ -56,7 +80,8 @@ def chat(
         raise typer.Exit(2) from exc
     session = ChatSession(
         phone=e164,
-        simulator=simulator.rstrip("/"),
+        simulator=(simulator or PROVIDER_SIMULATORS[provider]).rstrip("/"),
+        provider=provider,
         direct=direct,
         service_url=service_url,
         profile_name=name,
@@ -76,7 +101,9 @@ class ChatSession:
         direct: bool,
         service_url: str | None,
         profile_name: str,
+        provider: str = "twilio",
     ) -> None:
+        self.provider = provider
         self.phone = phone
         self.simulator = simulator
         self.direct = direct
@@ -87,9 +114,10 @@ class ChatSession:
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
             after = await self._last_seq(http)
             if after is None and not self.direct:
+                module = {"360dialog": "dialog360"}.get(self.provider, self.provider)
                 console.print(
-                    f"[red]erro:[/red] simulador do Twilio fora do ar em {self.simulator} "
-                    "(python -m api.devtools.twilio_simulator)"
+                    f"[red]erro:[/red] simulador do {self.provider} fora do ar em "
+                    f"{self.simulator} (python -m api.devtools.{module}_simulator)"
                 )
                 raise typer.Exit(1)
             if after is None:
@@ -214,7 +242,9 @@ class ChatSession:
                 continue
             for message in messages:
                 after = max(after, int(message["seq"]))
-                text = message.get("body") or f"[modelo {message.get('content_sid')}]"
+                template = message.get("template") or {}
+                name = message.get("content_sid") or template.get("name")
+                text = message.get("body") or f"[modelo {name}]"
                 console.print(f"[green]bot>[/green] {escape(text)}")
 
 
