@@ -34,9 +34,10 @@ class MailboxState(enum.StrEnum):
 
 class Mailbox(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "mailboxes"
+    # Not unique by address: one IMAP account may be read in several folders.
     __table_args__ = (
-        sa.UniqueConstraint("provider", "address"),
         sa.Index("ix_mailboxes_due", "state", "next_attempt_at"),
+        sa.Index("ix_mailboxes_address", "address"),
     )
 
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)

@@ -108,13 +108,14 @@ async def create_mailbox(
         credentials_env=credentials_env,
     )  # fmt: skip
     address = address.strip().lower()
-    clash = await session.scalar(
-        sa.select(Mailbox.id).where(
-            sa.or_(
-                Mailbox.name == name,
-                sa.and_(Mailbox.provider == provider, Mailbox.address == address),
-            )
+    same_account = sa.and_(Mailbox.provider == provider, Mailbox.address == address)
+    if provider is MailboxProvider.IMAP:  # one account, several folders
+        same_account = sa.and_(
+            same_account,
+            Mailbox.config["folder"].as_string() == str(config.get("folder") or "INBOX"),
         )
+    clash = await session.scalar(
+        sa.select(Mailbox.id).where(sa.or_(Mailbox.name == name, same_account)).limit(1)
     )
     if clash is not None:
         raise Conflict(f"já existe uma caixa postal {name!r} ou {provider} {address}")
@@ -294,9 +295,10 @@ async def get_by_address(
     session: AsyncSession, *, provider: MailboxProvider, address: str
 ) -> Mailbox | None:
     return await session.scalar(
-        sa.select(Mailbox).where(
-            Mailbox.provider == provider, Mailbox.address == address.strip().lower()
-        )
+        sa.select(Mailbox)
+        .where(Mailbox.provider == provider, Mailbox.address == address.strip().lower())
+        .order_by(Mailbox.id)
+        .limit(1)
     )
 
 

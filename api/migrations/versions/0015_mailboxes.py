@@ -75,9 +75,9 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mailboxes")),
         sa.UniqueConstraint("name", name=op.f("uq_mailboxes_name")),
-        sa.UniqueConstraint("provider", "address", name=op.f("uq_mailboxes_provider_address")),
     )
     op.create_index("ix_mailboxes_due", "mailboxes", ["state", "next_attempt_at"], unique=False)
+    op.create_index("ix_mailboxes_address", "mailboxes", ["address"], unique=False)
     _migrate_imap_cursors()
 
 
@@ -136,5 +136,6 @@ def _migrate_imap_cursors() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_mailboxes_address", table_name="mailboxes")
     op.drop_index("ix_mailboxes_due", table_name="mailboxes")
     op.drop_table("mailboxes")
