@@ -343,3 +343,61 @@ async def reply_route(session: AsyncSession, conversation: Conversation) -> Numb
     chosen = await default_number(session)
     await do_assign_number(session, conversation, provider=chosen.provider, number=chosen.number)
     return chosen
+
+
+@dataclass(frozen=True)
+class NumberView:
+    """A number as the admins' panel shows it."""
+
+    id: int
+    provider: str
+    provider_label: str
+    number: str
+    label: str
+    account_id: str
+    token_env: str
+    is_default: bool
+    active: bool
+    unofficial: bool
+
+
+PROVIDER_LABELS = {
+    Provider.TWILIO: "Twilio",
+    Provider.META: "Meta (Cloud API)",
+    Provider.D360: "360dialog",
+    Provider.ZAPI: "Z-API (não oficial)",
+    Provider.ULTRAMSG: "UltraMsg (não oficial)",
+}
+
+
+async def get_numbers_view(session: AsyncSession) -> dict[str, Any]:
+    """The numbers page: every number, and what the environment gives when none is default."""
+    rows = await list_numbers(session)
+    views = [
+        NumberView(
+            id=row.id,
+            provider=row.provider,
+            provider_label=PROVIDER_LABELS[Provider(row.provider)],
+            number=row.number,
+            label=row.label,
+            account_id=row.account_id or "",
+            token_env=row.token_env or "",
+            is_default=row.is_default,
+            active=row.active,
+            unofficial=Provider(row.provider).unofficial,
+        )
+        for row in rows
+    ]
+    env = env_number(default_provider())
+    return {
+        "numbers": views,
+        "env_default": None
+        if any(v.is_default and v.active for v in views)
+        else {
+            "provider": PROVIDER_LABELS[env.provider],
+            "number": env.number or "",
+            "unofficial": env.provider.unofficial,
+        },
+        "providers": [(p.value, PROVIDER_LABELS[p]) for p in Provider],
+        "any_unofficial": any(v.unofficial for v in views) or env.provider.unofficial,
+    }
