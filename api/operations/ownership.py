@@ -108,7 +108,9 @@ async def do_assign_case(
     """A supervisor makes `analyst_id` (None: nobody) responsible for the case; its open
     alerts move to the new owner."""
     check_can_assign(by)
-    case = await session.get(Case, case_id, with_for_update=True)
+    case = await session.scalar(
+        sa.select(Case).where(Case.id == case_id).with_for_update(of=Case.__table__)
+    )
     if case is None:
         raise NotFound("Caso não encontrado.")
     if analyst_id is not None:
