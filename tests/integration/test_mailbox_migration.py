@@ -4,13 +4,14 @@ imap mailbox at its newest generation's cursor, with the password's variable nam
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from api.db import make_engine
+from api.db import UTCDateTime, make_engine
 from api.migrate import downgrade, upgrade
 from tests.conftest import create_scratch_database, drop_scratch_database
 
@@ -21,17 +22,23 @@ async def _seed(url: str) -> None:
     engine = make_engine(url)
     async with engine.begin() as connection:
         for account, folder, uidvalidity, last_uid, when in (
-            ("ana@firma.example@imap.firma.example:993", "INBOX", 111, 40, "2026-01-01 10:00:00"),
-            ("ana@firma.example@imap.firma.example:993", "INBOX", 222, 7, "2026-02-01 10:00:00"),
-            ("ana@firma.example@imap.firma.example:993", "Juridico", 5, 3, "2026-02-01 10:00:00"),
+            ("ana@firma.example@imap.firma.example:993", "INBOX", 111, 40, dt.datetime(2026, 1, 1)),
+            ("ana@firma.example@imap.firma.example:993", "INBOX", 222, 7, dt.datetime(2026, 2, 1)),
+            ("ana@firma.example@imap.firma.example:993", "Juridico", 5, 3, dt.datetime(2026, 2, 1)),
         ):
             await connection.execute(
                 sa.text(
                     "INSERT INTO email_imap_cursors "
                     "(account, folder, uidvalidity, last_uid, updated_at, created_at) "
                     "VALUES (:a, :f, :v, :u, :w, :w)"
-                ),
-                {"a": account, "f": folder, "v": uidvalidity, "u": last_uid, "w": when},
+                ).bindparams(sa.bindparam("w", type_=UTCDateTime())),
+                {
+                    "a": account,
+                    "f": folder,
+                    "v": uidvalidity,
+                    "u": last_uid,
+                    "w": when.replace(tzinfo=dt.UTC),
+                },
             )
     await engine.dispose()
 
