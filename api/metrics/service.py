@@ -716,3 +716,26 @@ async def require_analyst_id(session: AsyncSession, *, reference: str) -> int:
     if found is None:
         raise NotFound(f"Analista não encontrado: {reference!r}.")
     return int(found)
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """What the dashboard's filters offer: brands and analysts by name."""
+
+    brands: list[tuple[int, str]]
+    analysts: list[tuple[int, str]]
+
+
+async def get_filter_options(session: AsyncSession) -> FilterOptions:
+    brands = (await session.execute(sa.select(Brand.id, Brand.name).order_by(Brand.name))).all()
+    analysts = (
+        await session.execute(
+            sa.select(Analyst.id, Analyst.name)
+            .where(Analyst.active.is_(True))
+            .order_by(Analyst.name)
+        )
+    ).all()
+    return FilterOptions(
+        brands=[(int(r[0]), str(r[1])) for r in brands],
+        analysts=[(int(r[0]), str(r[1])) for r in analysts],
+    )

@@ -173,3 +173,44 @@ async def test_rollups_follow_the_real_services(seeded: Fixture) -> None:
     assert (wa.conversations_answered, wa.human_first_response.wall.n) == (1, 1)
     reasons = [(r.reason, r.events) for r in report.handoff_reasons]
     assert reasons == [("pedido do infrator", 1)]
+
+
+async def panel_login(client: httpx.AsyncClient, role: Role) -> None:
+    import re
+
+    async with unit_of_work() as session:
+        analyst = await make_analyst(session, role=role)
+        email = analyst.email
+    page = await client.get("/painel/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    response = await client.post(
+        "/painel/login",
+        data={"email": email, "senha": "correct-horse", "csrf_token": csrf.group(1)},
+    )
+    assert response.status_code == 303
+
+
+async def test_dashboard_page_and_its_csv(client: httpx.AsyncClient, seeded: Fixture) -> None:
+    await panel_login(client, Role.SUPERVISOR)
+    query = {"periodo": "2026-10", "marca": str(seeded.brand_b)}
+    page = await client.get("/painel/metricas", params=query)
+    assert page.status_code == 200, page.text
+    html = page.text
+    for chart in ("funil", "conversao", "tempos-canal", "tempos-analista", "semanas"):
+        assert f'data-grafico="{chart}"' in html
+    assert 'data-grafico-valor="funil:Acordo">3<' in html  # C5, C10, C12
+    assert "<script" not in html.split("</head>")[1]  # charts are SVG, no script
+    csv_page = await client.get("/painel/metricas/brands.csv", params=query)
+    assert csv_page.status_code == 200
+    (row,) = list(csv.DictReader(io.StringIO(csv_page.text)))
+    assert (row["cases"], row["agreement"], row["agreed_amount"]) == ("5", "3", "2700.00")
+    bad = await client.get("/painel/metricas", params={"periodo": "2026-13"})
+    assert bad.status_code == 422
+
+
+async def test_dashboard_is_for_supervisors(client: httpx.AsyncClient) -> None:
+    await panel_login(client, Role.ANALYST)
+    assert (await client.get("/painel/metricas")).status_code == 403
+    inbox = await client.get("/painel/caixa")
+    assert 'href="/painel/metricas"' not in inbox.text
