@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.panel import cases_list, people
+from api.panel import cases_list, people, templates_admin, unmatched, users_admin
 
 router = APIRouter()
-for screen in (cases_list, people):
+for screen in (cases_list, people, templates_admin, unmatched, users_admin):
     router.include_router(screen.router)
