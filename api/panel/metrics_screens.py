@@ -143,7 +143,7 @@ class Columns:
 def week_chart(report: MetricsReport) -> Columns:
     weeks = report.weeks[-26:]
     top = max((max(w.cases, w.agreement) for w in weeks), default=0) or 1
-    plot_h, slot = 160, 34
+    plot_h, slot, bar_w = 160, 56, 18
     columns = []
     for index, week in enumerate(weeks):
         x = 40 + index * slot
@@ -151,7 +151,8 @@ def week_chart(report: MetricsReport) -> Columns:
             height = plot_h * value / top
             columns.append(
                 {
-                    "x": x + offset * 13,
+                    "x": x + offset * (bar_w + 2),
+                    "width": bar_w,
                     "y": 10 + plot_h - height,
                     "height": round(height, 1),
                     "series": series,
@@ -159,7 +160,7 @@ def week_chart(report: MetricsReport) -> Columns:
                     "title": f"{week.week:%d/%m}: {value}",
                 }
             )
-        columns.append({"label": f"{week.week:%d/%m}", "label_x": x + 12, "series": "rotulo"})
+        columns.append({"label": f"{week.week:%d/%m}", "label_x": x + bar_w, "series": "rotulo"})
     return Columns(
         key="semanas",
         title="Tendência semanal (coorte por semana da notificação)",
