@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from api.errors import ChannelDeliveryError
+from api.web.logging import install_log_redaction
 
 SEND_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
@@ -21,6 +22,9 @@ class LoopClient:
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # httpx logs every request URL at INFO, and Z-API's carries the instance token: masked
+        # in whichever process sends (the worker builds no app).
+        install_log_redaction()
 
     def get(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
