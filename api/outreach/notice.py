@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, Template
 
 from api.cases.models import Case
 from api.config import Settings, get_settings
@@ -118,8 +118,13 @@ def notice_texts() -> dict[str, Any]:
     return data
 
 
+@lru_cache(maxsize=64)
+def _compiled(text: str) -> Template:
+    return _env.from_string(text)
+
+
 def _render(text: str, content: NoticeContent) -> str:
-    return _env.from_string(text).render(**content.variables())
+    return _compiled(text).render(**content.variables())
 
 
 def email_subject(content: NoticeContent) -> str:
