@@ -13,14 +13,14 @@ import sqlalchemy as sa
 
 from api.channels.mailboxes.models import Mailbox, MailboxProvider, MailboxState
 from api.channels.mailboxes.runner import run_mailboxes, sync_due
-from api.channels.mailboxes.service import create_mailbox
+from api.channels.mailboxes.service import create_mailbox, do_set_enabled
 from api.config import get_settings
 from api.db import unit_of_work
 from api.devtools.gmail_simulator import GmailState, ServerThread
 from api.devtools.gmail_simulator import create_app as create_gmail
 from api.devtools.graph_simulator import GraphState
 from api.devtools.graph_simulator import create_app as create_graph
-from api.errors import ValidationFailed
+from api.errors import NotFound, ValidationFailed
 from tests.integration.email_servers import make_mail
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
@@ -183,6 +183,24 @@ async def test_a_leased_mailbox_is_not_synced_twice_at_once(
     )
     ran = [r for r in (*first, *second) if r.name == name]
     assert len(ran) == 1 and ran[0].ok
+
+
+async def test_a_disabled_mailbox_is_not_read_until_enabled(
+    sims: tuple[GmailState, str, GraphState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gmail, gmail_url, _, _ = sims
+    name, address = await add_gmail(gmail, gmail_url, monkeypatch)
+    async with unit_of_work() as session:
+        await do_set_enabled(session, name=name, enabled=False)
+    gmail.deliver(address, a_mail())
+    assert await sync_due(names=[name], force=True) == []
+    async with unit_of_work() as session:
+        await do_set_enabled(session, name=name, enabled=True)
+    [result] = await sync_due(names=[name])
+    assert result.ok and result.stats is not None and result.stats.stored == 1
+    async with unit_of_work() as session:
+        with pytest.raises(NotFound):
+            await do_set_enabled(session, name=f"nao-existe-{tag()}", enabled=True)
 
 
 async def test_secrets_are_referenced_by_variable_name_only() -> None:
