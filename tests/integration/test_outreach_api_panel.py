@@ -189,6 +189,8 @@ async def test_the_panel_simulates_sends_and_shows_live_progress_and_the_report(
             status=CaseStatus.APTO_NOTIFICAR,
         )
         other_id, other_ref = other.id, other.reference
+    case_page = await client.get(f"/painel/casos/{other_id}")
+    assert f'action="/painel/casos/{other_id}/notificar"' in case_page.text
     one = await client.post(
         f"/painel/casos/{other_id}/notificar",
         data={"csrf_token": csrf, "canal": "email"},
