@@ -28,7 +28,12 @@ from rich.table import Table
 
 from api.channels.mailboxes.models import Mailbox, MailboxProvider
 from api.channels.mailboxes.runner import PassResult, sync_due
-from api.channels.mailboxes.service import create_mailbox, do_set_enabled, get_mailboxes
+from api.channels.mailboxes.service import (
+    create_mailbox,
+    do_set_enabled,
+    get_mailboxes,
+    short_cursor,
+)
 from api.config import get_settings
 from api.db import get_engine, unit_of_work
 from api.errors import ValidationFailed
@@ -158,7 +163,7 @@ def list_() -> None:
             str(box.provider),
             box.address,
             str(box.state),
-            _short(box.cursor),
+            short_cursor(box.cursor),
             box.last_synced_at.strftime("%Y-%m-%d %H:%M:%S") if box.last_synced_at else "—",
             box.push_expires_at.strftime("%Y-%m-%d %H:%M") if box.push_expires_at else "—",
             (box.last_error or "")[:80],
@@ -214,9 +219,3 @@ def _set(name: str, *, enabled: bool) -> None:
 
     box = _run(work)
     out.print(f"caixa {box.name}: {box.state}")
-
-
-def _short(cursor: str | None) -> str:
-    if not cursor:
-        return "—"
-    return cursor if len(cursor) <= 24 else cursor[:10] + "…" + cursor[-10:]

@@ -304,3 +304,69 @@ async def get_by_address(
 
 async def get_by_push_id(session: AsyncSession, *, push_id: str) -> Mailbox | None:
     return await session.scalar(sa.select(Mailbox).where(Mailbox.push_id == push_id))
+
+
+PROVIDER_LABELS = {
+    MailboxProvider.IMAP: "IMAP",
+    MailboxProvider.GMAIL: "Gmail (API)",
+    MailboxProvider.GRAPH: "Microsoft 365 (Graph)",
+}
+STATE_LABELS = {
+    MailboxState.ACTIVE: "Ativa",
+    MailboxState.FAILING: "Com falha",
+    MailboxState.THROTTLED: "Aguardando o provedor",
+    MailboxState.DISABLED: "Desativada",
+}
+
+
+async def get_mailboxes_view(session: AsyncSession) -> list[dict[str, Any]]:
+    """The admins' mailbox page: provider, state, cursor, last sync and error, push expiry; never
+    a secret (only the names of the variables that hold them)."""
+    rows = await get_mailboxes(session)
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "provider": str(row.provider),
+            "provider_label": PROVIDER_LABELS[row.provider],
+            "address": row.address,
+            "state": str(row.state),
+            "state_label": STATE_LABELS[row.state],
+            "cursor": short_cursor(row.cursor),
+            "last_synced_at": row.last_synced_at,
+            "next_attempt_at": row.next_attempt_at
+            if row.state is not MailboxState.ACTIVE
+            else None,
+            "push_expires_at": row.push_expires_at,
+            "sync_requested": row.sync_requested_at is not None,
+            "last_error": row.last_error,
+            "failures": row.failures,
+            "credentials": ", ".join(sorted(str(v) for v in (row.credentials_env or {}).values())),
+            "token_rotated": row.token_sealed is not None,
+        }
+        for row in rows
+    ]
+
+
+async def do_request_sync_by_id(session: AsyncSession, *, mailbox_id: int) -> None:
+    if await session.get(Mailbox, mailbox_id) is None:
+        raise NotFound("caixa postal não encontrada")
+    await do_request_sync(session, mailbox_id=mailbox_id)
+
+
+async def do_set_enabled_by_id(session: AsyncSession, *, mailbox_id: int, enabled: bool) -> None:
+    box = await session.get(Mailbox, mailbox_id)
+    if box is None:
+        raise NotFound("caixa postal não encontrada")
+    await do_set_enabled(session, name=box.name, enabled=enabled)
+
+
+def short_cursor(cursor: str | None) -> str:
+    """A cursor short enough for a table cell (a Graph deltaLink is a long URL)."""
+    if not cursor:
+        return "—"
+    if "$deltatoken=" in cursor or "$skiptoken=" in cursor:
+        kind = "deltaLink" if "$deltatoken=" in cursor else "nextLink"
+        token = cursor.rsplit("=", 1)[-1]
+        return f"{kind} …{token[-10:]}"
+    return cursor if len(cursor) <= 32 else cursor[:12] + "…" + cursor[-12:]
