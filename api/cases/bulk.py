@@ -13,11 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.analysts.models import Analyst
 from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
-from api.cases.search import assignee_column
 from api.cases.service import do_change_status
 from api.errors import AppError, NotFound, ValidationFailed
-from api.timeline.models import EntryKind
-from api.timeline.service import Actor, create_entry
+from api.operations.ownership import do_assign_case
+from api.timeline.service import Actor
 
 MAX_SELECTION = 500
 
@@ -76,33 +75,18 @@ async def do_bulk_assign(
     *,
     case_ids: Sequence[int],
     assignee: Analyst | None,
-    actor: Actor,
+    analyst: Analyst,
 ) -> BulkResult:
-    """Set (or clear) the responsible analyst of each selected case, on its timeline."""
-    column = assignee_column()
-    if column is None:
-        raise ValidationFailed("A atribuição de responsável ainda não está disponível.")
-    if assignee is not None and not assignee.active:
-        raise ValidationFailed("Não é possível atribuir casos a uma conta desativada.")
+    """Make `assignee` (None: nobody) responsible for each selected case, through the
+    operations' ownership service (a supervisor's act; the case's open alerts follow)."""
     result = BulkResult()
     target_id = assignee.id if assignee is not None else None
     for case in await _selected(session, case_ids):
-        if getattr(case, "assignee_id", None) == target_id:
+        try:
+            async with session.begin_nested():
+                await do_assign_case(session, case_id=case.id, analyst_id=target_id, by=analyst)
+        except AppError as exc:
+            result.refused.append((case.reference, exc.message))
+        else:
             result.done.append(case.reference)
-            continue
-        setattr(case, "assignee_id", target_id)  # noqa: B010 (column of the operations schema)
-        await create_entry(
-            session,
-            kind=EntryKind.SYSTEM,
-            actor=actor,
-            case_id=case.id,
-            summary=(
-                f"Responsável pelo caso: {assignee.name}."
-                if assignee is not None
-                else "Caso sem responsável."
-            ),
-            data={"assignee_id": target_id},
-        )
-        result.done.append(case.reference)
-    await session.flush()
     return result

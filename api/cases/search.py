@@ -30,15 +30,11 @@ from api.identifiers.contact import normalize_email
 from api.identifiers.documents import only_document_chars, parse_document
 from api.identifiers.errors import InvalidIdentifier
 from api.identifiers.phones import normalize_phone, phone_variants
+from api.operations.models import Alert
 
 PAGE_SIZES = (25, 50, 100)
 MIN_PARTIAL = 3  # shorter pieces would match half the database
 _URL_HINT = re.compile(r"^(https?://|www\.)|\.[a-z]{2,}(/|$)", re.IGNORECASE)
-
-
-def assignee_column() -> Any:
-    """The responsible analyst's column, once the operations schema has it (None before)."""
-    return getattr(Case, "assignee_id", None)
 
 
 class Sort:
@@ -77,6 +73,7 @@ class CaseRow:
     case: Case
     tags: Sequence[str]
     channels: Sequence[Channel]
+    assignee: str | None = None
 
 
 @dataclass(frozen=True)
@@ -235,9 +232,10 @@ def filter_conditions(
                 Conversation.case_id == Case.id, Conversation.channel == query.channel
             )
         )
-    assignee = assignee_column()
-    if query.assignee_id is not None and assignee is not None:
-        conditions.append(assignee == query.assignee_id)
+    if query.assignee_id is not None:
+        conditions.append(Case.assignee_id == query.assignee_id)
+    if query.open_alerts:
+        conditions.append(sa.exists().where(Alert.case_id == Case.id, Alert.state != "resolved"))
     if query.tag:
         conditions.append(sa.exists().where(CaseTag.case_id == Case.id, CaseTag.tag == query.tag))
     if query.follow_up_due:
@@ -293,8 +291,22 @@ async def search_cases(
     ).all():
         if case_id is not None:
             channels.setdefault(case_id, set()).add(channel)
+    assignee_ids = {c.assignee_id for c in cases.values() if c.assignee_id is not None}
+    names: dict[int, str] = {}
+    if assignee_ids:
+        names = {
+            analyst_id: name
+            for analyst_id, name in await session.execute(
+                sa.select(Analyst.id, Analyst.name).where(Analyst.id.in_(assignee_ids))
+            )
+        }
     rows = [
-        CaseRow(cases[i], tags.get(i, []), sorted(channels.get(i, set())))
+        CaseRow(
+            cases[i],
+            tags.get(i, []),
+            sorted(channels.get(i, set())),
+            names.get(cases[i].assignee_id or 0),
+        )
         for i in ids
         if i in cases
     ]
@@ -322,5 +334,5 @@ async def get_list_options(session: AsyncSession) -> ListOptions:
         brands=brands,
         analysts=analysts,
         tags=await get_all_tags(session),
-        can_assign=assignee_column() is not None,
+        can_assign=True,
     )

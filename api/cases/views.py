@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.analysts.models import Analyst
 from api.cases.lifecycle import CaseStatus, allowed_moves
 from api.cases.models import Case
-from api.cases.search import assignee_column
 from api.cases.service import require_case
 from api.cases.tags import get_case_tags
 from api.cases.workspace import channel_for_contact
@@ -88,8 +87,8 @@ async def get_case_view(session: AsyncSession, *, case_id: int) -> CaseView:
         listing_id = (entry.data or {}).get("listing_id")
         if isinstance(listing_id, int):
             checks[listing_id] = ListingCheck(by=entry.actor_name, at=entry.created_at)
-    assignee_id = getattr(case, "assignee_id", None)
-    can_assign = assignee_column() is not None
+    assignee_id = case.assignee_id
+    can_assign = True
     return CaseView(
         case=case,
         moves=sorted(allowed_moves(case.status), key=list(CaseStatus).index),

@@ -11,16 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.analysts.admin import require_analyst
 from api.analysts.models import Role
-from api.cases.bulk import do_bulk_assign
 from api.cases.lifecycle import CaseStatus
 from api.cases.service import do_change_status, require_case
 from api.cases.views import get_case_view
 from api.cases.workspace import do_set_case_follow_up, do_set_case_tags, do_start_conversation
 from api.config import get_settings
-from api.errors import PermissionDenied, ValidationFailed
+from api.errors import ValidationFailed
 from api.handoff.service import analyst_actor, do_add_note
+from api.operations.ownership import do_assign_case
 from api.panel.auth import PANEL_PREFIX, DbSession, PanelAnalyst, PanelWriter
 from api.panel.formatting import MAX_TEXT, redirect, render_page
 from api.payments.installments import do_mark_installment_paid
@@ -131,12 +130,7 @@ async def set_case_assignee(
     responsavel: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
     target_id = int(responsavel) if responsavel.isdigit() else None
-    if target_id not in (None, analyst.id) and not analyst.has_role(Role.SUPERVISOR):
-        raise PermissionDenied("Somente supervisores atribuem casos a outros analistas.")
-    assignee = await require_analyst(session, analyst_id=target_id) if target_id else None
-    await do_bulk_assign(
-        session, case_ids=[case_id], assignee=assignee, actor=analyst_actor(analyst)
-    )
+    await do_assign_case(session, case_id=case_id, analyst_id=target_id, by=analyst)
     return _back(case_id)
 
 

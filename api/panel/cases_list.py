@@ -13,14 +13,14 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import QueryParams
 
 from api.analysts.admin import require_analyst
-from api.analysts.models import Role
 from api.cases.bulk import do_bulk_assign, do_bulk_change_status
 from api.cases.lifecycle import STATUS_LABELS, CaseStatus
 from api.cases.search import PAGE_SIZES, CaseQuery, Sort, get_list_options, search_cases
 from api.conversations.models import Channel
-from api.errors import PermissionDenied, ValidationFailed
+from api.errors import ValidationFailed
 from api.handoff.service import analyst_actor
 from api.ids import MAX_ID
+from api.outreach.service import actor_for, do_create_batch, parse_channel
 from api.panel.auth import PANEL_PREFIX, DbSession, PanelAnalyst, PanelWriter
 from api.panel.formatting import redirect, render_page
 from api.panel.nav import NavItem, add_nav
@@ -166,15 +166,10 @@ async def bulk_action(
             )
         ).summary()
     elif acao == "atribuir":
-        if not analyst.has_role(Role.SUPERVISOR) and _int(responsavel, "Responsável") not in (
-            None,
-            analyst.id,
-        ):
-            raise PermissionDenied("Somente supervisores atribuem casos a outros analistas.")
         target_id = _int(responsavel, "Responsável")
         assignee = await require_analyst(session, analyst_id=target_id) if target_id else None
         summary = (
-            await do_bulk_assign(session, case_ids=case_ids, assignee=assignee, actor=actor)
+            await do_bulk_assign(session, case_ids=case_ids, assignee=assignee, analyst=analyst)
         ).summary()
     elif acao == "notificar":
         summary = await _send_notice(session, case_ids, canal, analyst.id)
@@ -187,8 +182,6 @@ async def bulk_action(
 
 async def _send_notice(session: DbSession, case_ids: list[int], channel: str, actor_id: int) -> str:
     """The notice batch of the outreach service, for the selection."""
-    from api.outreach.service import actor_for, do_create_batch, parse_channel
-
     if not case_ids:
         raise ValidationFailed("Selecione ao menos um caso.")
     actor = await actor_for(session, actor_id)

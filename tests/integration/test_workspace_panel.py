@@ -27,7 +27,7 @@ from api.payments.service import do_issue_payment_request
 from api.templates.models import StoredTemplate, TemplateVersion
 from api.timeline.models import TimelineEntry
 from api.timeline.service import Actor
-from tests.factories import make_brand, make_case, make_infringer
+from tests.factories import make_analyst, make_brand, make_case, make_infringer
 from tests.integration.test_panel import csrf_of, login, panel_app, png_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
@@ -411,3 +411,27 @@ async def test_unmatched_mail_confirm_and_create_case(client: httpx.AsyncClient)
     async with unit_of_work() as session:
         conversation = await session.get(Conversation, conversation_id)
     assert conversation is not None and conversation.case_id == case_id
+
+
+async def test_bulk_assign_is_a_supervisors_act(client: httpx.AsyncClient) -> None:
+    _, case_ids, _, _ = await person_with_two_cases()
+    async with unit_of_work() as session:
+        assignee = await make_analyst(session)
+        assignee_id = assignee.id
+    analyst = await login(client)
+    form = {"acao": "atribuir", "responsavel": str(assignee_id), "caso": [str(i) for i in case_ids]}
+    refused = await client.post("/painel/casos/lote", data={"csrf_token": analyst.csrf, **form})
+    assert refused.status_code == 303
+    assert "2 recusado(s)" in (await client.get(refused.headers["location"])).text
+    client.cookies.clear()
+    supervisor = await login(client, Role.SUPERVISOR)
+    done = await client.post("/painel/casos/lote", data={"csrf_token": supervisor.csrf, **form})
+    assert "2 caso(s) atualizado(s)." in (await client.get(done.headers["location"])).text
+    listed = await client.get("/painel/casos", params={"responsavel": str(assignee_id)})
+    async with unit_of_work() as session:
+        assigned = set(
+            await session.scalars(sa.select(Case.assignee_id).where(Case.id.in_(case_ids)))
+        )
+        refs = list(await session.scalars(sa.select(Case.reference).where(Case.id.in_(case_ids))))
+    assert assigned == {assignee_id}
+    assert all(ref in listed.text for ref in refs)
