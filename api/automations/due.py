@@ -91,8 +91,10 @@ async def sweep_rule_page(
     calendar: BusinessCalendar,
     after_id: int = 0,
     limit: int = BATCH,
+    dry: bool = False,
 ) -> tuple[int, int | None]:
-    """Fire `rule` on one page of due subjects; (actions taken, next page start or None)."""
+    """Fire `rule` on one page of due subjects; (actions taken, next page start or None).
+    `dry`: fire nothing, count the subjects it would fire on."""
     trigger = rule.spec.trigger
     assert isinstance(trigger, TimeTrigger)
     candidates, next_after = await find_candidates(
@@ -103,6 +105,7 @@ async def sweep_rule_page(
         now=now,
         after_id=after_id,
         limit=limit,
+        rule_id=rule.id,
     )
     fresh = await _not_fired(session, rule, candidates)
     if not fresh:
@@ -136,6 +139,9 @@ async def sweep_rule_page(
             is not None
         ):
             continue
+        if dry:
+            taken += 1
+            continue
         execution = await fire(
             session,
             Firing(
@@ -155,6 +161,27 @@ async def sweep_rule_page(
         if execution is not None:
             taken += len(rule.spec.actions)
     return taken, next_after
+
+
+async def evaluate_due_rules(
+    now: dt.datetime, *, maker: async_sessionmaker[AsyncSession] | None = None
+) -> dict[str, int]:
+    """How many subjects each time rule would fire on at `now`; changes nothing."""
+    async with unit_of_work(maker) as session:
+        rules = await get_enabled_rules(session, trigger_type="time")
+        calendar = await load_calendar(session)
+    due: dict[str, int] = {}
+    for rule in rules:
+        count = 0
+        after: int | None = 0
+        while after is not None:
+            async with unit_of_work(maker) as session:
+                found, after = await sweep_rule_page(
+                    session, rule=rule, now=now, calendar=calendar, after_id=after, dry=True
+                )
+            count += found
+        due[rule.name] = count
+    return due
 
 
 async def _not_fired(

@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from api.automations.models import AutomationExecution
 from api.automations.schemas import Conditions, TimeTrigger
 from api.cases.lifecycle import OPEN_STATUSES
 from api.cases.models import Case
@@ -81,9 +83,11 @@ async def find_candidates(
     after_id: int = 0,
     limit: int = BATCH,
     case_id: int | None = None,
+    rule_id: int | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """One page of due subjects (ordered by their row id, from `after_id`) and where the next
-    page starts (None: this was the last)."""
+    page starts (None: this was the last). With `rule_id`, subjects the rule already acted on
+    for their current cycle are left out in SQL (the ledger has the final say anyway)."""
     finder = _FINDERS[trigger.anchor]
     return await finder(
         session,
@@ -94,7 +98,24 @@ async def find_candidates(
         after_id=after_id,
         limit=limit,
         case_id=case_id,
+        rule_id=rule_id,
     )
+
+
+def _fired(
+    rule_id: int, subject: sa.ColumnElement[str], trigger_key: sa.ColumnElement[str] | None = None
+) -> sa.Exists:
+    """The ledger already has (rule, subject[, trigger]) — the unique index answers it."""
+    query = sa.select(sa.literal(1)).where(
+        AutomationExecution.rule_id == rule_id, AutomationExecution.subject == subject
+    )
+    if trigger_key is not None:
+        query = query.where(AutomationExecution.trigger_key == trigger_key)
+    return sa.exists(query)
+
+
+def _text(prefix: str, column: Any) -> sa.ColumnElement[str]:
+    return sa.literal(prefix) + sa.cast(column, sa.String)
 
 
 def _next(rows: Sequence[object], limit: int, last_id: int) -> int | None:
@@ -111,6 +132,7 @@ async def _unanswered(
     after_id: int,
     limit: int,
     case_id: int | None,
+    rule_id: int | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """Open conversations whose last message of ours that left us has had no answer (an
     auto-reply or a bounce is not one) since; one cycle per silence (the last answer's id)."""
@@ -131,6 +153,20 @@ async def _unanswered(
         query = query.where(Conversation.channel.in_([str(c) for c in conditions.channels]))
     if case_id is not None:
         query = query.where(Conversation.case_id == case_id)
+    if rule_id is not None:
+        # Fired since the infringer last wrote: still the same silence (a new silence needs a
+        # new message from them). A prefilter only; the cycle key below is exact.
+        fired_in_silence = sa.exists(
+            sa.select(sa.literal(1)).where(
+                AutomationExecution.rule_id == rule_id,
+                AutomationExecution.subject == _text("conversation:", Conversation.id),
+                sa.or_(
+                    Conversation.last_inbound_at.is_(None),
+                    AutomationExecution.created_at >= Conversation.last_inbound_at,
+                ),
+            )
+        )
+        query = query.where(~fired_in_silence)
     rows = (await session.execute(query)).all()
     if not rows:
         return [], None
@@ -208,6 +244,7 @@ async def _notice_deadline(
     after_id: int,
     limit: int,
     case_id: int | None,
+    rule_id: int | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """Cases whose notice's response deadline has ended with no answer from the infringer
     since the notice; one cycle per deadline (a moved deadline re-arms)."""
@@ -225,6 +262,10 @@ async def _notice_deadline(
     )
     if case_id is not None:
         query = query.where(Case.id == case_id)
+    if rule_id is not None:
+        query = query.where(
+            ~_fired(rule_id, _text("case:", Case.id), _text("deadline:", Case.response_deadline))
+        )
     rows = (await session.execute(query)).all()
     if not rows:
         return [], None
@@ -275,6 +316,7 @@ async def _installment_due(
     after_id: int,
     limit: int,
     case_id: int | None,
+    rule_id: int | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """Unpaid installments of a current payment request whose due date has ended; one cycle
     per due date."""
@@ -295,6 +337,14 @@ async def _installment_due(
     )
     if case_id is not None:
         query = query.where(PaymentRequest.case_id == case_id)
+    if rule_id is not None:
+        query = query.where(
+            ~_fired(
+                rule_id,
+                _text("installment:", Installment.id),
+                _text("due:", Installment.due_date),
+            )
+        )
     rows = (await session.execute(query)).all()
     if not rows:
         return [], None
@@ -337,6 +387,7 @@ async def _status_since(
     after_id: int,
     limit: int,
     case_id: int | None,
+    rule_id: int | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """Cases still in the status they entered N days ago; one cycle per entry."""
     cutoff = now - dt.timedelta(days=trigger.days)
@@ -385,6 +436,7 @@ async def _after_event(
     after_id: int,
     limit: int,
     case_id: int | None,
+    rule_id: int | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """Cases whose last `event` is N days old with none of `without` after it; one cycle per
     event."""
