@@ -11,10 +11,15 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from api.channels.email.models import ImapCursor
 from api.channels.mailboxes.models import Mailbox, MailboxProvider, MailboxState
 from api.channels.mailboxes.runner import run_mailboxes, sync_due
-from api.channels.mailboxes.service import create_mailbox, do_set_enabled
-from api.config import get_settings
+from api.channels.mailboxes.service import (
+    create_mailbox,
+    do_ensure_settings_mailbox,
+    do_set_enabled,
+)
+from api.config import ImapSettings, get_settings
 from api.db import unit_of_work
 from api.devtools.gmail_simulator import GmailState, ServerThread
 from api.devtools.gmail_simulator import create_app as create_gmail
@@ -223,3 +228,24 @@ async def test_secrets_are_referenced_by_variable_name_only() -> None:
                 config={},
                 credentials_env={"client_secret": "A", "refresh_token": "B"},
             )
+
+
+async def test_the_imap_settings_mailbox_is_listed_and_mirrors_the_imap_loop_cursor() -> None:
+    t = tag()
+    imap = ImapSettings(host=f"imap-{t}.example", user=f"ana-{t}@firma.example", port=993)
+    async with unit_of_work() as session:
+        await do_ensure_settings_mailbox(session, imap=imap)
+        await do_ensure_settings_mailbox(session, imap=imap)  # idempotent
+        rows = (await session.scalars(sa.select(Mailbox).where(Mailbox.address == imap.user))).all()
+        assert len(rows) == 1 and rows[0].config["from_settings"] is True
+        assert rows[0].credentials_env == {"password": "IMAP_PASSWORD"}
+        name = rows[0].name
+        # The worker's IMAP loop advanced its own cursor.
+        session.add(
+            ImapCursor(
+                account=f"{imap.user}@{imap.host}:993", folder="INBOX", uidvalidity=9, last_uid=41
+            )
+        )
+    [result] = await sync_due(names=[name], force=True)
+    assert result.ok and result.stats is not None and result.stats.fetched == 0
+    assert (await mailbox(name)).cursor == "9:41"

@@ -25,7 +25,13 @@ from api.channels.mailboxes.gmail import GmailConnector
 from api.channels.mailboxes.graph import GraphConnector
 from api.channels.mailboxes.imap import ImapConnector
 from api.channels.mailboxes.models import MailboxProvider
-from api.channels.mailboxes.service import claim_due, do_record_failure, do_record_success
+from api.channels.mailboxes.service import (
+    claim_due,
+    do_ensure_settings_mailbox,
+    do_record_failure,
+    do_record_success,
+    do_release,
+)
 from api.config import Settings, get_settings
 from api.db import get_sessionmaker, unit_of_work, utcnow
 
@@ -110,6 +116,10 @@ async def _one(
             connector.sync(box, last_synced_at=last_synced_at), timeout=timeout
         )
     except asyncio.CancelledError:
+        # Shutting down: give the lease back so the next worker need not wait for it to lapse.
+        with contextlib.suppress(Exception):
+            async with unit_of_work(maker) as session:
+                await asyncio.shield(do_release(session, mailbox_id=box.id))
         raise
     except Exception as exc:
         retry_after = exc.retry_after if isinstance(exc, Throttled) else None
@@ -151,6 +161,11 @@ async def run_mailboxes(settings: Settings, stop: asyncio.Event) -> None:
     maker = get_sessionmaker()
     connectors = get_connectors()
     running: dict[int, asyncio.Task[PassResult]] = {}
+    try:
+        async with unit_of_work(maker) as session:
+            await do_ensure_settings_mailbox(session, imap=settings.imap)
+    except Exception:  # shown in the panel only; the IMAP loop itself does not need the row
+        log.exception("could not record the IMAP_* mailbox")
     while not stop.is_set():
         try:
             for box, last in await _claim(maker, poll_seconds=settings.mailboxes.poll_seconds):

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.channels.mailboxes.models import Mailbox, MailboxProvider, MailboxState
-from api.config import env_secret, get_settings
+from api.config import ImapSettings, env_secret, get_settings
 from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 
@@ -370,3 +370,53 @@ def short_cursor(cursor: str | None) -> str:
         token = cursor.rsplit("=", 1)[-1]
         return f"{kind} …{token[-10:]}"
     return cursor if len(cursor) <= 32 else cursor[:12] + "…" + cursor[-12:]
+
+
+async def do_ensure_settings_mailbox(session: AsyncSession, *, imap: ImapSettings) -> None:
+    """The mailbox configured by IMAP_* (read by the worker's own IDLE loop) gets its row, so
+    admins see it beside the others; nothing when one exists for that account and folder."""
+    if not (imap.host and imap.user):
+        return
+    exists = await session.scalar(
+        sa.select(Mailbox.id)
+        .where(
+            Mailbox.provider == MailboxProvider.IMAP,
+            Mailbox.config["host"].as_string() == imap.host,
+            Mailbox.config["user"].as_string() == imap.user,
+            Mailbox.config["folder"].as_string() == imap.folder,
+        )
+        .limit(1)
+    )
+    if exists is not None:
+        return
+    taken = set((await session.scalars(sa.select(Mailbox.name))).all())
+    name = next(n for n in ("imap", *(f"imap-{i}" for i in range(2, 1000))) if n not in taken)
+    now = utcnow()
+    session.add(
+        Mailbox(
+            name=name,
+            provider=MailboxProvider.IMAP,
+            address=(imap.user if "@" in imap.user else f"{imap.user}@{imap.host}").lower(),
+            config={
+                "host": imap.host,
+                "port": imap.port,
+                "user": imap.user,
+                "folder": imap.folder,
+                "ssl": imap.ssl,
+                "from_settings": True,
+            },
+            credentials_env={"password": "IMAP_PASSWORD"},
+            state=MailboxState.ACTIVE,
+            failures=0,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+
+
+async def do_release(session: AsyncSession, *, mailbox_id: int) -> None:
+    """Give a lease back (a pass interrupted by shutdown): the next worker may start at once."""
+    await session.execute(
+        sa.update(Mailbox).where(Mailbox.id == mailbox_id).values(locked_until=None)
+    )
