@@ -98,8 +98,10 @@ class SessionStore:
     async def get_outbound(self, message_id: int) -> MetricOutbound | None:
         return await self.session.get(MetricOutbound, message_id)
 
-    def add(self, row: Any) -> None:
+    def create(self, model: type[Any], **values: Any) -> Any:
+        row = model(**values)
         self.session.add(row)
+        return row
 
 
 async def _calendar(session: AsyncSession) -> BusinessCalendar:

@@ -86,7 +86,9 @@ class Store(Protocol):
     async def get_case(self, case_id: int) -> MetricCase | None: ...
     async def get_case_channel(self, case_id: int, channel: str) -> MetricCaseChannel | None: ...
     async def get_outbound(self, message_id: int) -> MetricOutbound | None: ...
-    def add(self, row: Any) -> None: ...
+    def create(self, model: type[Any], **values: Any) -> Any:
+        """A new row of `model` with every column's value; returns the object to change."""
+        ...
 
 
 def _money(value: Any) -> Decimal | None:
@@ -105,6 +107,41 @@ class Folder:
     def __init__(self, store: Store, calendar: BusinessCalendar) -> None:
         self.store = store
         self.calendar = calendar
+        self._open: dict[dt.date, list[tuple[dt.datetime, dt.datetime]]] = {}
+
+    def _open_on(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The day's working shifts in UTC (cached: a rebuild measures a million waits)."""
+        shifts = self._open.get(day)
+        if shifts is None:
+            tz = self.calendar.tz
+            shifts = self._open[day] = (
+                [
+                    (
+                        dt.datetime.combine(day, begin, tzinfo=tz).astimezone(dt.UTC),
+                        dt.datetime.combine(day, end, tzinfo=tz).astimezone(dt.UTC),
+                    )
+                    for begin, end in self.calendar.shifts
+                ]
+                if self.calendar.is_business_day(day)
+                else []
+            )
+        return shifts
+
+    def business_seconds(self, start: dt.datetime, end: dt.datetime) -> float:
+        """Working seconds in [start, end) — BusinessCalendar.business_seconds_between, with
+        the days' shifts cached."""
+        if end <= start:
+            return 0.0
+        tz = self.calendar.tz
+        day, last = start.astimezone(tz).date(), end.astimezone(tz).date()
+        total = 0.0
+        while day <= last:
+            for open_at, close_at in self._open_on(day):
+                low, high = max(open_at, start), min(close_at, end)
+                if high > low:
+                    total += (high - low).total_seconds()
+            day += dt.timedelta(days=1)
+        return total
 
     # --- rows ------------------------------------------------------------------------------
 
@@ -114,7 +151,8 @@ class Folder:
         row = await self.store.get_case(ev.case_id)
         if row is None:
             info = await self.store.case_info(ev.case_id)
-            row = MetricCase(
+            row = self.store.create(
+                MetricCase,
                 case_id=ev.case_id,
                 brand_id=info.brand_id if info else None,
                 reference_amount=info.reference_amount if info else None,
@@ -123,7 +161,6 @@ class Folder:
                 agreements=0,
                 bot_only=False,
             )
-            self.store.add(row)
         return row
 
     async def _conversation(self, ev: Ev) -> MetricConversation | None:
@@ -132,7 +169,8 @@ class Folder:
         row = await self.store.get_conversation(ev.conversation_id)
         if row is None:
             info = await self.store.case_info(ev.case_id) if ev.case_id is not None else None
-            row = MetricConversation(
+            row = self.store.create(
+                MetricConversation,
                 conversation_id=ev.conversation_id,
                 case_id=ev.case_id,
                 brand_id=info.brand_id if info else None,
@@ -143,7 +181,6 @@ class Folder:
                 handoffs=0,
                 bot_answered=False,
             )
-            self.store.add(row)
         elif row.case_id is None and ev.case_id is not None:
             # A conversation linked to its case later (unmatched mail confirmed by an analyst).
             info = await self.store.case_info(ev.case_id)
@@ -154,8 +191,13 @@ class Folder:
     async def _case_channel(self, case: MetricCase, channel: str) -> MetricCaseChannel:
         row = await self.store.get_case_channel(case.case_id, channel)
         if row is None:
-            row = MetricCaseChannel(case_id=case.case_id, channel=channel)
-            self.store.add(row)
+            row = self.store.create(
+                MetricCaseChannel,
+                case_id=case.case_id,
+                channel=channel,
+                contacted_at=None,
+                engaged_at=None,
+            )
         return row
 
     def _interval(
@@ -171,20 +213,19 @@ class Folder:
         channel: str | None = None,
     ) -> None:
         end = max(end, start)
-        self.store.add(
-            MetricInterval(
-                kind=kind,
-                started_at=start,
-                ended_at=end,
-                week=week_of(self.calendar, start),
-                wall_seconds=(end - start).total_seconds(),
-                business_seconds=self.calendar.business_seconds_between(start, end),
-                case_id=ev.case_id,
-                conversation_id=conversation_id,
-                brand_id=brand_id,
-                channel=channel or ev.channel,
-                analyst_id=analyst_id,
-            )
+        self.store.create(
+            MetricInterval,
+            kind=kind,
+            started_at=start,
+            ended_at=end,
+            week=week_of(self.calendar, start),
+            wall_seconds=(end - start).total_seconds(),
+            business_seconds=self.business_seconds(start, end),
+            case_id=ev.case_id,
+            conversation_id=conversation_id,
+            brand_id=brand_id,
+            channel=channel or ev.channel,
+            analyst_id=analyst_id,
         )
 
     def _count(
@@ -196,19 +237,18 @@ class Folder:
         label: str | None = None,
         amount: Decimal | None = None,
     ) -> None:
-        self.store.add(
-            MetricEvent(
-                event_id=ev.id,
-                kind=ev.kind,
-                occurred_at=ev.occurred_at,
-                case_id=ev.case_id,
-                conversation_id=ev.conversation_id,
-                brand_id=brand_id,
-                channel=ev.channel,
-                analyst_id=analyst_id,
-                label=label[:200] if label else None,
-                amount=amount,
-            )
+        self.store.create(
+            MetricEvent,
+            event_id=ev.id,
+            kind=ev.kind,
+            occurred_at=ev.occurred_at,
+            case_id=ev.case_id,
+            conversation_id=ev.conversation_id,
+            brand_id=brand_id,
+            channel=ev.channel,
+            analyst_id=analyst_id,
+            label=label[:200] if label else None,
+            amount=amount,
         )
 
     def _analyst(self, ev: Ev) -> int | None:
@@ -254,22 +294,21 @@ class Folder:
     ) -> None:
         author = str(ev.payload.get("author_kind") or ev.actor_kind)
         analyst_id = ev.actor_id if author == "analyst" else None
-        self.store.add(
-            MetricOutbound(
-                message_id=int(ev.payload["message_id"]),
-                conversation_id=ev.conversation_id,
-                case_id=ev.case_id,
-                brand_id=brand,
-                channel=ev.channel or "",
-                provider=conv.provider if conv is not None else None,
-                author_kind=author,
-                analyst_id=analyst_id,
-                sent_at=ev.occurred_at,
-                accepted=False,
-                delivered=False,
-                read=False,
-                failed=False,
-            )
+        self.store.create(
+            MetricOutbound,
+            message_id=int(ev.payload["message_id"]),
+            conversation_id=ev.conversation_id,
+            case_id=ev.case_id,
+            brand_id=brand,
+            channel=ev.channel or "",
+            provider=conv.provider if conv is not None else None,
+            author_kind=author,
+            analyst_id=analyst_id,
+            sent_at=ev.occurred_at,
+            accepted=False,
+            delivered=False,
+            read=False,
+            failed=False,
         )
         if conv is not None:
             conv.contacted_at = conv.contacted_at or ev.occurred_at

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.conversations.models import Conversation
 from api.db import utcnow
-from api.events.consumers import read_batch
-from api.events.models import EventConsumer
+from api.events.consumers import _below_horizon
+from api.events.models import EventConsumer, StoredEvent
 from api.metrics.consumer import NAME, case_infos, provider_column
 from api.metrics.fold import FOLDED_KINDS, CaseInfo, Ev, Folder
 from api.metrics.models import (
@@ -42,21 +42,48 @@ ROLLUPS: tuple[type[Any], ...] = (
     MetricEvent,
 )
 READ_CHUNK = 20_000
+events = StoredEvent.__table__
+_EVENT_COLUMNS = (
+    events.c.id,
+    events.c.tx_id,
+    events.c.kind,
+    events.c.case_id,
+    events.c.conversation_id,
+    events.c.channel,
+    events.c.actor_kind,
+    events.c.actor_id,
+    events.c.occurred_at,
+    events.c.payload,
+)
 WRITE_CHUNK = 5_000
 
 
+class Row:
+    """A rollup row held in memory during a rebuild: plain attributes, far lighter than an
+    ORM instance (a 1 M message database keeps about a million of them)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _columns(model: type[Any]) -> tuple[str, ...]:
+    return tuple(c.key for c in model.__table__.columns if c.key != "id")
+
+
 class MemoryStore:
-    """Every row in dictionaries; the live tables read once up front."""
+    """Rows that change while folding stay in dictionaries; intervals and counted events never
+    change once written, so they are inserted as the fold goes (`write_appended`)."""
 
     def __init__(self, cases: dict[int, CaseInfo], providers: dict[int, str]) -> None:
         self.cases = cases
         self.providers = providers
-        self.conversations: dict[int, MetricConversation] = {}
-        self.case_rows: dict[int, MetricCase] = {}
-        self.case_channels: dict[tuple[int, str], MetricCaseChannel] = {}
-        self.outbound: dict[int, MetricOutbound] = {}
-        self.intervals: list[MetricInterval] = []
-        self.events: list[MetricEvent] = []
+        self.conversations: dict[int, Row] = {}
+        self.case_rows: dict[int, Row] = {}
+        self.case_channels: dict[tuple[int, str], Row] = {}
+        self.outbound: dict[int, Row] = {}
+        self.appended: dict[type[Any], list[dict[str, Any]]] = {MetricInterval: [], MetricEvent: []}
+        self.written: dict[str, int] = {"metric_intervals": 0, "metric_events": 0}
+        self._columns: dict[type[Any], tuple[str, ...]] = {}
 
     async def case_info(self, case_id: int) -> CaseInfo | None:
         return self.cases.get(case_id)
@@ -64,41 +91,52 @@ class MemoryStore:
     async def provider_of(self, conversation_id: int) -> str | None:
         return self.providers.get(conversation_id)
 
-    async def get_conversation(self, conversation_id: int) -> MetricConversation | None:
+    async def get_conversation(self, conversation_id: int) -> Any:
         return self.conversations.get(conversation_id)
 
-    async def get_case(self, case_id: int) -> MetricCase | None:
+    async def get_case(self, case_id: int) -> Any:
         return self.case_rows.get(case_id)
 
-    async def get_case_channel(self, case_id: int, channel: str) -> MetricCaseChannel | None:
+    async def get_case_channel(self, case_id: int, channel: str) -> Any:
         return self.case_channels.get((case_id, channel))
 
-    async def get_outbound(self, message_id: int) -> MetricOutbound | None:
+    async def get_outbound(self, message_id: int) -> Any:
         return self.outbound.get(message_id)
 
-    def add(self, row: Any) -> None:
-        if isinstance(row, MetricConversation):
-            self.conversations[row.conversation_id] = row
-        elif isinstance(row, MetricCase):
-            self.case_rows[row.case_id] = row
-        elif isinstance(row, MetricCaseChannel):
-            self.case_channels[(row.case_id, row.channel)] = row
-        elif isinstance(row, MetricOutbound):
-            self.outbound[row.message_id] = row
-        elif isinstance(row, MetricInterval):
-            self.intervals.append(row)
-        elif isinstance(row, MetricEvent):
-            self.events.append(row)
-        else:  # pragma: no cover - the fold adds only rollup rows
-            raise TypeError(type(row))
+    def create(self, model: type[Any], **values: Any) -> Any:
+        columns = self._columns.get(model)
+        if columns is None:
+            columns = self._columns[model] = _columns(model)
+        full: dict[str, Any] = dict.fromkeys(columns)
+        full.update(values)
+        if model in self.appended:
+            self.appended[model].append(full)
+            return full
+        kept = Row(full)
+        if model is MetricConversation:
+            self.conversations[full["conversation_id"]] = kept
+        elif model is MetricCase:
+            self.case_rows[full["case_id"]] = kept
+        elif model is MetricCaseChannel:
+            self.case_channels[(full["case_id"], full["channel"])] = kept
+        elif model is MetricOutbound:
+            self.outbound[full["message_id"]] = kept
+        else:  # pragma: no cover - the fold creates only rollup rows
+            raise TypeError(model)
+        return kept
 
-    def tables(self) -> Iterable[tuple[type[Any], Iterable[Any]]]:
+    async def write_appended(self, session: AsyncSession, *, at_least: int = 0) -> None:
+        for model, rows in self.appended.items():
+            if rows and len(rows) >= at_least:
+                await bulk_insert(session, model, rows)
+                self.written[model.__tablename__] += len(rows)
+                rows.clear()
+
+    def kept(self) -> Iterable[tuple[type[Any], Iterable[Row]]]:
         yield MetricConversation, self.conversations.values()
         yield MetricCase, self.case_rows.values()
         yield MetricCaseChannel, self.case_channels.values()
         yield MetricOutbound, self.outbound.values()
-        yield MetricInterval, self.intervals
-        yield MetricEvent, self.events
 
 
 @dataclass(frozen=True)
@@ -108,12 +146,23 @@ class RebuildResult:
     seconds: float
 
 
-def _as_dict(model: type[Any], row: Any) -> dict[str, Any]:
-    columns = model.__table__.columns
-    values = {c.key: getattr(row, c.key) for c in columns}
-    if model is MetricInterval:
-        values.pop("id")
-    return values
+async def bulk_insert(session: AsyncSession, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (asyncpg), executemany elsewhere."""
+    if not rows:
+        return
+    columns = _columns(model)
+    if session.get_bind().dialect.name == "postgresql":
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            model.__tablename__,
+            records=[tuple(row[c] for c in columns) for row in rows],
+            columns=list(columns),
+        )
+        return
+    table = model.__table__
+    for start in range(0, len(rows), WRITE_CHUNK):
+        await session.execute(table.insert(), rows[start : start + WRITE_CHUNK])
 
 
 async def _lock_cursor(session: AsyncSession) -> EventConsumer:
@@ -151,7 +200,19 @@ async def do_rebuild(session: AsyncSession) -> RebuildResult:
     position = (0, 0)
     total = 0
     while True:
-        batch = await read_batch(session, after=position, limit=READ_CHUNK, kinds=FOLDED_KINDS)
+        batch = (
+            await session.execute(
+                sa.select(*_EVENT_COLUMNS)
+                .where(
+                    sa.tuple_(events.c.tx_id, events.c.id) > sa.tuple_(*position),
+                    # Never past a transaction still running (api/events/consumers.py).
+                    _below_horizon(session),
+                    events.c.kind.in_(sorted(FOLDED_KINDS)),
+                )
+                .order_by(events.c.tx_id, events.c.id)
+                .limit(READ_CHUNK)
+            )
+        ).all()
         for row in batch:
             await folder.apply(
                 Ev(
@@ -169,15 +230,16 @@ async def do_rebuild(session: AsyncSession) -> RebuildResult:
         total += len(batch)
         if batch:
             position = (batch[-1].tx_id, batch[-1].id)
-            session.expunge_all()
+        await store.write_appended(session, at_least=WRITE_CHUNK)
         if len(batch) < READ_CHUNK:
             break
+    await store.write_appended(session)
     counts: dict[str, int] = {}
-    for model, rows_of in store.tables():
-        values = [_as_dict(model, row) for row in rows_of]
-        for start in range(0, len(values), WRITE_CHUNK):
-            await session.execute(sa.insert(model), values[start : start + WRITE_CHUNK])
+    for model, kept in store.kept():
+        values = [row.__dict__ for row in kept]
+        await bulk_insert(session, model, values)
         counts[model.__tablename__] = len(values)
+    counts.update(store.written)
     cursor = await _lock_cursor(session)
     if total:
         cursor.last_tx_id, cursor.last_event_id = position
