@@ -189,8 +189,13 @@ class MailboxSettings(_Group):
 
     # Safety-net polling of every mailbox, whatever push hints arrive.
     poll_seconds: float = Field(default=60.0, gt=0)
-    # Gmail Pub/Sub push: the subscription's push endpoint carries ?token=<this>.
+    # Gmail Pub/Sub push: the subscription's push endpoint carries ?token=<this>, and/or the
+    # subscription pushes with authentication (an OIDC token Google signs for this service
+    # account and audience; the audience defaults to PUBLIC_BASE_URL/webhooks/gmail/push).
     push_token: SecretStr | None = None
+    push_service_account: str | None = None
+    push_audience: str | None = None
+    push_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 class Settings(_Group):

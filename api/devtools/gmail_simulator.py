@@ -14,7 +14,9 @@ served with `format=raw` (base64url).
   `POST …/messages/send` (raw, threadId; kept with label SENT), `GET …/history`
   (startHistoryId, labelId, historyTypes, pageToken), `POST …/watch`, `POST …/stop`.
 - Watches push a Pub/Sub push request (`{"message": {"data": base64({"emailAddress",
-  "historyId"}), "messageId", "publishTime"}, "subscription"}`) to `push_url` on new mail.
+  "historyId"}), "messageId", "publishTime"}, "subscription"}`) to `push_url` on new mail; with
+  `push_service_account`/`push_audience` set, as an authenticated push (Authorization: Bearer
+  <RS256 OIDC token>), the signing certificate served at `GET /oauth2/v1/certs` like Google's.
 - Faults: `add_fault(path_contains, status, retry_after=…, count=…)` answers the next matching
   calls with that status (429/503 carry Retry-After) — or POST `/_sim/faults`.
 
@@ -120,6 +122,11 @@ class GmailState:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
         self.token_requests = 0
         self.push_url: str | None = None
+        # Push with authentication: an OIDC token for this service account and audience,
+        # signed with the simulator's key (its certificate at GET /oauth2/v1/certs).
+        self.push_service_account: str | None = None
+        self.push_audience: str | None = None
+        self._signing: tuple[str, bytes, str] | None = None  # (kid, private PEM, cert PEM)
         self.outgoing: list[threading.Thread] = []
         self.pushes: list[int] = []  # status codes our push requests were answered with
         self._history = itertools.count(1000)
@@ -223,9 +230,14 @@ class GmailState:
             },
             "subscription": "projects/sim/subscriptions/gmail-push",
         }
+        headers: dict[str, str] = {}
+        if self.push_service_account and self.push_audience:
+            headers["Authorization"] = "Bearer " + self.oidc_token(
+                audience=self.push_audience, email=self.push_service_account
+            )
         # Pub/Sub delivers on its own schedule: the push leaves from a thread of its own.
         thread = threading.Thread(
-            target=_post, args=(self.push_url, body, self.pushes), daemon=True
+            target=_post, args=(self.push_url, body, self.pushes, headers), daemon=True
         )
         with self.lock:
             self.outgoing.append(thread)
@@ -239,6 +251,43 @@ class GmailState:
         for thread in threads:
             thread.join(timeout)
 
+    # --- OIDC (Pub/Sub push with authentication) ----------------------------------------------
+    def signing_key(self) -> tuple[str, bytes, str]:
+        """(key id, private key PEM, self-signed certificate PEM), made once."""
+        with self.lock:
+            if self._signing is None:
+                self._signing = make_signing_key()
+            return self._signing
+
+    def certs(self) -> dict[str, str]:
+        kid, _, cert = self.signing_key()
+        return {kid: cert}
+
+    def oidc_token(
+        self, *, audience: str, email: str, issuer: str = "https://accounts.google.com",
+        private_pem: bytes | None = None, lifetime: int = 3600,
+    ) -> str:  # fmt: skip
+        """An ID token as Pub/Sub attaches to an authenticated push."""
+        from google.auth import crypt, jwt
+
+        kid, own_pem, _ = self.signing_key()
+        signer = crypt.RSASigner.from_string(  # type: ignore[no-untyped-call]
+            private_pem or own_pem, key_id=kid
+        )
+        now = int(time.time())
+        payload = {
+            "aud": audience,
+            "iss": issuer,
+            "sub": "1" + str(secrets.randbits(60)),
+            "email": email,
+            "email_verified": True,
+            "azp": "1" + str(secrets.randbits(60)),
+            "iat": now,
+            "exp": now + lifetime,
+        }
+        encoded: bytes = jwt.encode(signer, payload)  # type: ignore[no-untyped-call]
+        return encoded.decode()
+
     # --- request helpers ---------------------------------------------------------------------
     def take_fault(self, path: str) -> Fault | None:
         with self.lock:
@@ -251,9 +300,41 @@ class GmailState:
         return None
 
 
-def _post(url: str, body: dict[str, Any], answers: list[int] | None = None) -> None:
+def make_signing_key() -> tuple[str, bytes, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gmail-simulator")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return secrets.token_hex(20), private, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _post(
+    url: str,
+    body: dict[str, Any],
+    answers: list[int] | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     try:
-        response = httpx.post(url, json=body, timeout=10)
+        response = httpx.post(url, json=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:  # Pub/Sub would retry; the poll is the safety net anyway
         log.warning("push to %s failed: %s", url, exc)
         return
@@ -509,10 +590,14 @@ def create_app(state: GmailState) -> Starlette:
         )
         return JSONResponse({"refresh_token": token})
 
+    async def certs(request: Request) -> Response:
+        return JSONResponse(state.certs(), headers={"Cache-Control": "public, max-age=3600"})
+
     base = "/gmail/v1/users/{user}"
     return Starlette(
         routes=[
             Route("/token", token, methods=["POST"]),
+            Route("/oauth2/v1/certs", certs),
             Route(base + "/profile", profile),
             Route(base + "/messages", list_messages),
             Route(base + "/messages/send", send_message, methods=["POST"]),

@@ -43,7 +43,7 @@ from api.conversations.models import (
 from api.conversations.outbound import do_queue_outbound
 from api.conversations.scheduling import turn_scheduler
 from api.db import unit_of_work, utcnow
-from api.devtools.gmail_simulator import GmailState, ServerThread
+from api.devtools.gmail_simulator import GmailState, ServerThread, make_signing_key
 from api.devtools.gmail_simulator import create_app as create_simulator
 from api.outbox.worker import deliver_due
 from api.timeline.service import Actor
@@ -454,3 +454,53 @@ async def test_mail_seen_through_imap_is_not_ingested_again_through_gmail(
     [result] = await sync_due(names=[name], force=True)
     assert result.stats is not None and (result.stats.stored, result.stats.duplicates) == (0, 1)
     assert await copies([f"m1-{t}@loja.example"]) == {f"m1-{t}@loja.example": 1}
+
+
+async def test_an_authenticated_push_is_checked_against_googles_signed_oidc_token(
+    gmail: tuple[GmailState, str], monkeypatch: pytest.MonkeyPatch, app_server: str
+) -> None:
+    state, url = gmail
+    account = "gmail-push@firma.iam.gserviceaccount.com"
+    audience = f"{app_server}/webhooks/gmail/push"
+    config = get_settings().mailboxes
+    monkeypatch.setattr(config, "push_token", None)
+    monkeypatch.setattr(config, "push_service_account", account)
+    monkeypatch.setattr(config, "push_audience", audience)
+    monkeypatch.setattr(config, "push_certs_url", f"{url}/oauth2/v1/certs")
+    name, address, _ = await add_gmail_box(gmail, monkeypatch, topic="projects/firma/topics/a")
+    await sync_due(names=[name], force=True)
+
+    body = {
+        "message": {
+            "data": base64.b64encode(f'{{"emailAddress": "{address}"}}'.encode()).decode(),
+            "messageId": "1",
+        },
+        "subscription": "projects/firma/subscriptions/gmail",
+    }
+    _, stranger_key, _ = make_signing_key()
+    forged = {
+        "another key": state.oidc_token(audience=audience, email=account, private_pem=stranger_key),
+        "another account": state.oidc_token(audience=audience, email="x@evil.example"),
+        "another audience": state.oidc_token(audience="https://evil.example/", email=account),
+        "another issuer": state.oidc_token(audience=audience, email=account, issuer="evil"),
+    }
+    async with httpx.AsyncClient(base_url=app_server) as client:
+        for why, token in forged.items():
+            refused = await client.post(
+                "/webhooks/gmail/push", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert refused.status_code == 403, why
+        anonymous = await client.post(f"/webhooks/gmail/push?token={PUSH_TOKEN}", json=body)
+        assert anonymous.status_code == 403  # the URL token is not configured any more
+    assert (await mailbox(name)).sync_requested_at is None
+
+    state.push_url, state.push_service_account, state.push_audience = audience, account, audience
+    answered = len(state.pushes)
+    try:
+        state.deliver(address, mail(tag(), 1))
+        await asyncio.to_thread(state.drain)
+    finally:
+        state.push_url = state.push_service_account = state.push_audience = None
+    assert state.pushes[answered:] == [204]
+    [hinted] = await sync_due(names=[name], poll_seconds=3600)
+    assert hinted.ok and hinted.stats is not None and hinted.stats.stored == 1

@@ -2,7 +2,8 @@
 
 A hint never carries mail: the runner's sync reads from the stored cursor, so a forged, repeated
 or lost hint can make us look early or late, never lose or double a message. Still, hints are
-authenticated: Gmail's Pub/Sub push by the token in the push endpoint's URL, each Graph
+authenticated: Gmail's Pub/Sub push by the token in the push endpoint's URL or the OIDC token
+Google signs for our service account (push with authentication), each Graph
 notification by its clientState (compared with the hash we kept when creating the subscription).
 """
 
@@ -16,6 +17,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import google.auth.exceptions
+import google.auth.transport.requests
+import google.oauth2.id_token
+import requests
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.channels.mailboxes.models import MailboxProvider
@@ -28,6 +33,18 @@ from api.channels.mailboxes.service import (
 from api.errors import PermissionDenied, ValidationFailed
 
 log = logging.getLogger(__name__)
+_GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
+
+
+@dataclass(frozen=True)
+class PushAuth:
+    """How Gmail's Pub/Sub pushes prove themselves: a token in the URL, an OIDC token signed by
+    Google for our service account and audience, or both (either is enough)."""
+
+    token: str | None = None
+    service_account: str | None = None
+    audience: str | None = None
+    certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 def check_push_token(given: str | None, expected: str | None) -> None:
@@ -36,6 +53,46 @@ def check_push_token(given: str | None, expected: str | None) -> None:
         raise PermissionDenied("push do Gmail desativado (MAILBOX_PUSH_TOKEN não definido)")
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise PermissionDenied("token de push inválido")
+
+
+def check_push_oidc(authorization: str | None, auth: PushAuth) -> None:
+    """A push with authentication: Google's RS256 JWT (keys from `certs_url`), our audience,
+    Google as issuer, and the service account we configured, verified. Blocking (it fetches
+    the certificates): run it in a thread."""
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    if not token or not auth.service_account or not auth.audience:
+        raise PermissionDenied("push do Gmail sem autenticação")
+    session = requests.Session()
+    try:
+        claims = google.oauth2.id_token.verify_token(
+            token,
+            google.auth.transport.requests.Request(session=session),
+            audience=auth.audience,
+            certs_url=auth.certs_url,
+        )
+    except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+        raise PermissionDenied(f"token OIDC do push inválido: {str(exc)[:120]}") from exc
+    finally:
+        session.close()
+    if claims.get("iss") not in _GOOGLE_ISSUERS:
+        raise PermissionDenied("token OIDC do push de outro emissor")
+    if claims.get("email") != auth.service_account or not claims.get("email_verified"):
+        raise PermissionDenied("token OIDC do push de outra conta de serviço")
+
+
+def check_push(*, query_token: str | None, authorization: str | None, auth: PushAuth) -> None:
+    """Accept the push if either configured proof holds; refuse when none is configured."""
+    if not auth.token and not auth.service_account:
+        raise PermissionDenied(
+            "push do Gmail desativado (defina MAILBOX_PUSH_TOKEN ou MAILBOX_PUSH_SERVICE_ACCOUNT)"
+        )
+    if auth.token and query_token:
+        check_push_token(query_token, auth.token)
+        return
+    if auth.service_account and authorization:
+        check_push_oidc(authorization, auth)
+        return
+    raise PermissionDenied("push do Gmail sem autenticação")
 
 
 def parse_pubsub_push(body: Any) -> tuple[str, str | None]:

@@ -5,6 +5,7 @@ worker's runner reads the mail."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
@@ -13,7 +14,8 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.channels.mailboxes.push import (
-    check_push_token,
+    PushAuth,
+    check_push,
     do_gmail_push,
     do_graph_notifications,
     parse_pubsub_push,
@@ -40,8 +42,21 @@ async def _json(request: Request) -> object:
 @router.post("/gmail/push")
 async def gmail_push(request: Request, session: WebhookSession) -> Response:
     """Pub/Sub push of a Gmail watch: 204 acknowledges (Pub/Sub retries anything else)."""
-    token = get_settings().mailboxes.push_token
-    check_push_token(request.query_params.get("token"), token.get_secret_value() if token else None)
+    settings = get_settings()
+    config = settings.mailboxes
+    auth = PushAuth(
+        token=config.push_token.get_secret_value() if config.push_token else None,
+        service_account=config.push_service_account,
+        audience=config.push_audience
+        or f"{settings.public_base_url.rstrip('/')}/webhooks/gmail/push",
+        certs_url=config.push_certs_url,
+    )
+    await asyncio.to_thread(
+        check_push,
+        query_token=request.query_params.get("token"),
+        authorization=request.headers.get("authorization"),
+        auth=auth,
+    )
     address, _history = parse_pubsub_push(await _json(request))
     await do_gmail_push(session, address=address)
     return Response(status_code=204)
