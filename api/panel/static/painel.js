@@ -46,6 +46,19 @@
       }
     });
   });
+  // Alerts (api/operations/live.py): the badge and the notification centre refetch their own
+  // view (the server decides what each analyst sees).
+  ["alert.raised", "alert.changed"].forEach(function (type) {
+    source.addEventListener(type, function (event) {
+      var data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      fire("tratativa:alerts", data);
+    });
+  });
   window.addEventListener("pagehide", function () {
     source.close();
   });
