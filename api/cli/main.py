@@ -355,6 +355,7 @@ def worker() -> None:
     asyncio.run(run_worker())
 
 
+from api.automations.cli import rules_app  # noqa: E402
 from api.cli.chat_cmd import chat  # noqa: E402
 from api.cli.eval_cmd import eval_app  # noqa: E402
 from api.cli.mailboxes_cmd import mailboxes_app  # noqa: E402
@@ -368,6 +369,7 @@ app.add_typer(operations_app, name="operations")
 app.add_typer(outreach_app, name="outreach")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(mailboxes_app, name="mailboxes")
+app.add_typer(rules_app, name="rules")
 app.command("report")(report)
 
 app.command("chat")(chat)
