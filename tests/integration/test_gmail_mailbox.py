@@ -99,6 +99,7 @@ async def add_gmail_box(
     *,
     topic: str | None = None,
     secret_ok: bool = True,
+    page_size: int | None = None,
 ) -> tuple[str, str, str]:
     """A Gmail account in the simulator and its mailbox row; (name, address, refresh token)."""
     state, url = gmail
@@ -111,6 +112,8 @@ async def add_gmail_box(
     config = {"client_id": client_id, "token_uri": f"{url}/token", "api_base_url": f"{url}/"}
     if topic:
         config["topic"] = topic
+    if page_size:
+        config["page_size"] = str(page_size)
     async with unit_of_work() as session:
         await create_mailbox(
             session,
@@ -504,3 +507,22 @@ async def test_an_authenticated_push_is_checked_against_googles_signed_oidc_toke
     assert state.pushes[answered:] == [204]
     [hinted] = await sync_due(names=[name], poll_seconds=3600)
     assert hinted.ok and hinted.stats is not None and hinted.stats.stored == 1
+
+
+async def test_a_long_history_cut_short_resumes_after_the_last_stored_page(
+    gmail: tuple[GmailState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, _ = gmail
+    name, address, _ = await add_gmail_box(gmail, monkeypatch, page_size=2)
+    await sync_due(names=[name], force=True)  # cursor at the current history id
+    t = tag()
+    delivered = [state.deliver(address, mail(t, n)) for n in range(1, 6)]  # pages of 2, 2, 1
+    state.add_fault(f"/messages/{delivered[3].id}", 429, retry_after="1")
+    [cut] = await sync_due(names=[name], force=True)
+    assert not cut.ok
+    [resumed] = await sync_due(names=[name], now=utcnow() + dt.timedelta(seconds=2))
+    assert resumed.ok and resumed.stats is not None
+    # Only the page that was cut short is read again: m3 is recognised, m1 and m2 are not re-read.
+    assert (resumed.stats.stored, resumed.stats.duplicates) == (2, 1)
+    ids = [f"m{n}-{t}@loja.example" for n in range(1, 6)]
+    assert await copies(ids) == dict.fromkeys(ids, 1)

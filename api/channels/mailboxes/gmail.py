@@ -230,7 +230,9 @@ class GmailConnector:
             try:
                 page = await self.call(
                     box,
-                    functools.partial(_history_page, start=cursor, page_token=page_token),
+                    functools.partial(
+                        _history_page, start=cursor, page_token=page_token, size=_page_size(box)
+                    ),
                 )
             except GmailNotFound as exc:
                 raise CursorExpired(str(exc)) from exc
@@ -245,6 +247,12 @@ class GmailConnector:
             page_token = page.get("nextPageToken")
             if not page_token:
                 break
+            records = page.get("history") or []
+            if records and records[-1].get("id"):
+                # Progress within a long history: a pass cut short (throttled, crashed)
+                # resumes after the last record whose mail is stored.
+                async with unit_of_work(self.maker) as session:
+                    await do_save_cursor(session, mailbox_id=box.id, cursor=str(records[-1]["id"]))
         async with unit_of_work(self.maker) as session:
             await do_save_cursor(session, mailbox_id=box.id, cursor=latest)
         return latest
@@ -259,7 +267,10 @@ class GmailConnector:
         query = f"after:{int(since.timestamp())}"
         while True:
             page = await self.call(
-                box, functools.partial(_list_page, query=query, page_token=page_token)
+                box,
+                functools.partial(
+                    _list_page, query=query, page_token=page_token, size=_page_size(box)
+                ),
             )
             ids += [str(m["id"]) for m in page.get("messages") or []]
             page_token = page.get("nextPageToken")
@@ -351,20 +362,24 @@ class GmailConnector:
         return SendResult(provider_id=message_id)
 
 
-def _history_page(users: Any, *, start: str, page_token: str | None) -> Any:
+def _page_size(box: MailboxRef) -> int:
+    return max(1, min(PAGE_SIZE, int(box.config.get("page_size") or PAGE_SIZE)))
+
+
+def _history_page(users: Any, *, start: str, page_token: str | None, size: int) -> Any:
     return users.history().list(
         userId="me",
         startHistoryId=start,
         historyTypes=["messageAdded"],
         labelId="INBOX",
-        maxResults=PAGE_SIZE,
+        maxResults=size,
         pageToken=page_token,
     )
 
 
-def _list_page(users: Any, *, query: str, page_token: str | None) -> Any:
+def _list_page(users: Any, *, query: str, page_token: str | None, size: int) -> Any:
     return users.messages().list(
-        userId="me", labelIds=["INBOX"], q=query, maxResults=PAGE_SIZE, pageToken=page_token
+        userId="me", labelIds=["INBOX"], q=query, maxResults=size, pageToken=page_token
     )
 
 
