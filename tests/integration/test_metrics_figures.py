@@ -18,9 +18,13 @@ Hand computations (seconds; business time = Mon-Fri 09:00-18:00 São Paulo, 12 O
 
 from __future__ import annotations
 
+import csv
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -311,3 +315,40 @@ async def test_rebuild_gives_the_same_figures(
     assert after == before
     # The cursor is past every event: the consumer finds nothing left to fold.
     assert await drain(METRICS_ROLLUPS, maker=maker) == 0
+
+
+def tratativa(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("tratativa")), *args],
+        env={**os.environ, "DATABASE_URL": database_url, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_report_prints_and_writes_csv(
+    metrics_url: str, fixture_data: Fixture, tmp_path: Path
+) -> None:
+    out = tmp_path / "outubro.csv"
+    result = tratativa(
+        "report", "--period", "2026-10", "--brand", "marca beta", "--csv", str(out),
+        database_url=metrics_url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Por marca (funil)" in result.stdout and "Marca Beta" in result.stdout
+    rows = {(r["table"], r["row"], r["metric"]): r["value"] for r in csv.DictReader(out.open())}
+    assert rows[("brands", "Marca Beta", "cases")] == "5"
+    assert rows[("brands", "Marca Beta", "agreed_amount")] == "2700.00"
+    assert rows[("channels", "email", "queue_wait.business.median")] == "900.0"  # C4 only
+
+
+def test_cli_report_errors_and_rebuild(metrics_url: str, fixture_data: Fixture) -> None:
+    missing = tratativa("report", "--brand", "Nenhuma", database_url=metrics_url)
+    assert missing.returncode == 1
+    assert [line for line in missing.stderr.splitlines() if line.strip()] == [
+        "erro: Marca não encontrada: 'Nenhuma'."
+    ]
+    rebuilt = tratativa("report", "rebuild", database_url=metrics_url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "rollups refeitos" in rebuilt.stdout and "metric_cases=13" in rebuilt.stdout
