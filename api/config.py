@@ -261,6 +261,11 @@ class Settings(_Group):
     # Notice sends (api/outreach): notices queued per minute and channel, whatever the batch.
     outreach_email_per_minute: int = Field(default=30, ge=1)
     outreach_whatsapp_per_minute: int = Field(default=20, ge=1)
+    # Automations (api/automations): messages rules may queue per case in 24 hours and in all
+    # per hour, and how many rules may trigger each other in a chain.
+    automation_max_sends_per_case_per_day: int = Field(default=3, ge=0)
+    automation_max_sends_per_hour: int = Field(default=500, ge=0)
+    automation_max_depth: int = Field(default=3, ge=0, le=20)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -13,11 +13,11 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.automations.engine import (
-    MAX_DEPTH,
     Firing,
     check_conditions,
     fire,
     get_enabled_rules,
+    limits,
     record_depth_limit,
 )
 from api.automations.models import AutomationExecution
@@ -70,6 +70,7 @@ async def handle_event(
         else None
     )
     calendar = calendar or await load_calendar(session)
+    max_depth = limits()["max_depth"]
     fired = 0
     for rule in rules:
         firing = Firing(
@@ -91,7 +92,7 @@ async def handle_event(
             is not None
         ):
             continue
-        if depth > MAX_DEPTH:
+        if depth > max_depth:
             await record_depth_limit(session, firing)
             continue
         if await fire(session, firing) is not None:

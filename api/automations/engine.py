@@ -45,6 +45,7 @@ from api.cases.lifecycle import OPEN_STATUSES, CaseStatus, status_label
 from api.cases.models import Case
 from api.cases.service import do_change_status
 from api.cases.tags import get_tags_of_cases
+from api.config import get_settings
 from api.conversations.models import Channel, Conversation
 from api.conversations.outbound import channel_label
 from api.db import utcnow
@@ -71,11 +72,22 @@ from api.timeline.service import Actor, create_entry
 
 log = logging.getLogger(__name__)
 
-# A chain rule → event → rule … stops after this many links.
+# Defaults of the limits (AUTOMATION_MAX_DEPTH, AUTOMATION_MAX_SENDS_PER_CASE_PER_DAY,
+# AUTOMATION_MAX_SENDS_PER_HOUR override them): a chain rule → event → rule … stops after
+# MAX_DEPTH links; rules queue at most so many messages per case in 24 hours and in all per hour.
 MAX_DEPTH = 3
-# Messages rules may queue: per case in 24 hours, and in all in one hour.
 MAX_SENDS_PER_CASE_PER_DAY = 3
 MAX_SENDS_PER_HOUR = 500
+
+
+def limits() -> dict[str, int]:
+    """The limits in force (settings; shown by the panel)."""
+    settings = get_settings()
+    return {
+        "max_depth": settings.automation_max_depth,
+        "max_sends_per_case_per_day": settings.automation_max_sends_per_case_per_day,
+        "max_sends_per_hour": settings.automation_max_sends_per_hour,
+    }
 
 
 @dataclass(frozen=True)
@@ -279,18 +291,16 @@ async def _sends_since(
 
 
 async def _check_send_limits(session: AsyncSession, run: _Run) -> str | None:
-    session_now = utcnow()
-    per_case = await _sends_since(
-        session, session_now - dt.timedelta(days=1), case_id=run.firing.case.id
-    )
-    if per_case + run.sends >= MAX_SENDS_PER_CASE_PER_DAY:
-        return (
-            f"limite de {MAX_SENDS_PER_CASE_PER_DAY} envios automáticos por caso em 24 horas "
-            "atingido"
-        )
-    overall = await _sends_since(session, session_now - dt.timedelta(hours=1))
-    if overall + run.sends >= MAX_SENDS_PER_HOUR:
-        return f"limite global de {MAX_SENDS_PER_HOUR} envios automáticos por hora atingido"
+    now = utcnow()
+    limit = limits()
+    per_case_max = limit["max_sends_per_case_per_day"]
+    per_case = await _sends_since(session, now - dt.timedelta(days=1), case_id=run.firing.case.id)
+    if per_case + run.sends >= per_case_max:
+        return f"limite de {per_case_max} envios automáticos por caso em 24 horas atingido"
+    overall_max = limit["max_sends_per_hour"]
+    overall = await _sends_since(session, now - dt.timedelta(hours=1))
+    if overall + run.sends >= overall_max:
+        return f"limite global de {overall_max} envios automáticos por hora atingido"
     return None
 
 
@@ -320,7 +330,7 @@ async def fire(session: AsyncSession, firing: Firing) -> AutomationExecution | N
 
 async def record_depth_limit(session: AsyncSession, firing: Firing) -> None:
     """A chain of rules reached MAX_DEPTH: recorded once (ledger and timeline), nothing run."""
-    text = f"não executada: limite de {MAX_DEPTH} automações encadeadas atingido"
+    text = f"não executada: limite de {limits()['max_depth']} automações encadeadas atingido"
     execution_id = await _claim(session, firing, state="skipped", summary=text)
     if execution_id is None:
         return
@@ -723,12 +733,3 @@ async def _assign(session: AsyncSession, run: _Run, action: Assign) -> Outcome:
         ),
     )
     return Outcome("done", f"atribuiu o caso a {analyst.name}")
-
-
-def limits() -> dict[str, int]:
-    """The limits in force (shown by the API and the panel)."""
-    return {
-        "max_depth": MAX_DEPTH,
-        "max_sends_per_case_per_day": MAX_SENDS_PER_CASE_PER_DAY,
-        "max_sends_per_hour": MAX_SENDS_PER_HOUR,
-    }
