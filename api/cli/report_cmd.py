@@ -112,6 +112,18 @@ def print_report(report: MetricsReport, console: Console) -> None:
             ],
         )
     )  # fmt: skip
+    if report.providers:
+        console.print(
+            _table(
+                "Por provedor",
+                ["canal", "provedor", "conversas", "resposta", "enviadas", "entrega", "leitura"],
+                [
+                    [r.channel, r.provider, r.conversations, _pct(r.response_rate),
+                     r.messages_sent, _pct(r.delivery_rate), _pct(r.read_rate)]
+                    for r in report.providers
+                ],
+            )
+        )  # fmt: skip
     console.print(
         _table(
             "Por analista",
@@ -163,6 +175,7 @@ def long_csv(report: MetricsReport) -> str:
 
     keys = {
         "channels": "channel",
+        "providers": "provider",
         "analysts": "name",
         "brands": "name",
         "statuses": "status",
@@ -177,7 +190,7 @@ def long_csv(report: MetricsReport) -> str:
         for row in table_rows(report, table):
             flat = flatten(row)
             key = flat[keys[table]]
-            if table in ("statuses", "handoff_reasons"):
+            if table in ("statuses", "handoff_reasons", "providers"):
                 key = f"{flat.get('brand_id', flat.get('channel'))}/{key}"
             for metric, value in flat.items():
                 writer.writerow([table, key, metric, "" if value is None else value])

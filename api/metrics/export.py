@@ -17,6 +17,7 @@ from api.metrics.schemas import (
     ChannelRow,
     EventCountRow,
     MetricsReport,
+    ProviderRow,
     ReasonRow,
     StatusRow,
     WeekRow,
@@ -24,6 +25,7 @@ from api.metrics.schemas import (
 
 ROW_MODELS: dict[str, type[BaseModel]] = {
     "channels": ChannelRow,
+    "providers": ProviderRow,
     "analysts": AnalystRow,
     "brands": BrandRow,
     "statuses": StatusRow,

@@ -23,6 +23,7 @@ from api.metrics.schemas import (
     ChannelRow,
     EventCountRow,
     MetricsReport,
+    ProviderRow,
     ReasonRow,
     StatusRow,
     WeekRow,
@@ -39,7 +40,7 @@ Period = Annotated[
 ]
 Day = Annotated[dt.date | None, Query(description="YYYY-MM-DD, local; ignored with `period`")]
 TableName = Literal[
-    "channels", "analysts", "brands", "statuses", "handoff_reasons", "events", "weeks"
+    "channels", "providers", "analysts", "brands", "statuses", "handoff_reasons", "events", "weeks"
 ]
 
 
@@ -90,6 +91,7 @@ class Definition(BaseModel):
     key: str
     label: str
     definition: str
+    definition_pt: str
 
 
 @router.get("", summary="Every metrics table for the filters")
@@ -101,7 +103,10 @@ async def all_metrics(
 
 @router.get("/definitions", summary="What each figure means")
 async def definitions(supervisor: Supervisor) -> list[Definition]:
-    return [Definition(key=k, label=label, definition=text) for k, label, text in DEFINITIONS]
+    return [
+        Definition(key=key, label=label, definition=english, definition_pt=portuguese)
+        for key, label, english, portuguese in DEFINITIONS
+    ]
 
 
 @router.get("/channels", summary="Per channel: delivery, response, handoff, outcomes, times")
@@ -109,6 +114,13 @@ async def channels(
     session: SessionDep, supervisor: Supervisor, filters: Filters
 ) -> list[ChannelRow]:
     return (await _report(session, filters, ("channels",))).channels
+
+
+@router.get("/providers", summary="Per WhatsApp provider: response and delivery")
+async def providers(
+    session: SessionDep, supervisor: Supervisor, filters: Filters
+) -> list[ProviderRow]:
+    return (await _report(session, filters, ("providers",))).providers
 
 
 @router.get("/analysts", summary="Per analyst: handoffs, waits, responses, SLA, agreements")

@@ -92,6 +92,23 @@ class ChannelRow(BaseModel):
     notice_to_payment: Timing = Field(default_factory=Timing)
 
 
+class ProviderRow(BaseModel):
+    """One WhatsApp provider (or e-mail) of a channel: the conversation and delivery figures."""
+
+    channel: str
+    provider: str
+    conversations: int = 0
+    conversations_contacted: int = 0
+    conversations_answered: int = 0
+    response_rate: float | None = None
+    messages_sent: int = 0
+    messages_delivered: int = 0
+    delivery_rate: float | None = None
+    messages_read: int | None = None
+    read_rate: float | None = None
+    messages_failed: int = 0
+
+
 class AnalystRow(BaseModel):
     analyst_id: int
     name: str
@@ -157,6 +174,7 @@ class WeekRow(BaseModel):
 class MetricsReport(BaseModel):
     filters: Filters
     channels: list[ChannelRow] = Field(default_factory=list)
+    providers: list[ProviderRow] = Field(default_factory=list)
     analysts: list[AnalystRow] = Field(default_factory=list)
     brands: list[BrandRow] = Field(default_factory=list)
     statuses: list[StatusRow] = Field(default_factory=list)

@@ -38,6 +38,7 @@ from api.metrics.schemas import (
     EventCountRow,
     Filters,
     MetricsReport,
+    ProviderRow,
     ReasonRow,
     Stat,
     StatusRow,
@@ -62,7 +63,16 @@ ANALYST_TIMINGS = {
 }
 WEEK_TIMINGS = {"bot_first": "bot_first_response", "human_first": "human_first_response"}
 MIN_YEAR, MAX_YEAR = 2000, 2100
-TABLES = ("channels", "analysts", "brands", "statuses", "handoff_reasons", "events", "weeks")
+TABLES = (
+    "channels",
+    "providers",
+    "analysts",
+    "brands",
+    "statuses",
+    "handoff_reasons",
+    "events",
+    "weeks",
+)
 
 
 @dataclass(frozen=True)
@@ -432,6 +442,63 @@ async def _channels(session: AsyncSession, scope: Scope) -> list[ChannelRow]:
     return [rows[key] for key in sorted(rows)]
 
 
+async def _providers(session: AsyncSession, scope: Scope) -> list[ProviderRow]:
+    """Per (channel, provider), for the conversations a provider carried (WhatsApp providers:
+    Twilio, Meta, 360dialog, Z-API, UltraMsg); conversations without one are left out."""
+    query: Any
+    rows: dict[tuple[str, str], ProviderRow] = {}
+
+    def row(channel: str, provider: str) -> ProviderRow:
+        if (channel, provider) not in rows:
+            rows[(channel, provider)] = ProviderRow(channel=channel, provider=provider)
+        return rows[(channel, provider)]
+
+    c = MetricConversation
+    contacted = c.contacted_at.is_not(None)
+    query = (
+        sa.select(
+            c.channel,
+            c.provider,
+            sa.func.count(),
+            _yes(contacted),
+            _yes(sa.and_(contacted, c.engaged_at.is_not(None))),
+        )
+        .where(c.provider.is_not(None), *_conversation_scope(scope))
+        .group_by(c.channel, c.provider)
+    )
+    for channel, provider, total, n_contacted, n_answered in (await session.execute(query)).all():
+        r = row(channel, provider)
+        r.conversations, r.conversations_contacted = total, n_contacted
+        r.conversations_answered = n_answered
+        r.response_rate = _rate(n_answered, n_contacted)
+    o = MetricOutbound
+    query = (
+        sa.select(
+            o.channel,
+            o.provider,
+            sa.func.count(),
+            _yes(o.delivered.is_(True)),
+            _yes(sa.and_(o.accepted.is_(True), o.failed.is_(False))),
+            _yes(o.read.is_(True)),
+            _yes(o.failed.is_(True)),
+        )
+        .where(o.provider.is_not(None), *_outbound_scope(scope))
+        .group_by(o.channel, o.provider)
+    )
+    for channel, provider, sent, delivered, accepted_ok, read, failed in (
+        await session.execute(query)
+    ).all():
+        r = row(channel, provider)
+        r.messages_sent, r.messages_failed = sent, failed
+        if channel in RECEIPT_CHANNELS:
+            r.messages_delivered, r.messages_read = delivered, read
+            r.read_rate = _rate(read, delivered)
+        else:
+            r.messages_delivered = accepted_ok
+        r.delivery_rate = _rate(r.messages_delivered, sent)
+    return [rows[key] for key in sorted(rows)]
+
+
 async def _analysts(session: AsyncSession, scope: Scope) -> list[AnalystRow]:
     query: Any
     rows: dict[int, AnalystRow] = {}
@@ -681,6 +748,8 @@ async def get_metrics(
         raise ValidationFailed(f"Tabela desconhecida: {', '.join(sorted(unknown))}.")
     if "channels" in wanted:
         report.channels = await _channels(session, scope)
+    if "providers" in wanted:
+        report.providers = await _providers(session, scope)
     if "analysts" in wanted:
         report.analysts = await _analysts(session, scope)
     if wanted & {"brands", "statuses"}:

@@ -133,6 +133,7 @@ async def test_rollups_follow_the_real_services(seeded: Fixture) -> None:
         conversation = await create_conversation(
             session, contact=found.contact, channel=Channel.WHATSAPP, address=phone, case=case
         )
+        conversation.provider = "meta"  # opened on a Cloud API number
         conversation_id = conversation.id
         analyst = await make_analyst(session)
         analyst_id = analyst.id
@@ -171,6 +172,13 @@ async def test_rollups_follow_the_real_services(seeded: Fixture) -> None:
     (wa,) = report.channels
     assert (wa.handoff_events, wa.conversations_handed_off, wa.messages_received) == (1, 1, 1)
     assert (wa.conversations_answered, wa.human_first_response.wall.n) == (1, 1)
+    (meta,) = report.providers
+    assert (meta.channel, meta.provider, meta.conversations, meta.messages_sent) == (
+        "whatsapp",
+        "meta",
+        1,
+        1,
+    )
     reasons = [(r.reason, r.events) for r in report.handoff_reasons]
     assert reasons == [("pedido do infrator", 1)]
 
