@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 
-from api.errors import NotFound
+from api.errors import Conflict, NotFound
 from api.handoff.service import analyst_actor
 from api.outreach.schemas import (
     BatchOut,
@@ -22,8 +22,10 @@ from api.outreach.service import (
     do_create_batch,
     do_record_opt_in,
     get_case_ids,
+    get_existing_ids,
     get_previews,
     parse_channel,
+    request_key,
 )
 from api.outreach.views import (
     BatchProgress,
@@ -67,12 +69,23 @@ async def send_notices(
     """Queue the extrajudicial notice for a selection (sent inside business hours, within the
     channel's rate limit, once per case); `dry_run` answers what would happen per case."""
     channel = parse_channel(body.channel)
+    case_ids = await get_case_ids(
+        session, brand_id=body.brand_id, status=body.status, among=body.case_ids or None
+    )
+    selection: dict[str, object] = {
+        "case_ids": list(body.case_ids) or None,
+        "brand_id": body.brand_id,
+        "status": str(body.status) if body.status else None,
+    }
     if body.case_ids:
-        case_ids = list(body.case_ids)
-        selection: dict[str, object] = {"case_ids": case_ids}
-    else:
-        case_ids = await get_case_ids(session, brand_id=body.brand_id, status=body.status)
-        selection = {"brand_id": body.brand_id, "status": body.status and str(body.status)}
+        missing = sorted(set(body.case_ids) - set(await get_existing_ids(session, body.case_ids)))
+        if missing:
+            raise NotFound(
+                f"Casos não encontrados: {', '.join(str(i) for i in missing[:20])}.",
+                missing=missing,
+            )
+    if not case_ids:
+        raise Conflict("Nenhum caso nessa seleção.")
     if body.dry_run:
         response.status_code = 200
         previews = await get_previews(session, case_ids=case_ids, channel=channel)
@@ -83,7 +96,7 @@ async def send_notices(
         channel=channel,
         actor=analyst_actor(analyst),
         selection=selection,
-        request_key=f"{analyst.id}:{idempotency_key}" if idempotency_key else None,
+        request_key=request_key(analyst.id, idempotency_key),
     )
     progress = await get_batch_progress(session, batch_id=batch.id)
     assert progress is not None

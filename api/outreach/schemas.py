@@ -16,21 +16,30 @@ CaseId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class NoticeRequest(BaseModel):
-    """Send the notice to these cases, or to every case of a brand and/or status."""
+    """Send the notice to cases: these ids, and/or every case of a brand, and/or in a status
+    (the filters given combine). At least one of them selects."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["case_ids"]},
+                {"required": ["brand_id"], "properties": {"brand_id": {"type": "integer"}}},
+                {"required": ["status"], "properties": {"status": {"type": "string"}}},
+            ]
+        },
+    )
 
-    case_ids: list[CaseId] = Field(default_factory=list, max_length=5000)
+    case_ids: list[CaseId] = Field(default_factory=list, min_length=1, max_length=5000)
     brand_id: CaseId | None = None
     status: CaseStatus | None = None
     channel: Literal["email", "whatsapp"] = "email"
     dry_run: bool = False
 
     @model_validator(mode="after")
-    def _one_selection(self) -> NoticeRequest:
-        by_filter = self.brand_id is not None or self.status is not None
-        if bool(self.case_ids) == by_filter:
-            raise ValueError("give case_ids, or brand_id and/or status (not both)")
+    def _selects(self) -> NoticeRequest:
+        if not self.case_ids and self.brand_id is None and self.status is None:
+            raise ValueError("give case_ids, brand_id or status")
         return self
 
 
@@ -81,8 +90,8 @@ class BatchReportOut(BatchOut):
 class OptInIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(min_length=8, max_length=40)
-    source: str = Field(min_length=2, max_length=200)
+    phone: str = Field(min_length=8, max_length=40, pattern=r"^\+?[0-9][0-9 ().\-]{6,38}[0-9]$")
+    source: str = Field(min_length=2, max_length=200, pattern=r"\S")
 
 
 class OptInOut(BaseModel):

@@ -20,6 +20,7 @@ worker every few seconds, the CLI inline), one transaction per item:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -52,6 +53,7 @@ from api.db import unit_of_work, utcnow
 from api.errors import AppError, NotFound, PermissionDenied, ValidationFailed
 from api.events import about, emit
 from api.events.kinds import NoticeSent
+from api.identifiers.errors import InvalidIdentifier
 from api.operations.calendar import BusinessCalendar, load_calendar
 from api.outreach.models import BatchState, ItemState, OutreachBatch, OutreachItem, WhatsAppOptIn
 from api.outreach.notice import build_content, email_body, email_subject, notice_link
@@ -142,17 +144,35 @@ async def actor_for(session: AsyncSession, analyst_id: int | None) -> Actor:
 
 
 async def get_case_ids(
-    session: AsyncSession, *, brand_id: int | None, status: CaseStatus | None
+    session: AsyncSession,
+    *,
+    brand_id: int | None,
+    status: CaseStatus | None,
+    among: Sequence[int] | None = None,
 ) -> list[int]:
-    """The cases of a selection (a brand, a status, or both), oldest first."""
-    if brand_id is None and status is None:
-        raise ValidationFailed("Escolha ao menos a marca ou o status dos casos.")
+    """The cases of a selection (given ids, a brand, a status: those given combine), oldest
+    first."""
+    if brand_id is None and status is None and not among:
+        raise ValidationFailed("Escolha os casos, a marca ou o status.")
     query = sa.select(Case.id).order_by(Case.id)
+    if among:
+        query = query.where(Case.id.in_(list(among)))
     if brand_id is not None:
         query = query.where(Case.brand_id == brand_id)
     if status is not None:
         query = query.where(Case.status == status)
     return list((await session.scalars(query)).all())
+
+
+async def get_existing_ids(session: AsyncSession, case_ids: Sequence[int]) -> list[int]:
+    return list((await session.scalars(sa.select(Case.id).where(Case.id.in_(case_ids)))).all())
+
+
+def request_key(analyst_id: int | None, idempotency_key: str | None) -> str | None:
+    """What a batch stores of a client's Idempotency-Key: scoped to who asked, fixed length."""
+    if not idempotency_key:
+        return None
+    return hashlib.sha256(f"{analyst_id}:{idempotency_key}".encode()).hexdigest()
 
 
 async def do_create_batch(
@@ -264,7 +284,11 @@ async def do_record_opt_in(
     """Record that a known phone agreed to receive WhatsApp messages from us (idempotent)."""
     if not source.strip():
         raise ValidationFailed("Informe a origem do opt-in (ex.: formulário, conversa).")
-    value = normalize_address(ContactKind.PHONE, phone)
+    try:
+        value = normalize_address(ContactKind.PHONE, phone)
+    except InvalidIdentifier as exc:
+        # Not a phone number at all, so no infringer's either.
+        raise NotFound(f"Telefone {phone!r} inválido ou não cadastrado.") from exc
     contact = await get_contact_point(session, kind=ContactKind.PHONE, value=value)
     if contact is None or contact.infringer_id is None:
         raise NotFound(f"Telefone {value} não pertence a nenhum infrator cadastrado.")

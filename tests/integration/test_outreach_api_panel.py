@@ -92,12 +92,23 @@ async def test_the_api_answers_a_dry_run_queues_once_per_key_and_reports_per_cas
         (reachable, True, None),
         (unreachable, False, "no_address"),
     ]
-    bad = await client.post(
+    nothing = await client.post("/api/v1/outreach/notices", json={}, headers=headers)
+    assert nothing.status_code == 422
+    # Filters combine: these ids, of this brand, in triage: none.
+    none_left = await client.post(
         "/api/v1/outreach/notices",
-        json={"case_ids": [reachable], "brand_id": brand_id},
+        json={"case_ids": [reachable], "brand_id": brand_id, "status": "EM_TRIAGEM"},
         headers=headers,
     )
-    assert bad.status_code == 422
+    assert none_left.status_code == 409
+    unknown = await client.post(
+        "/api/v1/outreach/notices", json={"case_ids": [reachable, 999_999_999]}, headers=headers
+    )
+    assert unknown.status_code == 404 and "999999999" in unknown.text
+    bad_phone = await client.post(
+        "/api/v1/outreach/opt-ins", json={"phone": "12345", "source": "site"}, headers=headers
+    )
+    assert bad_phone.status_code == 422
 
     body = {"case_ids": [reachable, unreachable], "channel": "email"}
     key = {"Idempotency-Key": f"lote-{uuid.uuid4().hex}"}
