@@ -4,6 +4,8 @@
         --client-id 123.apps.googleusercontent.com \\
         --client-secret-env GMAIL_CLIENT_SECRET --refresh-token-env GMAIL_REFRESH_TOKEN \\
         --topic projects/firma/topics/gmail
+    tratativa mailboxes add gmail cobranca cobranca@firma.com.br \\
+        --service-account-env GMAIL_SERVICE_ACCOUNT_JSON      # domain-wide delegation
     tratativa mailboxes add graph juridico juridico@firma.com.br --tenant <tenant id> \\
         --client-id <app id> --client-secret-env GRAPH_CLIENT_SECRET --subscribe
     tratativa mailboxes add imap outra outra@firma.com.br --host imap.firma.com.br \\
@@ -66,6 +68,13 @@ def add(
     refresh_token_env: Annotated[
         str | None, typer.Option(help="gmail: NOME da variável com o refresh token")
     ] = None,
+    service_account_env: Annotated[
+        str | None,
+        typer.Option(
+            help="gmail: NOME da variável com a chave JSON de uma conta de serviço com "
+            "delegação no domínio (no lugar de client id/secret e refresh token)"
+        ),
+    ] = None,
     topic: Annotated[
         str | None, typer.Option(help="gmail: tópico Pub/Sub do users.watch (projects/…)")
     ] = None,
@@ -114,6 +123,7 @@ def add(
         secrets = {
             "client_secret": client_secret_env or "",
             "refresh_token": refresh_token_env or "",
+            "service_account": service_account_env or "",
         }
     elif kind is MailboxProvider.GRAPH:
         url = notification_url or (

@@ -55,6 +55,7 @@ from starlette.routing import Route
 log = logging.getLogger("gmail_simulator")
 
 MAX_MESSAGES = 20_000
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
 STATUS_NAMES = {
@@ -115,6 +116,8 @@ class GmailState:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.token_ttl = token_ttl
         self.clients: dict[str, str] = {}  # client_id -> client_secret
+        # service account e-mail -> (key id, certificate PEM, domain it may act for)
+        self.service_accounts: dict[str, tuple[str, str, str]] = {}
         self.refresh_tokens: dict[str, tuple[str, str]] = {}  # token -> (client_id, address)
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (address, expiry)
         self.users: dict[str, SimUser] = {}
@@ -141,6 +144,22 @@ class GmailState:
             token = "1//" + secrets.token_urlsafe(24)
             self.refresh_tokens[token] = (client_id, address.lower())
             return token
+
+    def add_service_account(self, domain: str, *, token_uri: str) -> dict[str, str]:
+        """A service account with domain-wide delegation over `domain`; returns its JSON key."""
+        kid, private, cert = make_signing_key()
+        email = f"tratativa-{secrets.token_hex(4)}@sim-project.iam.gserviceaccount.com"
+        with self.lock:
+            self.service_accounts[email] = (kid, cert, domain.lower())
+        return {
+            "type": "service_account",
+            "project_id": "sim-project",
+            "private_key_id": kid,
+            "private_key": private.decode(),
+            "client_email": email,
+            "client_id": str(secrets.randbits(64)),
+            "token_uri": token_uri,
+        }
 
     def add_fault(
         self, path_contains: str, status: int, *, retry_after: str | None = None, count: int = 1
@@ -342,6 +361,54 @@ def _post(
         answers.append(response.status_code)
 
 
+def _delegated_token(state: GmailState, assertion: str, audience: str) -> Response:
+    """RFC 7523 JWT bearer grant of a service account acting as a user of its domain."""
+    from google.auth import jwt
+
+    def invalid(description: str) -> Response:
+        return JSONResponse(
+            {"error": "invalid_grant", "error_description": description}, status_code=400
+        )
+
+    try:
+        unverified: dict[str, Any] = jwt.decode(assertion, verify=False)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return invalid("Invalid JWT.")
+    with state.lock:
+        known = state.service_accounts.get(str(unverified.get("iss")))
+    if known is None:
+        return invalid("Invalid JWT Signature.")
+    kid, cert, domain = known
+    try:
+        claims: dict[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
+            # google-auth addresses the assertion to Google's token endpoint whatever the
+            # token_uri; Google accepts that audience, and so do we (or our own URL).
+            assertion,
+            certs={kid: cert},
+            audience=[audience, GOOGLE_TOKEN_AUDIENCE],
+        )
+    except ValueError:
+        return invalid("Invalid JWT Signature.")
+    subject = str(claims.get("sub") or "").lower()
+    if "gmail" not in str(claims.get("scope") or ""):
+        return JSONResponse({"error": "invalid_scope"}, status_code=400)
+    with state.lock:
+        if not subject.endswith("@" + domain) or subject not in state.users:
+            return JSONResponse(
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "Client is unauthorized to retrieve access tokens "
+                    "using this method, or client not authorized for any of the scopes requested.",
+                },
+                status_code=401,
+            )
+        access = "ya29.c." + secrets.token_urlsafe(32)
+        state.access_tokens[access] = (subject, time.time() + state.token_ttl)
+    return JSONResponse(
+        {"access_token": access, "expires_in": state.token_ttl, "token_type": "Bearer"}
+    )
+
+
 def google_error(status: int, message: str, *, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(
         {
@@ -389,6 +456,8 @@ def create_app(state: GmailState) -> Starlette:
         fault = state.take_fault("/token")
         if fault is not None:
             return JSONResponse({"error": "internal_failure"}, status_code=fault.status)
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return _delegated_token(state, form.get("assertion", ""), str(request.url))
         with state.lock:
             client_id = form.get("client_id", "")
             if state.clients.get(client_id) != form.get("client_secret"):

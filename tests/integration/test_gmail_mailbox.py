@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import email
 import email.policy
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -526,3 +527,36 @@ async def test_a_long_history_cut_short_resumes_after_the_last_stored_page(
     assert (resumed.stats.stored, resumed.stats.duplicates) == (2, 1)
     ids = [f"m{n}-{t}@loja.example" for n in range(1, 6)]
     assert await copies(ids) == dict.fromkeys(ids, 1)
+
+
+async def test_a_service_account_with_domain_wide_delegation_reads_a_users_mailbox(
+    gmail: tuple[GmailState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, url = gmail
+    t = tag()
+    domain = f"firma-{t}.example"
+    key = state.add_service_account(domain, token_uri=f"{url}/token")
+    monkeypatch.setenv(f"GMAIL_SA_{t.upper()}", json.dumps(key))
+    inside, outside = f"juridico@{domain}", f"juridico@outra-{t}.example"
+    for address in (inside, outside):
+        state.add_account(address, client_id=f"unused-{t}", client_secret="unused")
+    async with unit_of_work() as session:
+        for address in (inside, outside):
+            await create_mailbox(
+                session,
+                provider=MailboxProvider.GMAIL,
+                name=f"sa-{address}",
+                address=address,
+                config={"api_base_url": f"{url}/"},
+                credentials_env={"service_account": f"GMAIL_SA_{t.upper()}"},
+            )
+    state.deliver(inside, mail(t, 1))
+    results = {
+        r.name: r for r in await sync_due(names=[f"sa-{inside}", f"sa-{outside}"], force=True)
+    }
+    assert results[f"sa-{inside}"].ok
+    assert results[f"sa-{inside}"].stats is not None
+    assert results[f"sa-{inside}"].stats.stored == 1
+    assert not results[f"sa-{outside}"].ok
+    assert "conta de serviço" in str(results[f"sa-{outside}"].error)
+    assert key["private_key"] not in str((await mailbox(f"sa-{inside}")).credentials_env)

@@ -1,7 +1,8 @@
 """Gmail API connector (google-api-python-client + google-auth).
 
 - Credentials: an OAuth client (id in config, secret named in `credentials_env`) and a refresh
-  token per mailbox. Google may answer a refresh with a new refresh token and retire the old
+  token per mailbox — or a service account with domain-wide delegation (its JSON key named in
+  `credentials_env["service_account"]`), acting as the mailbox's address. Google may answer a refresh with a new refresh token and retire the old
   one: it is sealed into the mailbox row in its own transaction before the new access token is
   used, and from then on preferred over the environment's copy. A refresh refused because
   another process rotated first is retried once with the stored token.
@@ -39,6 +40,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import httplib2
 import requests
+from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
@@ -97,7 +99,7 @@ class GmailConnector:
 
     def __init__(self, *, maker: async_sessionmaker[AsyncSession] | None = None) -> None:
         self._maker = maker
-        self._creds: dict[int, Credentials] = {}
+        self._creds: dict[int, Any] = {}  # user or service-account credentials
         self._locks: dict[int, asyncio.Lock] = {}
         self._local = _Local()
 
@@ -117,13 +119,17 @@ class GmailConnector:
             log.warning("mailbox %s: stored refresh token unreadable (SECRET_KEY?)", box.name)
         return credential(box.credentials_env, "refresh_token")
 
-    async def credentials(self, box: MailboxRef, *, force: bool = False) -> Credentials:
+    async def credentials(self, box: MailboxRef, *, force: bool = False) -> Any:
         """Valid credentials for the mailbox, refreshing (and saving a rotated token) as needed."""
         lock = self._locks.setdefault(box.id, asyncio.Lock())
         async with lock:
             cached = self._creds.get(box.id)
             if cached is not None and cached.valid and not force:
                 return cached
+            if box.credentials_env.get("service_account"):
+                delegated = await self._delegated(box)
+                self._creds[box.id] = delegated
+                return delegated
             client_secret = credential(box.credentials_env, "client_secret")
             if not client_secret:
                 raise MailboxAuthError(
@@ -158,6 +164,33 @@ class GmailConnector:
                 self._creds[box.id] = creds
                 return creds
             raise MailboxAuthError(f"Google recusou o refresh token: {_oauth_error(last_error)}")
+
+    async def _delegated(self, box: MailboxRef) -> Any:
+        """A service account with domain-wide delegation acting as the mailbox's user (its JSON
+        key in the variable `credentials_env["service_account"]` names; nothing to rotate)."""
+        raw = credential(box.credentials_env, "service_account")
+        if not raw:
+            raise MailboxAuthError(
+                f"variável {box.credentials_env.get('service_account')} (conta de serviço) vazia"
+            )
+        try:
+            info = json.loads(raw)
+            if box.config.get("token_uri"):
+                info["token_uri"] = str(box.config["token_uri"])
+            creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=SCOPES, subject=box.address
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MailboxAuthError(f"chave da conta de serviço inválida: {exc}"[:300]) from exc
+        try:
+            await asyncio.to_thread(_refresh, creds)
+        except google.auth.exceptions.RefreshError as exc:
+            raise MailboxAuthError(
+                f"Google recusou a conta de serviço (delegação no domínio?): {_oauth_error(exc)}"
+            ) from exc
+        except google.auth.exceptions.TransportError as exc:
+            raise MailboxError(f"servidor OAuth do Google inacessível: {exc}") from exc
+        return creds
 
     # --- calls -------------------------------------------------------------------------------
     def _service(self, box: MailboxRef) -> Any:
@@ -383,12 +416,10 @@ def _list_page(users: Any, *, query: str, page_token: str | None, size: int) -> 
     )
 
 
-def _refresh(creds: Credentials) -> None:
+def _refresh(creds: Any) -> None:
     session = requests.Session()
     try:
-        creds.refresh(  # type: ignore[no-untyped-call]
-            google.auth.transport.requests.Request(session=session)
-        )
+        creds.refresh(google.auth.transport.requests.Request(session=session))
     finally:
         session.close()
 

@@ -79,10 +79,13 @@ def check_new_mailbox(
         raise ValidationFailed("nome da caixa postal inválido (1 a 100 caracteres)")
     if "@" not in address:
         raise ValidationFailed(f"endereço de e-mail inválido: {address!r}")
-    missing = [key for key in REQUIRED_CONFIG[provider] if not config.get(key)]
+    delegated = provider is MailboxProvider.GMAIL and bool(credentials_env.get("service_account"))
+    required_config = () if delegated else REQUIRED_CONFIG[provider]
+    missing = [key for key in required_config if not config.get(key)]
     if missing:
         raise ValidationFailed(f"faltam opções para {provider}: {', '.join(missing)}")
-    missing = [key for key in REQUIRED_SECRETS[provider] if not credentials_env.get(key)]
+    required_secrets = ("service_account",) if delegated else REQUIRED_SECRETS[provider]
+    missing = [key for key in required_secrets if not credentials_env.get(key)]
     if missing:
         raise ValidationFailed(
             f"faltam os nomes das variáveis de ambiente de: {', '.join(missing)}"
