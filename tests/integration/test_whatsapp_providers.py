@@ -30,10 +30,12 @@ from api.conversations.models import (
 )
 from api.conversations.outbound import (
     ContactSuppressed,
+    OutboundAttachment,
     OutboundMessage,
     TemplateUse,
     WindowClosed,
     do_queue_message,
+    public_media_url,
 )
 from api.db import unit_of_work, utcnow
 from api.devtools.whatsapp_provider_sim import encode, new_message_id, sign
@@ -42,6 +44,7 @@ from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION
 from api.outbox import service as outbox_service
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.worker import deliver_due
+from api.storage import store_blob
 from api.templates.service import get_template, render
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import Actor
@@ -398,3 +401,41 @@ async def test_meta_subscription_handshake(stack: ProviderStack) -> None:
     )
     assert (ok.status_code, ok.text) == (200, challenge)
     assert bad.status_code == 403
+
+
+async def test_a_file_leaves_as_the_providers_media_message(stack: ProviderStack) -> None:
+    phone = new_phone()
+    message = await write(stack, phone)
+    blob = store_blob(
+        b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "application/pdf"
+    )
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, message.conversation_id)
+        assert conversation is not None
+        queued = await do_queue_message(
+            session,
+            conversation=conversation,
+            message=OutboundMessage(
+                author=AuthorKind.ANALYST,
+                texts=("Segue o boleto.",),
+                attachments=(
+                    OutboundAttachment(
+                        storage_path=blob.path,
+                        filename="boleto.pdf",
+                        content_type="application/pdf",
+                        sha256=blob.sha256,
+                        size=blob.size,
+                    ),
+                ),
+            ),
+            actor=Actor.system(),
+        )
+
+    await deliver_due(get_senders(), conversation_id=message.conversation_id)
+
+    sent = [m for m in await stack.sim_messages(phone) if m["type"] == "document"]
+    assert len(sent) == 1
+    assert sent[0]["media"]["link"] == public_media_url(blob.sha256)
+    assert sent[0]["body"] == "Segue o boleto."
+    assert sent[0]["media"]["filename"] == "boleto.pdf"
+    assert (await message_row(queued[0].id)).provider_id is not None
