@@ -13,7 +13,9 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.automations.engine import (
+    RULES_CACHE_KEY,
     Firing,
+    LoadedRule,
     check_conditions,
     fire,
     get_enabled_rules,
@@ -45,7 +47,7 @@ async def handle_event(
         return 0
     rules = [
         rule
-        for rule in await get_enabled_rules(session, trigger_type="event")
+        for rule in await _event_rules(session)
         if isinstance(rule.spec.trigger, EventTrigger) and rule.spec.trigger.event == record.kind
     ]
     if not rules:
@@ -98,6 +100,16 @@ async def handle_event(
         if await fire(session, firing) is not None:
             fired += 1
     return fired
+
+
+async def _event_rules(session: AsyncSession) -> list[LoadedRule]:
+    """The enabled event rules, read once per transaction (a consumer batch), not per event;
+    the rule service drops this when it changes a rule in the same transaction."""
+    cached: list[LoadedRule] | None = session.info.get(RULES_CACHE_KEY)
+    if cached is None:
+        cached = await get_enabled_rules(session, trigger_type="event")
+        session.info[RULES_CACHE_KEY] = cached
+    return cached
 
 
 async def _handle(session: AsyncSession, record: EventRecord) -> None:

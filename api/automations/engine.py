@@ -90,6 +90,10 @@ def limits() -> dict[str, int]:
     }
 
 
+# Where a transaction keeps the enabled event rules it read (see consumer.py).
+RULES_CACHE_KEY = "automations_event_rules"
+
+
 @dataclass(frozen=True)
 class RuleActor(Actor):
     """A rule acting: a system actor on the timeline ("Automação 'X'"); its events carry actor

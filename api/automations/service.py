@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst
 from api.automations.due import do_cancel_scheduled
-from api.automations.engine import load_rule
+from api.automations.engine import RULES_CACHE_KEY, load_rule
 from api.automations.models import AutomationExecution, AutomationRule
 from api.automations.schemas import (
     Assign,
@@ -228,6 +228,10 @@ async def get_executions(
 # Changing -----------------------------------------------------------------------------------
 
 
+def _forget_cached_rules(session: AsyncSession) -> None:
+    session.info.pop(RULES_CACHE_KEY, None)
+
+
 def _store(rule: AutomationRule, spec: RuleSpec, analyst: Analyst | None) -> None:
     data = spec.model_dump(mode="json")
     rule.name = spec.name
@@ -254,6 +258,7 @@ async def create_rule(
     await _check_name_free(session, spec.name)
     rule = AutomationRule(version=1)
     _store(rule, spec, analyst)
+    _forget_cached_rules(session)
     session.add(rule)
     await session.flush()
     return rule
@@ -266,6 +271,7 @@ async def do_update_rule(
     await check_rule(session, spec)
     await _check_name_free(session, spec.name, rule_id=rule.id)
     _store(rule, spec, analyst)
+    _forget_cached_rules(session)
     rule.version += 1
     await do_cancel_scheduled(session, rule_id=rule.id, reason="regra alterada")
     await session.flush()
@@ -278,6 +284,7 @@ async def do_set_enabled(
     if rule.enabled == enabled:
         return rule
     rule.enabled = enabled
+    _forget_cached_rules(session)
     rule.updated_at = utcnow()
     rule.updated_by_id = analyst.id if analyst is not None else None
     if not enabled:
@@ -290,6 +297,7 @@ async def do_delete_rule(session: AsyncSession, *, rule: AutomationRule) -> None
     """Delete an admin's rule (its ledger goes with it); a shipped default is disabled instead."""
     if rule.builtin_key is not None:
         raise Conflict("Regras padrão não são excluídas: desative-as.")
+    _forget_cached_rules(session)
     await do_cancel_scheduled(session, rule_id=rule.id, reason="regra excluída")
     await session.delete(rule)
     await session.flush()
