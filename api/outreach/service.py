@@ -566,9 +566,10 @@ async def _process_next(
         batch = await session.get(OutreachBatch, item.batch_id)
         assert batch is not None
         calendar = await load_calendar(session)
+        actor = Actor.system()
         try:
+            actor = await actor_for(session, batch.analyst_id)
             async with session.begin_nested():
-                actor = await actor_for(session, batch.analyst_id)
                 conversation, message_id, address = await do_send_notice(
                     session,
                     case_id=item.case_id,
@@ -594,6 +595,17 @@ async def _process_next(
                 address,
             )
         item.processed_at = now
+        if item.state is not ItemState.SENT:
+            # The case's history says it was not notified, and why.
+            await create_entry(
+                session,
+                kind=EntryKind.SYSTEM,
+                actor=actor,
+                case_id=item.case_id,
+                summary=f"Notificação extrajudicial não enviada por {get_composer(channel).label} "
+                f"(lote #{batch.id}): {item.detail}",
+                data={"notice": False, "batch_id": batch.id, "reason": item.reason},
+            )
         await session.flush()
         await _finish_if_done(session, item.batch_id, now)
         return True, False

@@ -309,6 +309,14 @@ async def test_a_bulk_send_reports_each_case_sent_or_skipped_with_the_reason() -
             .where(Message.case_id.in_([opted_out, no_email, not_ready, restricted]))
         )
     assert queued == 0
+    async with unit_of_work() as session:
+        entry = await session.scalar(
+            sa.select(TimelineEntry.summary)
+            .where(TimelineEntry.case_id == opted_out, TimelineEntry.kind == EntryKind.SYSTEM)
+            .order_by(TimelineEntry.id.desc())
+            .limit(1)
+        )
+    assert entry is not None and "não enviada por E-mail" in entry and "opt-out" in entry
 
 
 async def test_each_case_is_sent_once_per_batch_and_once_across_batches() -> None:
