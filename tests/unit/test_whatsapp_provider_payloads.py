@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -13,11 +14,16 @@ from api.channels.numbers.service import make_route, normalize_number, parse_rou
 from api.channels.whatsapp_cloud.adapter import message_body
 from api.channels.whatsapp_cloud.adapter import parse_webhook as parse_cloud
 from api.channels.whatsapp_meta.adapter import signature_of
+from api.channels.whatsapp_twilio.composer import WhatsAppComposer
 from api.channels.whatsapp_ultramsg.adapter import parse_webhook as parse_ultramsg
 from api.channels.whatsapp_zapi.adapter import parse_webhook as parse_zapi
+from api.config import get_settings
 from api.conversations.models import Channel, DeliveryStatus
+from api.conversations.outbound import TemplateUse
 from api.devtools.whatsapp_provider_sim import SimConfig, build_message_payload, encode
+from api.errors import ValidationFailed
 from api.outbox.senders import Envelope
+from api.templates.service import get_template, load_catalog, render
 from tests.helpers.whatsapp_providers import FIXTURES, PROVIDERS, SAMPLE_IDS
 
 pytestmark = pytest.mark.unit
@@ -173,3 +179,37 @@ def test_routes_and_numbers() -> None:
     )
     assert parse_route("whatsapp:+14155238886") == (Provider.TWILIO, "+14155238886")
     assert parse_route(None) == (Provider.TWILIO, None)
+
+
+def _retomada(monkeypatch: pytest.MonkeyPatch, provider: str) -> TemplateUse:
+    monkeypatch.setenv("WHATSAPP_PROVIDER", provider)
+    monkeypatch.setenv("TEMPLATE_CONTENT_SIDS", "{}")
+    get_settings.cache_clear()
+    load_catalog.cache_clear()
+    template = get_template("retomada_conversa")
+    variables = {"infringer_name": "Maria", "case_ref": "INF-1", "brand": "Acme"}
+    return TemplateUse(
+        name=template.name, variables=variables, rendered_text=render(template, variables)
+    )
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    yield
+    get_settings.cache_clear()
+    load_catalog.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_settings")
+def test_twilio_refuses_a_template_without_a_content_sid(monkeypatch: pytest.MonkeyPatch) -> None:
+    use = _retomada(monkeypatch, "twilio")
+    with pytest.raises(ValidationFailed, match="Content SID"):
+        WhatsAppComposer().check_template(use)
+
+
+@pytest.mark.usefixtures("fresh_settings")
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_other_providers_send_a_template_by_name_or_as_text(
+    monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    WhatsAppComposer().check_template(_retomada(monkeypatch, provider))

@@ -11,7 +11,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.channels.numbers.models import Provider
-from api.channels.numbers.service import reply_route
+from api.channels.numbers.service import default_provider, reply_route
 from api.config import get_settings
 from api.contacts.models import ContactKind
 from api.conversations.models import Channel, Conversation
@@ -107,7 +107,13 @@ class WhatsAppComposer:
         ]
 
     def check_template(self, template: TemplateUse) -> None:
-        template_ref(get_template(template.name), template.variables)
+        """Twilio needs an approved Content SID; the Cloud API sends a template by its name
+        and the unofficial gateways as text (checked against the default number's provider:
+        a preview has no conversation route)."""
+        if default_provider() is Provider.TWILIO:
+            template_ref(get_template(template.name), template.variables)
+        else:
+            named_template(get_template(template.name), template.variables)
 
     def split(self, outbound: Outbound) -> list[Outbound]:
         if outbound.template is not None or len(outbound.text) <= MAX_BODY_CHARS:
