@@ -1,6 +1,6 @@
 """`tratativa mailboxes` as an operator runs it: add a Gmail mailbox (secrets by variable name),
-sync it from the simulator, list it; a mistake is one `erro:` line. (Few calls: each starts the
-whole CLI.)"""
+sync it from the simulator, list it. (Few calls: each starts the whole CLI; operator errors go
+through the CLI's one error handler, tested in test_cli_errors.py.)"""
 
 from __future__ import annotations
 
@@ -67,10 +67,3 @@ def test_add_sync_list(gmail: tuple[GmailState, str], database_url: str) -> None
     row = next(line for line in listed.stdout.splitlines() if f"cli-{t}" in line)
     assert "gmail" in row and "active" in row and "s3cr3t" not in listed.stdout
     assert refresh not in listed.stdout
-
-
-def test_an_operator_mistake_is_one_line(database_url: str) -> None:
-    result = tratativa("add", "yahoo", "x", "x@y.example", database_url=database_url)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode != 0 and len(lines) == 1, result.stderr
-    assert lines[0].startswith("erro:") and "provedor desconhecido" in lines[0]
