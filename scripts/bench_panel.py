@@ -55,8 +55,12 @@ async def run(args: argparse.Namespace) -> int:
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-that-is-long-enough-for-hs256-use")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import logging
+
     import httpx
     import sqlalchemy as sa
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     from api.analysts.models import Analyst, Role
     from api.analysts.service import create_analyst

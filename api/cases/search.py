@@ -34,6 +34,11 @@ from api.operations.models import Alert
 
 PAGE_SIZES = (25, 50, 100)
 MIN_PARTIAL = 3  # shorter pieces would match half the database
+# "2026-0001", "INF-2026-00": a piece of a case reference (other text is not looked up in
+# references, which have no trigram index).
+_REFERENCE_PIECE = re.compile(r"^(inf)?[-\s]?\d[\d-]*$", re.IGNORECASE)
+# Counting every match of a very broad term costs more than the page itself: count up to this.
+COUNT_CAP = 1000
 _URL_HINT = re.compile(r"^(https?://|www\.)|\.[a-z]{2,}(/|$)", re.IGNORECASE)
 
 
@@ -83,6 +88,8 @@ class CasePage:
     page: int
     per_page: int
     understood: Sequence[str] = field(default_factory=tuple)
+    # More than COUNT_CAP matched: `total` is the cap ("mais de 1000").
+    capped: bool = False
 
     @property
     def pages(self) -> int:
@@ -94,37 +101,43 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _contact_cases(values: Sequence[str], kind: ContactKind) -> sa.ColumnElement[bool]:
+def _contact_cases(values: Sequence[str], kind: ContactKind) -> sa.Select[Any]:
     infringers = sa.select(ContactPoint.infringer_id).where(
         ContactPoint.kind == kind, ContactPoint.value.in_(list(values))
     )
-    return Case.infringer_id.in_(infringers)
+    return sa.select(Case.id).where(Case.infringer_id.in_(infringers))
 
 
-def search_conditions(text: str) -> tuple[list[sa.ColumnElement[bool]], list[str]]:
-    """The ways a typed term can match a case (any of them), and how the term was read."""
+def _infringer_cases(condition: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return sa.select(Case.id).where(Case.infringer_id.in_(sa.select(Infringer.id).where(condition)))
+
+
+def _listing_cases(pattern: str) -> sa.Select[Any]:
+    return sa.select(Listing.case_id).where(Listing.url.ilike(pattern, escape="\\"))
+
+
+def search_matches(text: str) -> tuple[list[sa.Select[Any]], list[str]]:
+    """The ways a typed term can match a case, each a query of case ids (any of them), and
+    how the term was read. Each one is answered by an index; the caller joins them with a
+    UNION (an OR across tables made PostgreSQL scan every case)."""
     term = text.strip()
     if not term:
         return [], []
-    conditions: list[sa.ColumnElement[bool]] = []
+    matches: list[sa.Select[Any]] = []
     understood: list[str] = []
     try:
         reference = parse_case_ref(term)
     except InvalidIdentifier:
         pass
     else:
-        conditions.append(Case.reference == reference)
+        matches.append(sa.select(Case.id).where(Case.reference == reference))
         understood.append(f"referência {reference}")
     try:
         document = parse_document(term)
     except InvalidIdentifier:
         pass
     else:
-        conditions.append(
-            Case.infringer_id.in_(
-                sa.select(Infringer.id).where(Infringer.document == document.value)
-            )
-        )
+        matches.append(_infringer_cases(Infringer.document == document.value))
         understood.append(f"{document.kind.upper()} {document.formatted}")
     if "@" in term:
         try:
@@ -132,34 +145,39 @@ def search_conditions(text: str) -> tuple[list[sa.ColumnElement[bool]], list[str
         except InvalidIdentifier:
             address = None
         if address is not None:
-            conditions.append(_contact_cases([address], ContactKind.EMAIL))
+            matches.append(_contact_cases([address], ContactKind.EMAIL))
             understood.append(f"e-mail {address}")
         elif len(term) >= MIN_PARTIAL:
-            conditions.append(
-                Case.infringer_id.in_(
-                    sa.select(ContactPoint.infringer_id).where(
-                        ContactPoint.kind == ContactKind.EMAIL,
-                        ContactPoint.value.ilike(_like(term.lower()), escape="\\"),
+            matches.append(
+                sa.select(Case.id).where(
+                    Case.infringer_id.in_(
+                        sa.select(ContactPoint.infringer_id).where(
+                            ContactPoint.kind == ContactKind.EMAIL,
+                            ContactPoint.value.ilike(_like(term.lower()), escape="\\"),
+                        )
                     )
                 )
             )
             understood.append("parte de e-mail")
-    elif any(c.isdigit() for c in term) and not any(c.isalpha() for c in term):
+        return matches, understood
+    if any(c.isdigit() for c in term) and not any(c.isalpha() for c in term):
         try:
             phones = phone_variants(normalize_phone(term))
         except InvalidIdentifier:
             phones = []
         if phones:
-            conditions.append(_contact_cases(phones, ContactKind.PHONE))
+            matches.append(_contact_cases(phones, ContactKind.PHONE))
             understood.append("telefone " + " ou ".join(phones))
         digits = only_document_chars(term)
-        if not phones and len(digits) >= 6 and not conditions:
-            # A piece of a number: a phone's tail, or a document's start.
-            conditions.append(
-                Case.infringer_id.in_(
-                    sa.select(ContactPoint.infringer_id).where(
-                        ContactPoint.kind == ContactKind.PHONE,
-                        ContactPoint.value.like(_like(digits), escape="\\"),
+        if not phones and len(digits) >= 6 and not matches:
+            # A piece of a number: a phone's tail.
+            matches.append(
+                sa.select(Case.id).where(
+                    Case.infringer_id.in_(
+                        sa.select(ContactPoint.infringer_id).where(
+                            ContactPoint.kind == ContactKind.PHONE,
+                            ContactPoint.value.like(_like(digits), escape="\\"),
+                        )
                     )
                 )
             )
@@ -167,29 +185,19 @@ def search_conditions(text: str) -> tuple[list[sa.ColumnElement[bool]], list[str
     if _URL_HINT.search(term) and " " not in term:
         piece = re.sub(r"^https?://(www\.)?", "", term, flags=re.IGNORECASE).rstrip("/")
         if len(piece) >= MIN_PARTIAL:
-            conditions.append(
-                Case.id.in_(
-                    sa.select(Listing.case_id).where(Listing.url.ilike(_like(piece), escape="\\"))
-                )
-            )
+            matches.append(_listing_cases(_like(piece)))
             understood.append("anúncio (URL)")
-    if not conditions and len(term) >= MIN_PARTIAL:
+    if not matches and len(term) >= MIN_PARTIAL:
         pattern = _like(term)
-        conditions.append(
-            Case.infringer_id.in_(
-                sa.select(Infringer.id).where(Infringer.name.ilike(pattern, escape="\\"))
-            )
-        )
-        conditions.append(Case.reference.ilike(pattern, escape="\\"))
-        understood.append("nome ou parte da referência")
+        matches.append(_infringer_cases(Infringer.name.ilike(pattern, escape="\\")))
+        understood.append("nome")
+        if _REFERENCE_PIECE.match(term):
+            matches.append(sa.select(Case.id).where(Case.reference.ilike(pattern, escape="\\")))
+            understood.append("parte da referência")
         if " " not in term:
-            conditions.append(
-                Case.id.in_(
-                    sa.select(Listing.case_id).where(Listing.url.ilike(pattern, escape="\\"))
-                )
-            )
+            matches.append(_listing_cases(pattern))
             understood.append("parte da URL de um anúncio")
-    return conditions, understood
+    return matches, understood
 
 
 def _order(query: CaseQuery) -> list[Any]:
@@ -208,7 +216,10 @@ def _order(query: CaseQuery) -> list[Any]:
         case "status":
             return [direction(Case.status), Case.id.desc()]
         case "nome":
-            return [direction(Infringer.name), Case.id.desc()]
+            # Names are never null: a plain order walks the name index (nulls_last would not).
+            if query.descending:
+                return [Infringer.name.desc(), Case.id.desc()]
+            return [Infringer.name.asc(), Case.id.asc()]
         case _:
             return [Case.created_at.desc(), Case.id.desc()]
 
@@ -217,11 +228,13 @@ def filter_conditions(
     query: CaseQuery, *, today: dt.date
 ) -> tuple[list[sa.ColumnElement[bool]], list[str]]:
     conditions: list[sa.ColumnElement[bool]] = []
-    matches, understood = search_conditions(query.text)
+    matches, understood = search_matches(query.text)
     if query.text.strip() and not matches:
         conditions.append(sa.false())
+    elif len(matches) == 1:
+        conditions.append(Case.id.in_(matches[0]))
     elif matches:
-        conditions.append(sa.or_(*matches))
+        conditions.append(Case.id.in_(sa.union(*matches)))
     if query.statuses:
         conditions.append(Case.status.in_(list(query.statuses)))
     if query.brand_id is not None:
@@ -263,15 +276,16 @@ async def search_cases(
             base.order_by(*_order(query)).offset((page - 1) * per_page).limit(per_page)
         )
     )
+    capped = False
     if page == 1 and len(ids) < per_page:
         total = len(ids)
     else:
-        total = int(
-            await session.scalar(sa.select(sa.func.count()).select_from(Case).where(*conditions))
-            or 0
-        )
+        bounded = sa.select(Case.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+        total = int(await session.scalar(sa.select(sa.func.count()).select_from(bounded)) or 0)
+        if total > COUNT_CAP:
+            total, capped = COUNT_CAP, True
     if not ids:
-        return CasePage((), total, page, per_page, tuple(understood))
+        return CasePage((), total, page, per_page, tuple(understood), capped)
     cases = {
         c.id: c
         for c in await session.scalars(
@@ -310,7 +324,7 @@ async def search_cases(
         for i in ids
         if i in cases
     ]
-    return CasePage(rows, total, page, per_page, tuple(understood))
+    return CasePage(rows, total, page, per_page, tuple(understood), capped)
 
 
 @dataclass(frozen=True)

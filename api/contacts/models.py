@@ -27,6 +27,7 @@ class Infringer(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "infringers"
     # Search by a piece of the name (trigram on PostgreSQL).
     __table_args__ = (
+        sa.Index("ix_infringers_name", "name"),
         sa.Index(
             "ix_infringers_name_trgm",
             "name",

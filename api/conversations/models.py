@@ -65,6 +65,15 @@ class Conversation(IdMixin, CreatedAtMixin, Base):
         sa.Index("ix_conversations_channel_address", "channel", "address"),
         # One open conversation per (channel, contact), enforced by the database: a first
         # message and its replay arriving together must not open two (the loser re-reads).
+        # The inbox: open conversations by holder, oldest hand-off first (migration 0013).
+        sa.Index(
+            "ix_conversations_open_holder_handoff",
+            "holder",
+            "handoff_at",
+            "id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
         sa.Index(
             "uq_conversations_open_contact",
             "channel",

@@ -121,7 +121,9 @@ async def _context(session: DbSession, request: Request) -> dict[str, Any]:
         "sorts": Sort.KEYS,
         "sort_links": sort_links,
         "prev_link": _link(params, pagina=page.page - 1) if page.page > 1 else None,
-        "next_link": _link(params, pagina=page.page + 1) if page.page < page.pages else None,
+        "next_link": (
+            _link(params, pagina=page.page + 1) if page.page < page.pages or page.capped else None
+        ),
         "back_query": urlencode([*_url_params(params), ("pagina", str(page.page))]),
         "result": (params.get("resultado") or "")[:1000],
         "page_sizes": PAGE_SIZES,

@@ -155,6 +155,16 @@ def upgrade() -> None:
     op.create_index(
         "ix_timeline_entries_conversation_id_id", "timeline_entries", ["conversation_id", "id"]
     )
+    # The inbox: open conversations by holder, oldest hand-off first.
+    op.create_index(
+        "ix_conversations_open_holder_handoff",
+        "conversations",
+        ["holder", "handoff_at", "id"],
+        postgresql_where=sa.text("closed_at IS NULL"),
+        sqlite_where=sa.text("closed_at IS NULL"),
+    )
+    # The cases list sorted by the infringer's name.
+    op.create_index("ix_infringers_name", "infringers", ["name"])
     if postgres:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, table, column in _TRGM:
@@ -171,6 +181,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name, table, _ in _TRGM:
         op.drop_index(name, table_name=table)
+    op.drop_index("ix_infringers_name", table_name="infringers")
+    op.drop_index("ix_conversations_open_holder_handoff", table_name="conversations")
     op.drop_index("ix_timeline_entries_conversation_id_id", table_name="timeline_entries")
     op.drop_index("ix_timeline_entries_case_id_id", table_name="timeline_entries")
     with op.batch_alter_table("infringers") as batch_op:
