@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from api.channels.numbers.media import ProviderMediaRefused, check_url
 from api.channels.numbers.models import Provider
 from api.channels.numbers.protocol import MalformedPayload, ParsedWebhook
 from api.channels.numbers.service import make_route, normalize_number, parse_route
@@ -213,3 +214,31 @@ def test_other_providers_send_a_template_by_name_or_as_text(
     monkeypatch: pytest.MonkeyPatch, provider: str
 ) -> None:
     WhatsAppComposer().check_template(_retomada(monkeypatch, provider))
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://lookaside.fbsbx.com/x", "só https"),
+        ("https://evil.example/x", "host não permitido"),
+        ("https://localhost/x", "endereço interno"),
+        ("https://user:pw@lookaside.fbsbx.com/x", "URL inválida"),
+        ("file:///etc/passwd", "URL inválida"),
+    ],
+)
+async def test_a_provider_media_url_off_its_hosts_is_refused(url: str, reason: str) -> None:
+    with pytest.raises(ProviderMediaRefused, match=reason):
+        await check_url(
+            url,
+            trusted=["https://graph.facebook.com/v21.0"],
+            hosts=("lookaside.fbsbx.com", "localhost"),
+        )
+
+
+async def test_the_configured_api_origin_is_trusted_as_is() -> None:
+    checked = await check_url(
+        "http://127.0.0.1:8101/whatsapp_business/attachments/?mid=1",
+        trusted=["http://127.0.0.1:8101/v21.0"],
+        hosts=(),
+    )
+    assert checked.host == "127.0.0.1"

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from api.conversations.inbound import InboundAttachment
+from api.errors import AppError
 from api.storage import sniff_content_type
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,11 @@ RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 3
 
 
-class Refused(Exception):
-    """A URL we will not request (final)."""
+class ProviderMediaRefused(AppError):
+    """A media URL (or a redirect from it) we will not request: final, never retried."""
+
+    code = "media_url_refused"
+    status_code = 400
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -42,20 +46,20 @@ def origin(url: str) -> tuple[str, str, int]:
 
 
 async def check_url(url: str, *, trusted: Sequence[str], hosts: Sequence[str]) -> httpx.URL:
-    """The URL when we may request it, else Refused."""
+    """The URL when we may request it, else ProviderMediaRefused."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise Refused("URL inválida") from exc
+        raise ProviderMediaRefused("URL inválida") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
-        raise Refused("URL inválida")
+        raise ProviderMediaRefused("URL inválida")
     if origin(url) in {origin(base) for base in trusted if base}:
         return parsed
     host = parsed.host.lower().rstrip(".")
     if parsed.scheme != "https":
-        raise Refused(f"só https ({host})")
+        raise ProviderMediaRefused(f"só https ({host})")
     if not any(_matches(host, pattern) for pattern in hosts):
-        raise Refused(f"host não permitido ({host})")
+        raise ProviderMediaRefused(f"host não permitido ({host})")
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, parsed.port or 443, type=socket.SOCK_STREAM
@@ -66,7 +70,7 @@ async def check_url(url: str, *, trusted: Sequence[str], hosts: Sequence[str]) -
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         mapped = getattr(address, "ipv4_mapped", None)
         if not (mapped or address).is_global:
-            raise Refused(f"{host} aponta para endereço interno")
+            raise ProviderMediaRefused(f"{host} aponta para endereço interno")
     return parsed
 
 
@@ -126,9 +130,9 @@ async def fetch_file(
                         filename=filename or f"{name}{mimetypes.guess_extension(kind) or ''}",
                         size=len(data),
                     )
-            raise Refused("redirecionamentos demais")
-    except Refused as exc:
-        return refused(declared, f"endereço de mídia recusado: {exc}")
+            raise ProviderMediaRefused("redirecionamentos demais")
+    except ProviderMediaRefused as exc:
+        return refused(declared, f"endereço de mídia recusado: {exc.message}")
     except (TimeoutError, httpx.TimeoutException):
         return refused(declared, "tempo esgotado ao baixar a mídia", retryable=True)
     except httpx.HTTPError as exc:
