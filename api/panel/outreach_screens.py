@@ -15,6 +15,7 @@ from api.outreach.service import (
     REASONS,
     do_cancel_batch,
     do_create_batch,
+    do_record_opt_in,
     get_case_ids,
     get_previews,
     parse_channel,
@@ -55,6 +56,7 @@ async def outreach_page(
             "batches": await get_recent_batches(session, limit=30),
             "brands": await get_brand_choices(session),
             "statuses": [CaseStatus.APTO_NOTIFICAR, CaseStatus.REABERTO],
+            "opt_in_recorded": request.query_params.get("opt_in") == "ok",
         },
         analyst=analyst,
     )
@@ -160,6 +162,18 @@ async def batch_progress(
     return render_page(
         request, "disparo_progresso.html", await _batch_context(session, batch_id), analyst=analyst
     )
+
+
+@router.post("/disparos/opt-in")
+async def record_opt_in(
+    session: DbSession,
+    analyst: PanelWriter,
+    telefone: Annotated[str, Form(max_length=40)] = "",
+    origem: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """A phone agreed to receive WhatsApp messages from us (what a WhatsApp notice needs)."""
+    await do_record_opt_in(session, phone=telefone, source=origem, analyst_id=analyst.id)
+    return redirect(f"{PANEL_PREFIX}/disparos?opt_in=ok")
 
 
 @router.post("/disparos/{batch_id}/cancelar")

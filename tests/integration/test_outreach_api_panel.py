@@ -200,6 +200,21 @@ async def test_the_panel_simulates_sends_and_shows_live_progress_and_the_report(
             status=CaseStatus.APTO_NOTIFICAR,
         )
         other_id, other_ref = other.id, other.reference
+    phone = f"+55479{uuid.uuid4().int % 10**8:08d}"
+    async with unit_of_work() as session:
+        await make_infringer(session, phones=(phone,))
+    opted = await client.post(
+        "/painel/disparos/opt-in",
+        data={"csrf_token": csrf, "telefone": phone, "origem": "ligação gravada"},
+        follow_redirects=True,
+    )
+    assert opted.status_code == 200 and "Opt-in registrado." in opted.text
+    unknown_phone = await client.post(
+        "/painel/disparos/opt-in",
+        data={"csrf_token": csrf, "telefone": "+5547999990000", "origem": "x"},
+    )
+    assert unknown_phone.status_code == 404
+
     case_page = await client.get(f"/painel/casos/{other_id}")
     assert f'action="/painel/casos/{other_id}/notificar"' in case_page.text
     one = await client.post(
