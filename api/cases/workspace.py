@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst
-from api.cases.models import Case
+from api.cases.models import Case, Listing, ListingStatus
+from api.cases.service import do_set_listing_status
 from api.cases.tags import CaseTag, parse_tags
 from api.contacts.models import ContactPoint
 from api.conversations.models import Channel, Conversation
@@ -126,3 +127,20 @@ async def do_start_conversation(
     )
     await do_claim(session, conversation_id=conversation.id, analyst=analyst)
     return conversation
+
+
+async def do_verify_listing(
+    session: AsyncSession, *, case_id: int, listing_id: int, status: str, actor: Actor, note: str
+) -> Listing:
+    """Record an analyst's check of a listing on the marketplace; the timeline keeps who."""
+    listing = await session.get(Listing, listing_id)
+    if listing is None or listing.case_id != case_id:
+        raise NotFound("Anúncio não encontrado neste caso.")
+    try:
+        target = ListingStatus(status)
+    except ValueError as exc:
+        raise ValidationFailed(f"Situação desconhecida: {status!r}.") from exc
+    text = f"Verificado por {actor.name}" + (f": {note.strip()}" if note.strip() else "")
+    return await do_set_listing_status(
+        session, listing=listing, status=target, actor=actor, note=text
+    )

@@ -13,15 +13,21 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.analysts.models import Role
 from api.cases.lifecycle import CaseStatus
+from api.cases.models import ListingStatus
 from api.cases.service import do_change_status, require_case
 from api.cases.views import get_case_view
-from api.cases.workspace import do_set_case_follow_up, do_set_case_tags, do_start_conversation
+from api.cases.workspace import (
+    do_set_case_follow_up,
+    do_set_case_tags,
+    do_start_conversation,
+    do_verify_listing,
+)
 from api.config import get_settings
 from api.errors import ValidationFailed
 from api.handoff.service import analyst_actor, do_add_note
 from api.operations.ownership import do_assign_case
 from api.panel.auth import PANEL_PREFIX, DbSession, PanelAnalyst, PanelWriter
-from api.panel.formatting import MAX_TEXT, redirect, render_page
+from api.panel.formatting import LISTING_LABELS, MAX_TEXT, redirect, render_page
 from api.payments.installments import do_mark_installment_paid
 from api.web.params import PathId
 
@@ -50,6 +56,7 @@ async def case_page(
             "analysts": view.analysts,
             "can_assign": view.can_assign,
             "is_supervisor": analyst.has_role(Role.SUPERVISOR),
+            "LISTING_CHOICES": [(s.value, LISTING_LABELS[s]) for s in ListingStatus],
         },
         analyst=analyst,
     )
@@ -154,5 +161,26 @@ async def mark_installment_paid(
 ) -> Response:
     await do_mark_installment_paid(
         session, case_id=case_id, installment_id=installment_id, analyst=analyst
+    )
+    return _back(case_id)
+
+
+@router.post("/casos/{case_id}/anuncios/{listing_id}")
+async def verify_listing(
+    session: DbSession,
+    analyst: PanelWriter,
+    case_id: PathId,
+    listing_id: PathId,
+    situacao: Annotated[str, Form(max_length=20)],
+    nota: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """An analyst records what they saw on the marketplace (removed, still active, relisted)."""
+    await do_verify_listing(
+        session,
+        case_id=case_id,
+        listing_id=listing_id,
+        status=situacao,
+        actor=analyst_actor(analyst),
+        note=nota,
     )
     return _back(case_id)

@@ -15,12 +15,13 @@ import sqlalchemy as sa
 
 from api.analysts.models import Analyst, AuthSession, Role
 from api.cases.lifecycle import CaseStatus
-from api.cases.models import Case
+from api.cases.models import Case, Listing
 from api.cases.tags import CaseTag
 from api.contacts.models import ContactPoint, Infringer
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Attachment, Channel, Conversation, Holder, Message
 from api.db import unit_of_work, utcnow
+from api.outbox.models import OutboxItem
 from api.payments.models import InstallmentStatus
 from api.payments.provider import get_payment_provider
 from api.payments.service import do_issue_payment_request
@@ -201,7 +202,10 @@ async def test_case_page_tags_follow_up_installment_and_start_conversation(
             sa.select(ContactPoint.id).where(ContactPoint.value == email)
         )
     me = await login(client)
+    async with unit_of_work() as session:
+        listing_id = await session.scalar(sa.select(Listing.id).where(Listing.case_id == case_id))
     for url, data in (
+        (f"/painel/casos/{case_id}/anuncios/{listing_id}", {"situacao": "removed", "nota": "ok"}),
         (
             f"/painel/casos/{case_id}/etiquetas",
             {"etiquetas": "Reincidente, prioridade, reincidente"},
@@ -219,6 +223,7 @@ async def test_case_page_tags_follow_up_installment_and_start_conversation(
     assert "reincidente" in page.text and "prioridade" in page.text
     assert "10/12/2026" in page.text
     assert "Em negociação" in page.text and "EM_NEGOCIACAO</" not in page.text
+    assert "Removido" in page.text and "ainda não verificado" not in page.text
     async with unit_of_work() as session:
         tags = set(await session.scalars(sa.select(CaseTag.tag).where(CaseTag.case_id == case_id)))
         installment_status = await session.scalar(
@@ -284,6 +289,13 @@ async def test_upload_is_sent_as_an_attachment_and_a_bad_file_is_refused(
             )
         )
     assert [(a.filename, a.content_type) for a in attachments] == [("acordo.png", "image/png")]
+    async with unit_of_work() as session:
+        reference = await session.scalar(sa.select(Case.reference).where(Case.id == case_id))
+        payload = await session.scalar(
+            sa.select(OutboxItem.payload).where(OutboxItem.conversation_id == conversation_id)
+        )
+    # E-mail: a threaded message with the case reference in the subject.
+    assert payload is not None and reference is not None and reference in payload["subject"]
 
 
 async def test_template_with_unknown_variable_is_refused_and_versions_are_kept(
