@@ -58,11 +58,17 @@ def _amounts(text: str) -> list[Found]:
     ]
 
 
+# "em 3x": the entity is "3x", as the contract writes it ("5x", "em 10 vezes"), and as the
+# training data annotates it; "em" belongs to the span only before "vezes"/"parcelas".
+_EM_BEFORE_X_RE = re.compile(r"em\s+(?=\d{1,3}\s?x$)", re.IGNORECASE)
+
+
 def _installments(text: str) -> list[Found]:
-    return [
-        ("installments", str(count), start, end)
-        for count, start, end in money.find_installments(text)
-    ]
+    found: list[Found] = []
+    for count, start, end in money.find_installments(text):
+        lead = _EM_BEFORE_X_RE.match(text[start:end])
+        found.append(("installments", str(count), start + (lead.end() if lead else 0), end))
+    return found
 
 
 def _simple(
