@@ -27,6 +27,7 @@ from api.config import get_settings
 from api.contacts.models import ContactKind, ContactPoint
 from api.conversations.models import Channel, Message
 from api.db import unit_of_work, utcnow
+from api.errors import NotFound, ValidationFailed
 from api.events.kinds import NoticeSent
 from api.handoff.service import analyst_actor
 from api.operations.calendar import default_calendar
@@ -39,6 +40,7 @@ from api.outreach.service import (
     do_record_opt_in,
     get_previews,
     run_due_outreach,
+    start_notice_batch,
 )
 from api.outreach.views import get_batch_progress, get_batch_report
 from api.templates.service import load_catalog
@@ -488,3 +490,20 @@ async def test_two_workers_on_one_batch_send_each_case_once() -> None:
             )
         ).all()
     assert sorted(count for _, count in per_case) == [1, 1, 1, 1]
+
+
+async def test_start_notice_batch_is_the_entry_point_for_other_screens() -> None:
+    case_id, _ = await ready_case()
+    actor = await signer()
+    assert actor.analyst_id is not None
+    batch_id = await start_notice_batch([case_id], "email", actor.analyst_id)
+    async with unit_of_work() as session:
+        progress = await get_batch_progress(session, batch_id=batch_id)
+    assert progress is not None
+    assert (progress.total, progress.pending, progress.actor_name) == (1, 1, actor.name)
+    with pytest.raises(ValidationFailed):
+        await start_notice_batch([case_id], "sms", actor.analyst_id)
+    with pytest.raises(NotFound):
+        await start_notice_batch([case_id, 999_999_999], "email", actor.analyst_id)
+    async with unit_of_work() as session:
+        await do_cancel_batch(session, batch_id=batch_id, analyst=None)
