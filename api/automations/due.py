@@ -49,6 +49,10 @@ async def run_due_rules(
         rules = await get_enabled_rules(session, trigger_type="time")
         calendar = await load_calendar(session)
     taken = 0
+    # Rules act on infringers only while the firm is open: what came due at night or on a
+    # holiday waits for the next opening.
+    if not calendar.is_open(now):
+        rules = []
     for rule in rules:
         after: int | None = 0
         while after is not None:
@@ -72,7 +76,8 @@ async def do_run_due_rules(
     """The same pass inside the caller's transaction (tests, dry runs of the whole sweep)."""
     calendar = calendar or await load_calendar(session)
     taken = 0
-    for rule in await get_enabled_rules(session, trigger_type="time"):
+    rules = await get_enabled_rules(session, trigger_type="time")
+    for rule in rules if calendar.is_open(now) else []:
         after: int | None = 0
         while after is not None:
             fired, after = await sweep_rule_page(
@@ -110,6 +115,8 @@ async def sweep_rule_page(
     fresh = await _not_fired(session, rule, candidates)
     if not fresh:
         return 0, next_after
+    if dry and not _needs_case_check(rule):
+        return len(fresh), next_after
     cases = await load_cases(session, [c.case_id for c in fresh])
     conversations = await load_conversations(
         session, [c.conversation_id for c in fresh if c.conversation_id is not None]
@@ -182,6 +189,18 @@ async def evaluate_due_rules(
             count += found
         due[rule.name] = count
     return due
+
+
+def _needs_case_check(rule: LoadedRule) -> bool:
+    """Whether the conditions ask more than the finders already applied in SQL (statuses;
+    channels for conversation subjects)."""
+    conditions = rule.spec.conditions
+    assert isinstance(rule.spec.trigger, TimeTrigger)
+    asked = conditions.model_dump(exclude_defaults=True)
+    asked.pop("statuses", None)
+    if rule.spec.trigger.anchor == "unanswered":
+        asked.pop("channels", None)
+    return bool(asked)
 
 
 async def _not_fired(

@@ -37,7 +37,6 @@ class Candidate:
     subject: str
     trigger_key: str
     anchor_at: dt.datetime
-    due_at: dt.datetime
     conversation_id: int | None = None
     values: dict[str, str] = field(default_factory=dict)
     about: str = ""
@@ -48,11 +47,36 @@ class Candidate:
 def due_after(calendar: BusinessCalendar, trigger: TimeTrigger, anchor: dt.datetime) -> dt.datetime:
     """When the timer started at `anchor` runs out: the time counted, then the next open
     moment of the calendar (rules never act on infringers at night or on a holiday)."""
-    if trigger.calendar_days:
-        ends = anchor + dt.timedelta(days=trigger.days)
-    else:
-        ends = calendar.add_business_days(anchor, trigger.days)
-    return calendar.next_open(ends)
+    key = (trigger.days, trigger.calendar_days, anchor)
+    memo = _memo_for(calendar)
+    found = memo.get(key)
+    if found is None:
+        if trigger.calendar_days:
+            ends = anchor + dt.timedelta(days=trigger.days)
+        else:
+            ends = calendar.add_business_days(anchor, trigger.days)
+        found = memo[key] = calendar.next_open(ends)
+    return found
+
+
+# Day anchors (deadlines, due dates) repeat across thousands of subjects: each is computed once
+# per calendar (the last one used; a new calendar starts afresh).
+_MEMO: dict[str, Any] = {"calendar": None, "values": {}}
+_MEMO_MAX = 100_000
+
+
+def _memo_for(calendar: BusinessCalendar) -> dict[tuple[int, bool, dt.datetime], dt.datetime]:
+    if _MEMO["calendar"] is not calendar or len(_MEMO["values"]) > _MEMO_MAX:
+        _MEMO["calendar"], _MEMO["values"] = calendar, {}
+    values: dict[tuple[int, bool, dt.datetime], dt.datetime] = _MEMO["values"]
+    return values
+
+
+def surely_due(trigger: TimeTrigger, anchor: dt.datetime, now: dt.datetime) -> bool:
+    """A cheap bound: N business days and the wait for an open moment never take longer than
+    this (weekends, a run of holidays), so older anchors are due without asking the calendar."""
+    bound = trigger.days + (trigger.days * 2) // 5 + 2 + 14
+    return anchor + dt.timedelta(days=bound) <= now
 
 
 def end_of_day(calendar: BusinessCalendar, day: dt.date) -> dt.datetime:
@@ -214,8 +238,7 @@ async def _unanswered(
         reply_id, reply_at = last_in.get(conversation_id, (None, None))
         if reply_at is not None and _aware(reply_at) >= sent_at:
             continue
-        due = due_after(calendar, trigger, sent_at)
-        if due > now:
+        if not surely_due(trigger, sent_at, now) and due_after(calendar, trigger, sent_at) > now:
             continue
         found.append(
             Candidate(
@@ -224,7 +247,6 @@ async def _unanswered(
                 subject=f"conversation:{conversation_id}",
                 trigger_key=f"silence:{reply_id or 0}",
                 anchor_at=sent_at,
-                due_at=due,
                 about=f"sem resposta desde {sent_at.astimezone(calendar.tz):%d/%m/%Y %H:%M}",
                 # The alert sweep's identity of the same silence (api/operations/due.py).
                 alert_subject=f"conv:{conversation_id}",
@@ -290,8 +312,8 @@ async def _notice_deadline(
         reply = last_in.get(row_case_id)
         if reply is not None and (notice_sent_at is None or _aware(reply) >= notice_sent_at):
             continue
-        due = due_after(calendar, trigger, end_of_day(calendar, deadline))
-        if due > now:
+        ends = end_of_day(calendar, deadline)
+        if not surely_due(trigger, ends, now) and due_after(calendar, trigger, ends) > now:
             continue
         found.append(
             Candidate(
@@ -299,7 +321,6 @@ async def _notice_deadline(
                 subject=f"case:{row_case_id}",
                 trigger_key=f"deadline:{deadline.isoformat()}",
                 anchor_at=end_of_day(calendar, deadline),
-                due_at=due,
                 about=f"prazo de resposta {deadline:%d/%m/%Y} vencido",
             )
         )
@@ -322,7 +343,13 @@ async def _installment_due(
     per due date."""
     latest_day = (now - dt.timedelta(days=trigger.days)).astimezone(calendar.tz).date()
     query = (
-        sa.select(Installment, PaymentRequest.case_id)
+        sa.select(
+            Installment.id,
+            Installment.number,
+            Installment.amount,
+            Installment.due_date,
+            PaymentRequest.case_id,
+        )
         .join(PaymentRequest, PaymentRequest.id == Installment.payment_request_id)
         .join(Case, Case.id == PaymentRequest.case_id)
         .where(
@@ -349,10 +376,10 @@ async def _installment_due(
     if not rows:
         return [], None
     found: list[Candidate] = []
-    for installment, row_case_id in rows:
+    for installment in rows:
+        row_case_id = installment.case_id
         anchor = end_of_day(calendar, installment.due_date)
-        due = due_after(calendar, trigger, anchor)
-        if due > now:
+        if not surely_due(trigger, anchor, now) and due_after(calendar, trigger, anchor) > now:
             continue
         found.append(
             Candidate(
@@ -360,7 +387,6 @@ async def _installment_due(
                 subject=f"installment:{installment.id}",
                 trigger_key=f"due:{installment.due_date.isoformat()}",
                 anchor_at=anchor,
-                due_at=due,
                 values={
                     "installment_number": str(installment.number),
                     "installment_amount": format_brl(installment.amount),
@@ -374,7 +400,7 @@ async def _installment_due(
                 alert_cycle=installment.due_date.isoformat(),
             )
         )
-    return found, _next(rows, limit, rows[-1][0].id)
+    return found, _next(rows, limit, rows[-1][0])
 
 
 async def _status_since(
@@ -410,8 +436,10 @@ async def _status_since(
     found: list[Candidate] = []
     for row_case_id, status, changed_at in rows:
         assert changed_at is not None  # filtered in SQL
-        due = due_after(calendar, trigger, changed_at)
-        if due > now:
+        if (
+            not surely_due(trigger, changed_at, now)
+            and due_after(calendar, trigger, changed_at) > now
+        ):
             continue
         found.append(
             Candidate(
@@ -419,7 +447,6 @@ async def _status_since(
                 subject=f"case:{row_case_id}",
                 trigger_key=f"status:{status}:{changed_at.isoformat()}",
                 anchor_at=changed_at,
-                due_at=due,
                 about=f"em {status} desde {changed_at.astimezone(calendar.tz):%d/%m/%Y}",
             )
         )
@@ -477,8 +504,10 @@ async def _after_event(
         return [], None
     found: list[Candidate] = []
     for row_case_id, event_id, occurred_at in rows:
-        due = due_after(calendar, trigger, occurred_at)
-        if due > now:
+        if (
+            not surely_due(trigger, occurred_at, now)
+            and due_after(calendar, trigger, occurred_at) > now
+        ):
             continue
         found.append(
             Candidate(
@@ -486,7 +515,6 @@ async def _after_event(
                 subject=f"case:{row_case_id}",
                 trigger_key=f"event:{event_id}",
                 anchor_at=occurred_at,
-                due_at=due,
                 about=f"{trigger.event} em {occurred_at.astimezone(calendar.tz):%d/%m/%Y %H:%M}",
             )
         )
