@@ -102,11 +102,12 @@ def _spec_from_form(
         raise _FormError(data, exc.message) from exc
 
 
-class _FormError(Exception):
+class _FormError(RuleInvalid):
+    """A refused form, with what was typed (the form is shown again with the reason)."""
+
     def __init__(self, data: dict[str, Any], message: str) -> None:
         super().__init__(message)
         self.data = data
-        self.message = message
 
 
 @router.get("/regras")
