@@ -120,6 +120,7 @@ class GraphConnector:
         self._maker = maker
         self._transport = transport
         self._tokens: dict[int, tuple[str, float]] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
     @property
@@ -127,7 +128,19 @@ class GraphConnector:
         return self._maker or get_sessionmaker()
 
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=self._transport)
+        """One pooled client per event loop (a client per request pays TLS setup every time)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            for old in [key for key in self._clients if key.is_closed()]:
+                self._clients.pop(old, None)
+            client = httpx.AsyncClient(
+                timeout=HTTP_TIMEOUT,
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            )
+            self._clients[loop] = client
+        return client
 
     def _base(self, box: MailboxRef) -> str:
         return str(box.config.get("api_base_url") or GRAPH_BASE_URL).rstrip("/")
@@ -150,16 +163,15 @@ class GraphConnector:
             login = str(box.config.get("login_base_url") or LOGIN_BASE_URL).rstrip("/")
             url = f"{login}/{quote(str(box.config['tenant']))}/oauth2/v2.0/token"
             try:
-                async with self._client() as client:
-                    response = await client.post(
-                        url,
-                        data={
-                            "grant_type": "client_credentials",
-                            "client_id": str(box.config["client_id"]),
-                            "client_secret": secret,
-                            "scope": SCOPE,
-                        },
-                    )
+                response = await self._client().post(
+                    url,
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": str(box.config["client_id"]),
+                        "client_secret": secret,
+                        "scope": SCOPE,
+                    },
+                )
             except httpx.HTTPError as exc:
                 raise MailboxError(f"Microsoft login inacessível: {type(exc).__name__}") from exc
             if response.status_code in (429, 503):
@@ -191,10 +203,9 @@ class GraphConnector:
         for attempt in range(2):
             token = await self.token(box, force=attempt > 0)
             try:
-                async with self._client() as client:
-                    response = await client.request(
-                        method, url, json=json, headers={"Authorization": f"Bearer {token}"}
-                    )
+                response = await self._client().request(
+                    method, url, json=json, headers={"Authorization": f"Bearer {token}"}
+                )
             except httpx.HTTPError as exc:
                 raise MailboxError(f"Graph inacessível: {type(exc).__name__}: {exc}") from exc
             if response.status_code == 401 and attempt == 0:
