@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -216,8 +217,17 @@ async def do_create_batch(
         total=len(ids),
         request_key=request_key or None,
     )
-    session.add(batch)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(batch)
+    except IntegrityError:
+        # The same Idempotency-Key arrived twice at once: the other request made the batch.
+        existing = await session.scalar(
+            sa.select(OutreachBatch).where(OutreachBatch.request_key == request_key)
+        )
+        if request_key is None or existing is None:
+            raise
+        return existing
     session.add_all(
         OutreachItem(
             batch_id=batch.id,

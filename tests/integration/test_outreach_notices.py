@@ -343,6 +343,13 @@ async def test_each_case_is_sent_once_per_batch_and_once_across_batches() -> Non
     key = f"key-{tag()}"
     second = await new_batch([case_id], now=now, request_key=key)
     assert await new_batch([case_id], now=now, request_key=key) == second
+    racing_key = f"key-{tag()}"
+    racing = await asyncio.gather(
+        *(new_batch([case_id], now=now, request_key=racing_key) for _ in range(3))
+    )
+    assert len(set(racing)) == 1
+    async with unit_of_work() as session:
+        await do_cancel_batch(session, batch_id=racing[0], analyst=None, now=now)
 
     assert (await run_due_outreach(now=now, batch_id=first)).processed == 1
     assert (await run_due_outreach(now=now, batch_id=first)).processed == 0  # replay: nothing
