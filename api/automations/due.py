@@ -38,6 +38,8 @@ from api.db import unit_of_work, utcnow
 from api.operations.calendar import BusinessCalendar, load_calendar
 
 log = logging.getLogger(__name__)
+# Firings per transaction in the worker's pass.
+FIRE_CHUNK = 20
 
 
 async def run_due_rules(
@@ -56,11 +58,22 @@ async def run_due_rules(
     for rule in rules:
         after: int | None = 0
         while after is not None:
+            # Read a page of due subjects, then fire them a few per transaction: a first pass
+            # over a large backlog never holds one long write transaction (which would hold
+            # back the event consumers); the ledger keeps each firing single.
             async with unit_of_work(maker) as session:
-                fired, after = await sweep_rule_page(
+                fresh, after = await get_due_page(
                     session, rule=rule, now=now, calendar=calendar, after_id=after
                 )
-            taken += fired
+            for start in range(0, len(fresh), FIRE_CHUNK):
+                async with unit_of_work(maker) as session:
+                    taken += await do_fire_candidates(
+                        session,
+                        rule=rule,
+                        candidates=fresh[start : start + FIRE_CHUNK],
+                        now=now,
+                        calendar=calendar,
+                    )
     while True:
         async with unit_of_work(maker) as session:
             done = await do_run_scheduled(session, now=now, calendar=calendar, limit=BATCH)
@@ -88,7 +101,7 @@ async def do_run_due_rules(
     return taken
 
 
-async def sweep_rule_page(
+async def get_due_page(
     session: AsyncSession,
     *,
     rule: LoadedRule,
@@ -96,10 +109,9 @@ async def sweep_rule_page(
     calendar: BusinessCalendar,
     after_id: int = 0,
     limit: int = BATCH,
-    dry: bool = False,
-) -> tuple[int, int | None]:
-    """Fire `rule` on one page of due subjects; (actions taken, next page start or None).
-    `dry`: fire nothing, count the subjects it would fire on."""
+) -> tuple[list[Candidate], int | None]:
+    """One page of subjects due for `rule` that the ledger does not have yet; (them, where
+    the next page starts or None)."""
     trigger = rule.spec.trigger
     assert isinstance(trigger, TimeTrigger)
     candidates, next_after = await find_candidates(
@@ -112,14 +124,25 @@ async def sweep_rule_page(
         limit=limit,
         rule_id=rule.id,
     )
-    fresh = await _not_fired(session, rule, candidates)
-    if not fresh:
-        return 0, next_after
-    if dry and not _needs_case_check(rule):
-        return len(fresh), next_after
-    cases = await load_cases(session, [c.case_id for c in fresh])
+    return await _not_fired(session, rule, candidates), next_after
+
+
+async def do_fire_candidates(
+    session: AsyncSession,
+    *,
+    rule: LoadedRule,
+    candidates: list[Candidate],
+    now: dt.datetime,
+    calendar: BusinessCalendar,
+    dry: bool = False,
+) -> int:
+    """Fire `rule` on the candidates whose case meets its conditions; the actions taken
+    (`dry`: fire nothing, count the subjects it would fire on)."""
+    if not candidates:
+        return 0
+    cases = await load_cases(session, [c.case_id for c in candidates])
     conversations = await load_conversations(
-        session, [c.conversation_id for c in fresh if c.conversation_id is not None]
+        session, [c.conversation_id for c in candidates if c.conversation_id is not None]
     )
     tags = (
         await get_tags_of_cases(session, case_ids=list(cases))
@@ -127,7 +150,7 @@ async def sweep_rule_page(
         else None
     )
     taken = 0
-    for candidate in fresh:
+    for candidate in candidates:
         case = cases.get(candidate.case_id)
         if case is None:
             continue
@@ -167,6 +190,29 @@ async def sweep_rule_page(
         )
         if execution is not None:
             taken += len(rule.spec.actions)
+    return taken
+
+
+async def sweep_rule_page(
+    session: AsyncSession,
+    *,
+    rule: LoadedRule,
+    now: dt.datetime,
+    calendar: BusinessCalendar,
+    after_id: int = 0,
+    limit: int = BATCH,
+    dry: bool = False,
+) -> tuple[int, int | None]:
+    """Fire `rule` on one page of due subjects in the caller's transaction; (actions taken,
+    next page start or None). `dry`: fire nothing, count the subjects it would fire on."""
+    fresh, next_after = await get_due_page(
+        session, rule=rule, now=now, calendar=calendar, after_id=after_id, limit=limit
+    )
+    if dry and not _needs_case_check(rule):
+        return len(fresh), next_after
+    taken = await do_fire_candidates(
+        session, rule=rule, candidates=fresh, now=now, calendar=calendar, dry=dry
+    )
     return taken, next_after
 
 

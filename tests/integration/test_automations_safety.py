@@ -343,3 +343,25 @@ async def test_nothing_fires_twice_for_one_moment_across_all_defaults(
     assert (
         await session.scalar(sa.select(sa.func.count()).select_from(AutomationExecution)) == count
     )
+
+
+@pytest.mark.usefixtures("database_url")
+async def test_the_worker_pass_fires_once_across_passes_and_commits() -> None:
+    """run_due_rules reads pages and fires in short transactions of its own: two passes for
+    the same moment (as two workers or a re-run would) leave one reminder."""
+    from api.automations.due import run_due_rules
+
+    async with unit_of_work() as session:
+        case, conversation = await email_case(session)
+        await sent_email(session, conversation, at(2026, 12, 22, 10, 0), "Segue a notificação.")
+        case_id, conversation_id = case.id, conversation.id
+    moment = at(2026, 12, 28, 10, 0)
+    assert await run_due_rules(moment) >= 2
+    await run_due_rules(moment)
+    async with unit_of_work() as session:
+        executions = await ledger(session, case_id)
+        texts = await outbound_texts(session, conversation_id)
+    assert [(e.subject, e.state) for e in executions] == [
+        (f"conversation:{conversation_id}", "done")
+    ]
+    assert len(texts) == 2
