@@ -97,6 +97,14 @@ def add(
     api_base_url: Annotated[
         str | None, typer.Option(help="gmail/graph: URL base da API (simulador local)")
     ] = None,
+    default_sender: Annotated[
+        bool,
+        typer.Option(
+            "--default-sender",
+            help="gmail/graph: envia também o e-mail que não responde a esta caixa (avisos), "
+            "no lugar do SMTP",
+        ),
+    ] = False,
     host: Annotated[str | None, typer.Option(help="imap: servidor")] = None,
     port: Annotated[int, typer.Option(help="imap: porta")] = 993,
     user: Annotated[str | None, typer.Option(help="imap: usuário")] = None,
@@ -139,6 +147,8 @@ def add(
         config = {"host": host, "port": port, "user": user or address, "ssl": ssl,
                   "folder": folder or "INBOX"}  # fmt: skip
         secrets = {"password": password_env or ""}
+    if default_sender and kind is not MailboxProvider.IMAP:
+        config["default_sender"] = True
     config = {key: value for key, value in config.items() if value not in (None, "")}
     secrets = {key: value for key, value in secrets.items() if value}
 

@@ -84,6 +84,7 @@ class SimMail:
     references: list[str] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)
     is_draft: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # internetMessageHeaders (X- only)
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -417,10 +418,38 @@ def create_app(state: GraphState) -> Starlette:
                 return graph_error(404, "The specified object was not found in the store.")
             return Response(mail.raw, media_type="text/plain")
 
+    async def create_draft(request: Request) -> Response:
+        user = authorize(request)
+        if isinstance(user, Response):
+            return user
+        try:
+            body = json.loads(await request.body() or b"{}")
+            headers = _headers(body)
+        except ValueError as exc:
+            return graph_error(400, str(exc) or "Unable to read JSON request payload.")
+        with state.lock:
+            draft = SimMail(
+                id=state._new_id(),
+                folder="drafts",
+                internet_message_id=f"{uuid.uuid4().hex.upper()}@sim.prod.outlook.com",
+                conversation_id="AAQk" + uuid.uuid4().hex,
+                received=dt.datetime.now(dt.UTC),
+                subject=str(body.get("subject") or ""),
+                is_draft=True,
+                headers=headers,
+            )
+            user.mails[draft.id] = draft
+            return JSONResponse(draft.resource(), status_code=201)
+
     async def create_reply(request: Request) -> Response:
         user = authorize(request)
         if isinstance(user, Response):
             return user
+        try:
+            body = json.loads(await request.body() or b"{}")
+            headers = _headers(body.get("message") or {})
+        except ValueError as exc:
+            return graph_error(400, str(exc) or "Unable to read JSON request payload.")
         with state.lock:
             original = user.mails.get(request.path_params["id"])
             if original is None:
@@ -439,6 +468,7 @@ def create_app(state: GraphState) -> Starlette:
                 in_reply_to=original.internet_message_id,
                 references=[*references, original.internet_message_id],
                 is_draft=True,
+                headers=headers,
             )
             user.mails[draft.id] = draft
             return JSONResponse(draft.resource(), status_code=201)
@@ -593,6 +623,7 @@ def create_app(state: GraphState) -> Starlette:
         routes=[
             Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
             Route("/v1.0/users/{user}/mailFolders/{folder}/messages/delta", delta),
+            Route("/v1.0/users/{user}/messages", create_draft, methods=["POST"]),
             Route(messages + "/$value", mime),
             Route(messages + "/createReply", create_reply, methods=["POST"]),
             Route(messages + "/attachments", add_attachment, methods=["POST"]),
@@ -603,6 +634,19 @@ def create_app(state: GraphState) -> Starlette:
             Route("/v1.0/subscriptions/{id}", delete_subscription, methods=["DELETE"]),
         ]
     )
+
+
+def _headers(message: dict[str, Any]) -> dict[str, str]:
+    """internetMessageHeaders as Graph accepts them: custom X- headers only."""
+    found: dict[str, str] = {}
+    for item in message.get("internetMessageHeaders") or []:
+        name = str(item.get("name") or "")
+        if not name.lower().startswith("x-"):
+            raise ValueError(
+                "The internet message header name '" + name + "' should start with 'x-' or 'X-'."
+            )
+        found[name] = str(item.get("value") or "")
+    return found
 
 
 def _subscription(subscription: SimSubscription) -> dict[str, Any]:

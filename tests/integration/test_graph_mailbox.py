@@ -24,7 +24,9 @@ from api.channels.email.parser import parse_email
 from api.channels.mailboxes.models import Mailbox, MailboxProvider, MailboxState
 from api.channels.mailboxes.runner import sync_due
 from api.channels.mailboxes.sender import MailboxEmailSender
-from api.channels.mailboxes.service import create_mailbox
+from api.channels.mailboxes.service import create_mailbox, do_set_enabled
+from api.contacts.models import ContactKind
+from api.contacts.service import do_identify_sender
 from api.conversations.models import (
     Attachment,
     AuthorKind,
@@ -35,6 +37,7 @@ from api.conversations.models import (
 )
 from api.conversations.outbound import do_queue_outbound
 from api.conversations.scheduling import turn_scheduler
+from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
 from api.devtools.gmail_simulator import ServerThread
 from api.devtools.graph_simulator import GraphState
@@ -437,3 +440,46 @@ async def test_throttled_sync_honours_retry_after_then_resumes(
     [resumed] = await sync_due(names=[name], now=utcnow() + dt.timedelta(seconds=10))
     assert resumed.ok and resumed.stats is not None and resumed.stats.stored == 1
     assert (await mailbox(name)).state is MailboxState.ACTIVE
+
+
+async def test_a_default_sender_mailbox_sends_mail_that_answers_nothing_it_read(
+    graph: tuple[GraphState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, _ = graph
+    name, address = await add_graph_box(graph, monkeypatch)
+    async with unit_of_work() as session:
+        row = await session.scalar(sa.select(Mailbox).where(Mailbox.name == name))
+        assert row is not None
+        row.config = {**row.config, "default_sender": True}
+    t = tag()
+    seller = f"novo-{t}@loja.example"
+    try:
+        async with unit_of_work() as session:
+            infringer = await make_infringer(session, emails=(seller,))
+            case = await make_case(session, infringer=infringer, status=CaseStatus.APTO_NOTIFICAR)
+            found = await do_identify_sender(session, kind=ContactKind.EMAIL, raw=seller)
+            conversation = await create_conversation(
+                session, contact=found.contact, channel=Channel.EMAIL, address=seller, case=case
+            )
+            outbound = await email_reply_outbound(
+                session,
+                conversation=conversation,
+                texts=["Identificamos anúncios de produtos da marca."],
+                author=AuthorKind.SYSTEM,
+            )
+            notice = await do_queue_outbound(
+                session, conversation=conversation, outbound=outbound, actor=Actor.system()
+            )
+            notice_id, conversation_id, reference = notice.id, conversation.id, case.reference
+        sender = MailboxEmailSender()  # no SMTP fallback at all
+        assert await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id) == 1
+        sent = await by_id(notice_id)
+        assert sent.delivery_status is DeliveryStatus.SENT
+        [out] = [m for m in state.sent if m.internet_message_id == sent.provider_id]
+        assert out.to == [seller] and out.in_reply_to is None
+        assert reference in out.subject
+        assert out.headers == {"X-Auto-Response-Suppress": "All"}
+        assert address in state.users and out.id in state.users[address].mails
+    finally:
+        async with unit_of_work() as session:
+            await do_set_enabled(session, name=name, enabled=False)

@@ -382,7 +382,11 @@ class GmailConnector:
             attachments=load_attachments(envelope.attachments),
         )
         raw = base64.urlsafe_b64encode(mime.as_bytes()).decode()
-        thread_id = (envelope.meta.get("mailbox") or {}).get("thread_id")
+        mailbox_ref = envelope.meta.get("mailbox") or {}
+        # A thread of this mailbox only (default-sender mail answers no Gmail thread).
+        thread_id = (
+            mailbox_ref.get("thread_id") if mailbox_ref.get("mailbox_id") == box.id else None
+        )
         body: dict[str, Any] = {"raw": raw}
         if thread_id:
             body["threadId"] = str(thread_id)

@@ -332,13 +332,33 @@ class GraphConnector:
 
     # --- send --------------------------------------------------------------------------------
     async def send(self, box: MailboxRef, envelope: Envelope) -> SendResult:
-        ref = (envelope.meta.get("mailbox") or {}).get("message_ref")
-        if not ref:
-            raise MailboxError("sem a mensagem do Graph a responder", permanent=True)
+        """A reply (createReply on the mail we answer, so Outlook threads it) or, for mail that
+        answers nothing read through this mailbox, a new message; then subject, body,
+        attachments and send."""
+        mailbox_ref = envelope.meta.get("mailbox") or {}
+        ref = mailbox_ref.get("message_ref") if mailbox_ref.get("mailbox_id") == box.id else None
         user = self._user(box)
-        draft_response = await self.request(
-            box, "POST", f"/users/{user}/messages/{quote(str(ref))}/createReply", json={}
-        )
+        headers = []
+        if str(envelope.meta.get("author_kind") or "bot") != "analyst":
+            # Graph only takes X- headers (no Auto-Submitted): Exchange's own way to keep
+            # auto-responders from answering automatic mail.
+            headers = [{"name": "X-Auto-Response-Suppress", "value": "All"}]
+        if ref:
+            draft_response = await self.request(
+                box,
+                "POST",
+                f"/users/{user}/messages/{quote(str(ref))}/createReply",
+                json={"message": {"internetMessageHeaders": headers}} if headers else {},
+            )
+        else:
+            draft_response = await self.request(
+                box,
+                "POST",
+                f"/users/{user}/messages",
+                json={"subject": envelope.subject or "", "internetMessageHeaders": headers}
+                if headers
+                else {"subject": envelope.subject or ""},
+            )
         draft = GraphDraft.model_validate(draft_response.json())
         firm = Firm.from_settings(get_settings())
         body = compose_body([envelope.text], envelope.meta, firm)

@@ -1,12 +1,13 @@
 """The e-mail sender the outbox uses: a reply to mail read through a Gmail or Graph mailbox goes
-back through that mailbox (Gmail: in its threadId; Graph: createReply/send), anything else
-through SMTP."""
+back through that mailbox (Gmail: in its threadId; Graph: createReply/send); other mail through
+the mailbox marked `default_sender` when there is one, else SMTP."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.channels.mailboxes.base import Connector, MailboxError, MailboxRef, delivery_error
@@ -43,15 +44,29 @@ class MailboxEmailSender:
         return await self.fallback.send(envelope)
 
     async def _mailbox(self, envelope: Envelope) -> MailboxRef | None:
+        """The mailbox the answered mail came through, else the one marked `default_sender`
+        (firms without SMTP send notices through Gmail or Microsoft 365), else None (SMTP)."""
         ref = envelope.meta.get("mailbox")
-        if not isinstance(ref, dict) or not ref.get("mailbox_id"):
-            return None
         async with unit_of_work(self.maker or get_sessionmaker()) as session:
-            row = await session.get(Mailbox, int(ref["mailbox_id"]))
-            if (
-                row is None
-                or row.provider not in _API_PROVIDERS
-                or row.state is MailboxState.DISABLED
-            ):
-                return None
-            return MailboxRef.of(row)
+            if isinstance(ref, dict) and ref.get("mailbox_id"):
+                row = await session.get(Mailbox, int(ref["mailbox_id"]))
+                if _usable(row):
+                    assert row is not None
+                    return MailboxRef.of(row)
+            rows = await session.scalars(
+                sa.select(Mailbox)
+                .where(Mailbox.provider.in_(list(_API_PROVIDERS)))
+                .order_by(Mailbox.id)
+            )
+            for row in rows:
+                if _usable(row) and row.config.get("default_sender"):
+                    return MailboxRef.of(row)
+        return None
+
+
+def _usable(row: Mailbox | None) -> bool:
+    return (
+        row is not None
+        and row.provider in _API_PROVIDERS
+        and row.state is not MailboxState.DISABLED
+    )

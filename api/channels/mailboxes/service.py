@@ -346,6 +346,7 @@ async def get_mailboxes_view(session: AsyncSession) -> list[dict[str, Any]]:
             "failures": row.failures,
             "credentials": ", ".join(sorted(str(v) for v in (row.credentials_env or {}).values())),
             "token_rotated": row.token_sealed is not None,
+            "default_sender": bool((row.config or {}).get("default_sender")),
         }
         for row in rows
     ]
