@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -31,7 +32,9 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     await context.close()
 
 
-async def test_simulate_confirm_and_watch_the_batch_finish(service: Service, page: Page) -> None:
+async def test_simulate_confirm_and_watch_the_batch_finish(
+    service: Service, page: Page, screenshot_dir: Path | None
+) -> None:
     from playwright.async_api import expect
 
     t = uuid.uuid4().hex[:8]
@@ -64,10 +67,13 @@ async def test_simulate_confirm_and_watch_the_batch_finish(service: Service, pag
     await expect(page.get_by_role("heading", name="Simulação do disparo")).to_be_visible()
     await expect(page.locator("#previa-disparo")).to_contain_text(ready_ref)
     await expect(page.locator("#previa-disparo")).to_contain_text("Nenhum endereço de E-mail")
+    if screenshot_dir is not None:
+        await page.screenshot(path=str(screenshot_dir / "disparo-simulacao.png"), full_page=True)
 
     await page.get_by_role("button", name="Confirmar envio").click()
     await expect(page.get_by_role("heading", name="Progresso: Em andamento")).to_be_visible()
     batch_id = int(page.url.rsplit("/", 1)[1])
+    await expect(page.get_by_role("button", name="Cancelar o restante")).to_be_visible()
     await expect(page.locator(f'tr[data-caso="{ready_ref}"]')).to_have_attribute(
         "data-situacao", "pending"
     )
@@ -87,3 +93,8 @@ async def test_simulate_confirm_and_watch_the_batch_finish(service: Service, pag
         "data-situacao", "skipped"
     )
     await expect(page.locator(".percentual")).to_have_text("100%")
+    await expect(page.get_by_role("button", name="Cancelar o restante")).to_have_count(0)
+    if screenshot_dir is not None:
+        await page.screenshot(path=str(screenshot_dir / "disparo-concluido.png"), full_page=True)
+        await page.goto(f"{service.url}/painel/disparos")
+        await page.screenshot(path=str(screenshot_dir / "disparos.png"), full_page=True)
