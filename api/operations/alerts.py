@@ -26,7 +26,7 @@ from api.events import about, emit
 from api.events.kinds import AlertRaised, AlertUpdated, EventActorKind
 from api.operations.kinds import ALERT_KINDS, kind_label
 from api.operations.models import Alert, AlertEmail, AlertPreference
-from api.timeline.models import ActorKind, EntryKind
+from api.timeline.models import ActorKind, EntryKind, TimelineEntry
 from api.timeline.service import Actor, create_entry
 
 OPEN = "open"
@@ -135,7 +135,8 @@ async def raise_alerts(
     unique = {spec.key: spec for spec in specs if spec.kind in ALERT_KINDS}
     if not unique:
         return []
-    fresh = [s for k, s in unique.items() if k not in await existing_keys(session, unique)]
+    already = await existing_keys(session, unique)
+    fresh = [s for k, s in unique.items() if k not in already]
     if not fresh:
         return []
     preferences = preferences or await load_email_preferences(session)
@@ -163,10 +164,9 @@ async def raise_alerts(
             }
             for spec in fresh[start : start + _CHUNK]
         ]
-        statement = (
-            insert(Alert).values(rows).on_conflict_do_nothing(index_elements=["key"])
-        ).returning(Alert.id)
-        new_ids.extend(await session.scalars(statement))
+        # Executemany (insertmanyvalues batches it): no statement with thousands of literals.
+        statement = insert(Alert).on_conflict_do_nothing(index_elements=["key"]).returning(Alert.id)
+        new_ids.extend(await session.scalars(statement, rows))
     if not new_ids:
         return []
     alerts = list(await session.scalars(sa.select(Alert).where(Alert.id.in_(new_ids))))
@@ -178,18 +178,28 @@ async def raise_alerts(
     ]
     if emails:
         await session.execute(sa.insert(AlertEmail), emails)
-    for alert in sorted(alerts, key=lambda a: a.id):
-        spec = by_key[alert.key]
-        if alert.case_id is not None or alert.conversation_id is not None:
-            await create_entry(
-                session,
+    ordered = sorted(alerts, key=lambda a: a.id)
+    system = Actor.system()
+    # One flush for every entry (a first sweep over a large base raises thousands): the same
+    # rows create_entry writes, without its flush per entry.
+    session.add_all(
+        [
+            TimelineEntry(
                 kind=EntryKind.ALERT,
-                actor=Actor.system(),
+                actor_kind=system.kind,
+                analyst_id=None,
+                actor_name=system.name,
+                summary=f"Alerta: {alert.title}",
                 case_id=alert.case_id,
                 conversation_id=alert.conversation_id,
-                summary=f"Alerta: {alert.title}",
                 data={"alert_id": alert.id, "kind": alert.kind, "key": alert.key},
             )
+            for alert in ordered
+            if alert.case_id is not None or alert.conversation_id is not None
+        ]
+    )
+    for alert in ordered:
+        spec = by_key[alert.key]
         emit(
             session,
             AlertRaised(
@@ -209,6 +219,7 @@ async def raise_alerts(
                 },
             ),
         )
+    await session.flush()
     return alerts
 
 
