@@ -159,7 +159,7 @@ async def new_rule_page(
     return render_page(
         request,
         "regras_editar.html",
-        {"rule": None, **_form_context(_EMPTY_RULE, None)},
+        {"rule": None, "executions": [], "can_edit": True, **_form_context(_EMPTY_RULE, None)},
         analyst=analyst,
     )
 

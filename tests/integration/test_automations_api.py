@@ -186,6 +186,27 @@ async def test_panel_lists_rules_disables_one_and_simulates_a_case(
         rule = await session.get(AutomationRule, rule_id)
         assert rule is not None and rule.enabled is False
 
+    # A new rule through the form.
+    new_form = await client.get("/painel/regras/nova")
+    assert new_form.status_code == 200
+    name = f"Pelo painel {rule_id}"
+    made = await client.post(
+        "/painel/regras/nova",
+        data={
+            "csrf_token": csrf_of(new_form.text),
+            "nome": name,
+            "gatilho": '{"type": "event", "event": "note.added"}',
+            "condicoes": '{"brand_ids": [999999999]}',
+            "acoes": '[{"type": "add_note", "text": "ok"}]',
+        },
+    )
+    assert made.status_code == 303
+    made_id = int(made.headers["location"].rsplit("/", 1)[1])
+    async with unit_of_work() as session:
+        stored = await session.get(AutomationRule, made_id)
+        assert stored is not None and stored.name == name and stored.enabled is False
+    await client.delete(f"{BASE}/rules/{made_id}", headers=supervisor_headers)
+
     # An edit with an illegal move is refused on the form, with the reason, and not stored.
     form = await client.get(f"/painel/regras/{rule_id}")
     refused = await client.post(
