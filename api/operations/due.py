@@ -31,6 +31,7 @@ from api.db import unit_of_work, utcnow
 from api.operations import kinds as ak
 from api.operations.alerts import (
     AlertSpec,
+    do_resolve_condition,
     do_wake_snoozed,
     load_email_preferences,
     raise_alerts,
@@ -362,7 +363,11 @@ async def find_deadlines(session: AsyncSession, ctx: SweepContext) -> list[Alert
             Case.response_deadline <= horizon,
             sa.or_(
                 _not_alerted_cycle(ak.DEADLINE_PASSED, case_subject, deadline_text),
-                _not_alerted_cycle(ak.DEADLINE_APPROACHING, case_subject, deadline_text),
+                sa.and_(
+                    Case.status == CaseStatus.NOTIFICADO,
+                    Case.response_deadline >= ctx.today,
+                    _not_alerted_cycle(ak.DEADLINE_APPROACHING, case_subject, deadline_text),
+                ),
             ),
         )
     )
@@ -540,6 +545,15 @@ async def do_sweep(session: AsyncSession, *, now: dt.datetime) -> SweepResult:
             specs.extend(await finder(session, ctx))
     preferences = await load_email_preferences(session)
     raised = await raise_alerts(session, specs, now=now, preferences=preferences)
+    for alert in raised:
+        if alert.kind == ak.DEADLINE_PASSED:  # "approaching" is moot once it has passed
+            await do_resolve_condition(
+                session,
+                kinds=[ak.DEADLINE_APPROACHING],
+                subject=alert.subject,
+                why="o prazo venceu",
+                now=now,
+            )
     result = SweepResult(raised=len(raised))
     result.woken = await do_wake_snoozed(session, now=now)
     result.digests = await do_build_digests(session, now=now, calendar=calendar)

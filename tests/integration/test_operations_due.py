@@ -295,8 +295,9 @@ async def test_notice_deadline_approaching_passed_and_moved() -> None:
     await sweep_twice(sp(2026, 12, 28, 23, 59))
     assert [a.kind for a in await alerts(subject)] == ["deadline_approaching"]
     await sweep_twice(sp(2026, 12, 29, 0, 0))
-    _, passed = await alerts(subject)
+    approaching, passed = await alerts(subject)
     assert passed.kind == "deadline_passed" and passed.to_supervisors is True
+    assert approaching.state == "resolved"  # moot once the deadline has passed
     # The deadline moves to Friday 08/01: both alerts are re-armed for the new date.
     async with unit_of_work() as session:
         await session.execute(
