@@ -11,6 +11,7 @@ from api.cases.lifecycle import CaseStatus
 from api.cases.search import CaseQuery, search_cases
 from api.cases.tags import CaseTag
 from api.identifiers.documents import parse_document
+from api.operations.models import Alert
 from tests.factories import make_case, make_infringer, valid_cpf
 
 pytestmark = pytest.mark.integration
@@ -80,6 +81,29 @@ async def test_filters_sorting_and_pages(session: AsyncSession) -> None:
     )
     assert {r.case.reference for r in page.rows} == {negotiating.reference}
     assert await _refs(session, text="Filtro Teste", tag="reincidente") == {cases[2].reference}
+    session.add(
+        Alert(
+            key=f"test:{cases[1].id}",
+            kind="deadline",
+            subject=f"case:{cases[1].id}",
+            cycle="1",
+            case_id=cases[1].id,
+            title="Prazo vencendo",
+        )
+    )
+    session.add(
+        Alert(
+            key=f"test-resolved:{cases[0].id}",
+            kind="deadline",
+            subject=f"case:{cases[0].id}",
+            cycle="1",
+            case_id=cases[0].id,
+            title="Antigo",
+            state="resolved",
+        )
+    )
+    await session.flush()
+    assert await _refs(session, text="Filtro Teste", open_alerts=True) == {cases[1].reference}
 
     page = await search_cases(
         session, query=CaseQuery(text="Filtro Teste", sort="referencia", descending=False)
