@@ -232,6 +232,34 @@ class GmailState:
                 return message.thread_id
         return None
 
+    def add_label(self, address: str, message_id: str, label: str) -> None:
+        """A label added to a message (e.g. taken out of SPAM into INBOX): a labelsAdded record."""
+        with self.lock:
+            user = self.users[address.lower()]
+            message = user.messages[message_id]
+            if label not in message.labels:
+                message.labels.append(label)
+            if label == "INBOX" and "SPAM" in message.labels:
+                message.labels.remove("SPAM")
+            history_id = self._next_history()
+            user.history.append(
+                {
+                    "id": str(history_id),
+                    "messages": [{"id": message.id, "threadId": message.thread_id}],
+                    "labelsAdded": [
+                        {
+                            "message": {
+                                "id": message.id,
+                                "threadId": message.thread_id,
+                                "labelIds": list(message.labels),
+                            },
+                            "labelIds": [label],
+                        }
+                    ],
+                }
+            )
+        self._push(user, history_id)
+
     def sent(self, address: str) -> list[SimMessage]:
         with self.lock:
             user = self.users[address.lower()]
@@ -587,17 +615,32 @@ def create_app(state: GmailState) -> Starlette:
         with state.lock:
             if start < user.min_history_id:
                 return google_error(404, "Requested entity was not found.")
+            types = set(request.query_params.getlist("historyTypes")) or {
+                "messageAdded", "labelAdded", "messageDeleted", "labelRemoved"
+            }  # fmt: skip
             records = []
             for record in user.history:
                 if int(record["id"]) <= start:
                     continue
-                added = [
-                    a
-                    for a in record["messagesAdded"]
-                    if label is None or label in a["message"]["labelIds"]
-                ]
-                if added:
-                    records.append({**record, "messagesAdded": added})
+                kept: dict[str, Any] = {}
+                if "messageAdded" in types:
+                    added = [
+                        a
+                        for a in record.get("messagesAdded") or []
+                        if label is None or label in a["message"]["labelIds"]
+                    ]
+                    if added:
+                        kept["messagesAdded"] = added
+                if "labelAdded" in types:
+                    labelled = [
+                        a
+                        for a in record.get("labelsAdded") or []
+                        if label is None or label in a["message"]["labelIds"]
+                    ]
+                    if labelled:
+                        kept["labelsAdded"] = labelled
+                if kept:
+                    records.append({"id": record["id"], "messages": record["messages"], **kept})
             page = records[offset : offset + size]
             body: dict[str, Any] = {"historyId": str(_current_history(user))}
             if page:

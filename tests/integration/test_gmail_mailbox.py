@@ -560,3 +560,19 @@ async def test_a_service_account_with_domain_wide_delegation_reads_a_users_mailb
     assert not results[f"sa-{outside}"].ok
     assert "conta de serviço" in str(results[f"sa-{outside}"].error)
     assert key["private_key"] not in str((await mailbox(f"sa-{inside}")).credentials_env)
+
+
+async def test_mail_moved_into_the_inbox_later_is_read_then(
+    gmail: tuple[GmailState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, _ = gmail
+    name, address, _ = await add_gmail_box(gmail, monkeypatch)
+    await sync_due(names=[name], force=True)
+    t = tag()
+    spam = state.deliver(address, mail(t, 1), labels=("SPAM",))
+    [first] = await sync_due(names=[name], force=True)
+    assert first.stats is not None and first.stats.fetched == 0
+    state.add_label(address, spam.id, "INBOX")  # someone clicks "not spam"
+    [second] = await sync_due(names=[name], force=True)
+    assert second.stats is not None and second.stats.stored == 1
+    assert await copies([f"m1-{t}@loja.example"]) == {f"m1-{t}@loja.example": 1}

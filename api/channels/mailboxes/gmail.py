@@ -6,7 +6,7 @@
   one: it is sealed into the mailbox row in its own transaction before the new access token is
   used, and from then on preferred over the environment's copy. A refresh refused because
   another process rotated first is retried once with the stored token.
-- Sync: `history.list` (messageAdded, label INBOX) from the stored historyId; a 404 (history
+- Sync: `history.list` (messageAdded and labelAdded into INBOX) from the stored historyId; a 404 (history
   too old) triggers a full resync of recent INBOX mail (since the last sync, with a day of
   slack) that creates no duplicates: every mail goes through the shared pipeline, which
   recognises a Message-ID it has seen (through any connector). The cursor moves only after the
@@ -271,10 +271,8 @@ class GmailConnector:
                 raise CursorExpired(str(exc)) from exc
             latest = str(page.get("historyId") or latest)
             for record in page.get("history") or []:
-                for added in record.get("messagesAdded") or []:
-                    message = added.get("message") or {}
-                    gmail_id = str(message.get("id") or "")
-                    if gmail_id and gmail_id not in seen:
+                for gmail_id in _inbox_arrivals(record):
+                    if gmail_id not in seen:
                         seen.add(gmail_id)
                         await self._ingest(box, gmail_id, stats)
             page_token = page.get("nextPageToken")
@@ -399,6 +397,22 @@ class GmailConnector:
         return SendResult(provider_id=message_id)
 
 
+def _inbox_arrivals(record: dict[str, Any]) -> list[str]:
+    """Message ids a history record brings into INBOX: new mail, and mail moved there later (a
+    filter, or someone taking it out of spam: Gmail records that as labelsAdded, not
+    messagesAdded)."""
+    found: list[str] = []
+    for added in record.get("messagesAdded") or []:
+        message = added.get("message") or {}
+        if message.get("id") and "INBOX" in (message.get("labelIds") or ["INBOX"]):
+            found.append(str(message["id"]))
+    for added in record.get("labelsAdded") or []:
+        message = added.get("message") or {}
+        if message.get("id") and "INBOX" in (added.get("labelIds") or []):
+            found.append(str(message["id"]))
+    return found
+
+
 def _page_size(box: MailboxRef) -> int:
     return max(1, min(PAGE_SIZE, int(box.config.get("page_size") or PAGE_SIZE)))
 
@@ -407,7 +421,7 @@ def _history_page(users: Any, *, start: str, page_token: str | None, size: int) 
     return users.history().list(
         userId="me",
         startHistoryId=start,
-        historyTypes=["messageAdded"],
+        historyTypes=["messageAdded", "labelAdded"],
         labelId="INBOX",
         maxResults=size,
         pageToken=page_token,
