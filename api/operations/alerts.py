@@ -224,11 +224,19 @@ async def raise_alerts(
 
 
 async def get_unresolved(
-    session: AsyncSession, *, kind: str, subject: str, for_update: bool = False
+    session: AsyncSession,
+    *,
+    kind: str,
+    subject: str,
+    for_update: bool = False,
+    unseen_only: bool = False,
 ) -> Alert | None:
+    """The newest alert of `kind` about `subject` not resolved (with `unseen_only`: not
+    acknowledged either — open or snoozed)."""
+    states = (OPEN, SNOOZED) if unseen_only else (OPEN, SNOOZED, ACKNOWLEDGED)
     query = (
         sa.select(Alert)
-        .where(Alert.kind == kind, Alert.subject == subject, Alert.state != RESOLVED)
+        .where(Alert.kind == kind, Alert.subject == subject, Alert.state.in_(states))
         .order_by(Alert.id.desc())
         .limit(1)
     )

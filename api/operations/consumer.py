@@ -96,8 +96,9 @@ async def _on_message_received(
     )
     if not settings.enabled(ak.INFRINGER_REPLIED):
         return
+    # One alert while it is unseen: once acknowledged, the next message is news again.
     existing = await get_unresolved(
-        session, kind=ak.INFRINGER_REPLIED, subject=subject, for_update=True
+        session, kind=ak.INFRINGER_REPLIED, subject=subject, for_update=True, unseen_only=True
     )
     if existing is not None:
         if existing.cycle != f"m{event.message_id}":

@@ -105,14 +105,16 @@ def check_can_assign(analyst: Analyst) -> None:
 async def do_assign_case(
     session: AsyncSession, *, case_id: int, analyst_id: int | None, by: Analyst
 ) -> Case:
-    """A supervisor makes `analyst_id` (None: nobody) responsible for the case; its open
-    alerts move to the new owner."""
-    check_can_assign(by)
+    """A supervisor makes `analyst_id` (None: nobody) responsible for the case (an analyst
+    may take a case nobody owns); its open alerts move to the new owner."""
     case = await session.scalar(
         sa.select(Case).where(Case.id == case_id).with_for_update(of=Case.__table__)
     )
     if case is None:
         raise NotFound("Caso não encontrado.")
+    taking_unowned = analyst_id == by.id and case.assignee_id is None
+    if not taking_unowned:
+        check_can_assign(by)  # an analyst may only take a case nobody owns
     if analyst_id is not None:
         await _active_analyst(session, analyst_id)
     if case.assignee_id == analyst_id:

@@ -25,6 +25,7 @@ from api.events.consumers import drain
 from api.events.models import StoredEvent
 from api.events.service import to_record
 from api.handoff.service import do_claim, do_request_handoff, do_send_analyst_message
+from api.operations.alerts import do_acknowledge
 from api.operations.consumer import NOTICES_CONSUMER, handle_event
 from api.operations.models import Alert
 from api.operations.ownership import do_assign_case
@@ -253,3 +254,18 @@ async def test_a_supervisor_reassigns_and_open_alerts_follow() -> None:
             .limit(1)
         )
     assert entry is not None and entry.startswith("Responsável pelo caso:")
+
+
+async def test_once_acknowledged_the_next_message_is_news_again() -> None:
+    conversation_id, _, phone, owner_id = await owned_whatsapp_case()
+    await receive(phone, "oi")
+    await receive(phone, "oi de novo")
+    [alert] = await alerts_of(conversation_id)
+    async with unit_of_work() as session:
+        owner = await session.get(Analyst, owner_id)
+        assert owner is not None
+        await do_acknowledge(session, alert_id=alert.id, analyst=owner)
+    await receive(phone, "e então?")
+    await receive(phone, "??")
+    first, second = await alerts_of(conversation_id)
+    assert (first.state, second.state, second.repeats) == ("acknowledged", "open", 1)

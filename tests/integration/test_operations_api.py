@@ -109,17 +109,24 @@ async def test_import_assigns_the_brand_default_then_round_robin() -> None:
     assert {e["how"] for e in events} == {"round_robin"}
 
 
-async def test_supervisors_reassign_analysts_cannot(client: httpx.AsyncClient) -> None:
+async def test_supervisors_reassign_analysts_only_take_unowned_cases(
+    client: httpx.AsyncClient,
+) -> None:
     analyst, analyst_id = await login(client)
+    colleague, colleague_id = await login(client)
     supervisor, _ = await login(client, Role.SUPERVISOR)
     async with unit_of_work() as session:
         case_id = (await make_case(session)).id
     url = f"/api/v1/cases/{case_id}/assignee"
-    refused = await client.put(url, json={"analyst_id": analyst_id}, headers=analyst)
+    refused = await client.put(url, json={"analyst_id": colleague_id}, headers=analyst)
     assert refused.status_code == 403
-    done = await client.put(url, json={"analyst_id": analyst_id}, headers=supervisor)
+    taken = await client.put(url, json={"analyst_id": analyst_id}, headers=analyst)
+    assert taken.json() == {"case_id": case_id, "assignee_id": analyst_id}
+    not_theirs = await client.put(url, json={"analyst_id": colleague_id}, headers=colleague)
+    assert not_theirs.status_code == 403
+    done = await client.put(url, json={"analyst_id": colleague_id}, headers=supervisor)
     assert done.status_code == 200
-    assert done.json() == {"case_id": case_id, "assignee_id": analyst_id}
+    assert done.json() == {"case_id": case_id, "assignee_id": colleague_id}
     missing = await client.put(url, json={"analyst_id": 999_999}, headers=supervisor)
     assert missing.status_code == 422
     timeline = await client.get(f"/api/v1/cases/{case_id}/timeline", headers=analyst)
