@@ -447,3 +447,52 @@ async def test_bulk_assign_is_a_supervisors_act(client: httpx.AsyncClient) -> No
         refs = list(await session.scalars(sa.select(Case.reference).where(Case.id.in_(case_ids))))
     assert assigned == {assignee_id}
     assert all(ref in listed.text for ref in refs)
+
+
+async def test_unmatched_mail_becomes_a_new_infringer_and_case(client: httpx.AsyncClient) -> None:
+    stranger = f"novaloja{next(_seq)}@outra.com.br"
+    async with unit_of_work() as session:
+        brand = await make_brand(session)
+        brand_id = brand.id
+        received = await do_receive_message(
+            session,
+            InboundMessage(
+                channel=Channel.EMAIL,
+                external_id=f"<{uuid.uuid4().hex}@outra.com.br>",
+                sender=stranger,
+                text="Recebemos uma notificação, mas não achamos o número do caso.",
+                received_at=utcnow(),
+                raw={},
+                subject="Dúvida",
+                meta={"from": stranger, "from_name": "Nova Loja"},
+            ),
+        )
+        message_id, conversation_id = received.message.id, received.conversation.id
+    me = await login(client)
+    bad = await client.post(
+        f"/painel/nao-vinculados/{message_id}/novo-caso",
+        data={
+            "csrf_token": me.csrf,
+            "nome": "Nova Loja Ltda",
+            "marca": brand_id,
+            "documento": "123",
+        },
+    )
+    assert bad.status_code == 422 and "CPF/CNPJ inválido" in bad.text
+    created = await client.post(
+        f"/painel/nao-vinculados/{message_id}/novo-caso",
+        data={"csrf_token": me.csrf, "nome": "Nova Loja Ltda", "marca": brand_id},
+    )
+    assert created.status_code == 303, created.text
+    case_id = int(created.headers["location"].rsplit("/", 1)[1])
+    async with unit_of_work() as session:
+        case = await session.get(Case, case_id)
+        conversation = await session.get(Conversation, conversation_id)
+        contact = await session.scalar(
+            sa.select(ContactPoint).where(ContactPoint.value == stranger)
+        )
+    assert case is not None and case.brand_id == brand_id
+    assert conversation is not None and conversation.case_id == case_id
+    assert contact is not None and contact.infringer_id == case.infringer_id
+    queue = await client.get("/painel/nao-vinculados")
+    assert stranger not in queue.text
