@@ -535,9 +535,14 @@ def create_app(state: GmailState) -> Starlette:
         if isinstance(user, Response):
             return user
         labels = request.query_params.getlist("labelIds")
-        # Of Gmail's search syntax only "after:<epoch seconds>" is simulated.
-        after = re.search(r"\bafter:(\d+)", request.query_params.get("q", ""))
+        # Of Gmail's search syntax "after:<epoch seconds>", "rfc822msgid:<id>" and "in:sent"
+        # are simulated.
+        query = request.query_params.get("q", "")
+        after = re.search(r"\bafter:(\d+)", query)
         since_ms = int(after.group(1)) * 1000 if after else 0
+        msgid = re.search(r"\brfc822msgid:<?([^\s>]+)>?", query)
+        if re.search(r"\bin:sent\b", query):
+            labels = [*labels, "SENT"]
         size, offset = _page(request)
         if size is None:
             return google_error(400, "Invalid maxResults or pageToken")
@@ -547,6 +552,7 @@ def create_app(state: GmailState) -> Starlette:
                 for i in reversed(user.order)  # newest first, as Gmail lists
                 if all(label in user.messages[i].labels for label in labels)
                 and user.messages[i].internal_date_ms >= since_ms
+                and (msgid is None or user.messages[i].message_id_header == msgid.group(1))
             ]
             page = ids[offset : offset + size]
             body: dict[str, Any] = {"resultSizeEstimate": len(ids)}

@@ -46,6 +46,7 @@ from api.conversations.scheduling import turn_scheduler
 from api.db import unit_of_work, utcnow
 from api.devtools.gmail_simulator import GmailState, ServerThread, make_signing_key
 from api.devtools.gmail_simulator import create_app as create_simulator
+from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.worker import deliver_due
 from api.timeline.service import Actor
 from tests.factories import make_case, make_infringer
@@ -576,3 +577,44 @@ async def test_mail_moved_into_the_inbox_later_is_read_then(
     [second] = await sync_due(names=[name], force=True)
     assert second.stats is not None and second.stats.stored == 1
     assert await copies([f"m1-{t}@loja.example"]) == {f"m1-{t}@loja.example": 1}
+
+
+async def test_a_send_gmail_accepted_before_a_crash_is_not_sent_again(
+    gmail: tuple[GmailState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, _ = gmail
+    name, address, _ = await add_gmail_box(gmail, monkeypatch)
+    t = tag()
+    seller = f"ana-{t}@loja.example"
+    async with unit_of_work() as session:
+        infringer = await make_infringer(session, emails=(seller,))
+        await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+    state.deliver(
+        address, make_mail(sender=seller, subject="Oi", body="Oi.", message_id=f"a-{t}@x")
+    )
+    await sync_due(names=[name], force=True)
+    inbound = await stored(f"a-{t}@x")
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, inbound.conversation_id)
+        assert conversation is not None
+        outbound = await email_reply_outbound(
+            session, conversation=conversation, texts=["Recebido."], author=AuthorKind.BOT
+        )
+        reply = await do_queue_outbound(
+            session, conversation=conversation, outbound=outbound, actor=Actor.bot()
+        )
+        reply_id, conversation_id = reply.id, conversation.id
+    sender = MailboxEmailSender()
+    assert await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id) == 1
+    # The worker died after Gmail accepted the mail and before the row was marked sent: the
+    # lease lapses and another worker takes the row again.
+    async with unit_of_work() as session:
+        item = await session.scalar(sa.select(OutboxItem).where(OutboxItem.message_id == reply_id))
+        assert item is not None
+        item.state = OutboxState.IN_FLIGHT
+        item.locked_until = utcnow() - dt.timedelta(seconds=1)
+    assert await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id) == 1
+    sent = await stored_by_id(reply_id)
+    assert sent.delivery_status is DeliveryStatus.SENT
+    copies_sent = [m for m in state.sent(address) if f"<{sent.provider_id}>".encode() in m.raw]
+    assert len(copies_sent) == 1

@@ -388,6 +388,19 @@ class GmailConnector:
         body: dict[str, Any] = {"raw": raw}
         if thread_id:
             body["threadId"] = str(thread_id)
+        # Exactly once: our Message-ID is the same on every retry of this outbox row, so a send
+        # Gmail accepted before we could record it (a crash, a lost answer) is found in the
+        # mailbox and not sent again.
+        already = await self.call(
+            box,
+            functools.partial(
+                _list_page, query=f"rfc822msgid:{message_id} in:sent", page_token=None, size=1,
+                labels=None,
+            ),
+        )  # fmt: skip
+        if already.get("messages"):
+            log.info("mailbox %s: message %s was already sent", box.name, envelope.message_id)
+            return SendResult(provider_id=message_id)
         try:
             await self.call(box, lambda users: users.messages().send(userId="me", body=body))
         except GmailNotFound:
@@ -428,9 +441,16 @@ def _history_page(users: Any, *, start: str, page_token: str | None, size: int) 
     )
 
 
-def _list_page(users: Any, *, query: str, page_token: str | None, size: int) -> Any:
+def _list_page(
+    users: Any,
+    *,
+    query: str,
+    page_token: str | None,
+    size: int,
+    labels: list[str] | None = ["INBOX"],  # noqa: B006  (never mutated)
+) -> Any:
     return users.messages().list(
-        userId="me", labelIds=["INBOX"], q=query, maxResults=size, pageToken=page_token
+        userId="me", labelIds=labels, q=query, maxResults=size, pageToken=page_token
     )
 
 
