@@ -57,7 +57,6 @@ class ChannelRow(BaseModel):
     messages_read: int | None = None
     read_rate: float | None = None
     messages_failed: int = 0
-    cases_messaged: int = 0
     messages_received: int = 0
     # Handoffs and opt-outs
     handoff_events: int = 0
