@@ -54,6 +54,11 @@ from starlette.routing import Route
 log = logging.getLogger("graph_simulator")
 
 PAGE_SIZE = 10  # Graph's default page of a messages delta round
+_EXTENDED_FILTER = re.compile(
+    r"singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id eq '([^']+)' and \1/value eq "
+    r"'([^']*)'\s*\)",
+    re.IGNORECASE,
+)
 MAX_MESSAGES = 20_000
 ERROR_CODES = {
     400: "BadRequest",
@@ -85,6 +90,7 @@ class SimMail:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     is_draft: bool = False
     headers: dict[str, str] = field(default_factory=dict)  # internetMessageHeaders (X- only)
+    extended: dict[str, str] = field(default_factory=dict)  # singleValueExtendedProperties
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -493,7 +499,32 @@ def create_app(state: GraphState) -> Starlette:
                 mail.to = [r["emailAddress"]["address"].lower() for r in body["toRecipients"]]
             if "ccRecipients" in body:
                 mail.cc = [r["emailAddress"]["address"].lower() for r in body["ccRecipients"]]
+            for prop in body.get("singleValueExtendedProperties") or []:
+                mail.extended[str(prop["id"]).lower()] = str(prop["value"])
             return JSONResponse(mail.resource())
+
+    async def list_messages(request: Request) -> Response:
+        """GET …/messages with the one $filter Tratativa uses: an extended property's value."""
+        user = authorize(request)
+        if isinstance(user, Response):
+            return user
+        wanted = _EXTENDED_FILTER.fullmatch(request.query_params.get("$filter", "").strip())
+        if wanted is None:
+            return graph_error(400, "Only singleValueExtendedProperties filters are simulated.")
+        prop, value = wanted.group(2).lower(), wanted.group(3)
+        with state.lock:
+            found = [m for m in user.mails.values() if m.extended.get(prop) == value]
+            select = request.query_params.get("$select")
+            return JSONResponse({"value": [_selected(m.resource(), select) for m in found]})
+
+    async def delete_message(request: Request) -> Response:
+        user = authorize(request)
+        if isinstance(user, Response):
+            return user
+        with state.lock:
+            if user.mails.pop(request.path_params["id"], None) is None:
+                return graph_error(404, "The specified object was not found in the store.")
+        return Response(status_code=204)
 
     async def add_attachment(request: Request) -> Response:
         user = authorize(request)
@@ -624,6 +655,8 @@ def create_app(state: GraphState) -> Starlette:
             Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
             Route("/v1.0/users/{user}/mailFolders/{folder}/messages/delta", delta),
             Route("/v1.0/users/{user}/messages", create_draft, methods=["POST"]),
+            Route("/v1.0/users/{user}/messages", list_messages, methods=["GET"]),
+            Route(messages, delete_message, methods=["DELETE"]),
             Route(messages + "/$value", mime),
             Route(messages + "/createReply", create_reply, methods=["POST"]),
             Route(messages + "/attachments", add_attachment, methods=["POST"]),

@@ -483,3 +483,55 @@ async def test_a_default_sender_mailbox_sends_mail_that_answers_nothing_it_read(
     finally:
         async with unit_of_work() as session:
             await do_set_enabled(session, name=name, enabled=False)
+
+
+async def test_graph_sends_once_across_a_crash_and_a_failed_send(
+    graph: tuple[GraphState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, _ = graph
+    name, address = await add_graph_box(graph, monkeypatch)
+    t = tag()
+    seller = f"bia-{t}@loja.example"
+    async with unit_of_work() as session:
+        infringer = await make_infringer(session, emails=(seller,))
+        await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+    state.deliver(
+        address, make_mail(sender=seller, subject="Oi", body="Oi.", message_id=f"b-{t}@x")
+    )
+    await sync_due(names=[name], force=True)
+    inbound = await stored(f"b-{t}@x")
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, inbound.conversation_id)
+        assert conversation is not None
+        outbound = await email_reply_outbound(
+            session, conversation=conversation, texts=["Recebido."], author=AuthorKind.BOT
+        )
+        reply = await do_queue_outbound(
+            session, conversation=conversation, outbound=outbound, actor=Actor.bot()
+        )
+        reply_id, conversation_id = reply.id, conversation.id
+    sender = MailboxEmailSender()
+
+    # The send call fails (503): the draft stays behind; the retry replaces it.
+    state.add_fault("/send", 503, retry_after="1")
+    await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id)
+    assert not any(m.to == [seller] for m in state.sent)
+    async with unit_of_work() as session:
+        item = await session.scalar(sa.select(OutboxItem).where(OutboxItem.message_id == reply_id))
+        assert item is not None and item.state is OutboxState.PENDING
+        item.next_attempt_at = utcnow()
+    assert await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id) == 1
+
+    # The worker then dies before recording the send: another worker retries the row.
+    async with unit_of_work() as session:
+        item = await session.scalar(sa.select(OutboxItem).where(OutboxItem.message_id == reply_id))
+        assert item is not None and item.state is OutboxState.DONE
+        item.state = OutboxState.IN_FLIGHT
+        item.locked_until = utcnow() - dt.timedelta(seconds=1)
+    assert await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id) == 1
+
+    sent = await by_id(reply_id)
+    assert sent.delivery_status is DeliveryStatus.SENT
+    mine = [m for m in state.users[address].mails.values() if m.to == [seller]]
+    assert [(m.folder, m.internet_message_id) for m in mine] == [("sentitems", sent.provider_id)]
+    assert [m for m in state.sent if m.to == [seller]] == mine

@@ -32,7 +32,7 @@ import logging
 import secrets
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +66,8 @@ HTTP_TIMEOUT = 60.0
 # Graph's limit for mail subscriptions is 10,080 minutes (7 days); renew a day ahead.
 SUBSCRIPTION_LIFETIME = dt.timedelta(days=2)
 SUBSCRIPTION_RENEW_BEFORE = dt.timedelta(hours=12)
+# A named extended property (our own GUID namespace) that tags each draft with its outbox row.
+OUTBOX_PROPERTY = "String {5b0d8c53-6a47-4f0e-9d1c-7f1f2b9e3a10} Name TratativaOutboxId"
 _EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired", "SyncStateNotFound"})
 
 
@@ -338,6 +340,20 @@ class GraphConnector:
         mailbox_ref = envelope.meta.get("mailbox") or {}
         ref = mailbox_ref.get("message_ref") if mailbox_ref.get("mailbox_id") == box.id else None
         user = self._user(box)
+        tag = make_message_id(
+            message_id=envelope.message_id,
+            conversation_id=envelope.conversation_id,
+            secret=get_settings().secret_key.get_secret_value(),
+            domain=box.address.rsplit("@", 1)[-1],
+        )
+        # Exactly once: each draft is tagged with an id that is the same on every retry of the
+        # outbox row; a retry first looks for it. Sent → record it, don't send again; a draft
+        # left by a crash → deleted and made again (its attachments may be half added).
+        for found in await self._tagged(box, tag):
+            if not found.is_draft:
+                log.info("mailbox %s: message %s was already sent", box.name, envelope.message_id)
+                return SendResult(provider_id=normalize_msgid(found.internet_message_id) or tag)
+            await self.request(box, "DELETE", f"/users/{user}/messages/{quote(found.id)}")
         headers = []
         if str(envelope.meta.get("author_kind") or "bot") != "analyst":
             # Graph only takes X- headers (no Auto-Submitted): Exchange's own way to keep
@@ -365,6 +381,7 @@ class GraphConnector:
         patch: dict[str, Any] = {
             "body": {"contentType": "text", "content": body},
             "toRecipients": [{"emailAddress": {"address": envelope.to}}],
+            "singleValueExtendedProperties": [{"id": OUTBOX_PROPERTY, "value": tag}],
         }
         if envelope.subject:
             patch["subject"] = " ".join(envelope.subject.split())
@@ -386,13 +403,21 @@ class GraphConnector:
                 },
             )
         await self.request(box, "POST", draft_url + "/send", expect_json=False)
-        provider_id = normalize_msgid(draft.internet_message_id) or make_message_id(
-            message_id=envelope.message_id,
-            conversation_id=envelope.conversation_id,
-            secret=get_settings().secret_key.get_secret_value(),
-            domain=box.address.rsplit("@", 1)[-1],
+        return SendResult(provider_id=normalize_msgid(draft.internet_message_id) or tag)
+
+    async def _tagged(self, box: MailboxRef, tag: str) -> list[GraphMessageRef]:
+        """Messages of the mailbox (any folder) carrying our outbox tag."""
+        query = (
+            f"singleValueExtendedProperties/any(ep: ep/id eq '{OUTBOX_PROPERTY}' "
+            f"and ep/value eq '{tag}')"
         )
-        return SendResult(provider_id=provider_id)
+        response = await self.request(
+            box,
+            "GET",
+            f"{self._base(box)}/users/{self._user(box)}/messages?"
+            + urlencode({"$filter": query, "$select": "id,isDraft,internetMessageId"}),
+        )
+        return DeltaPage.model_validate(response.json()).value
 
 
 class GraphNotFound(MailboxError):
