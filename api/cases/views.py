@@ -55,8 +55,11 @@ class CaseView:
     can_assign: bool = False
 
 
-async def get_case_view(session: AsyncSession, *, case_id: int) -> CaseView:
-    """What the case page shows; NotFound when there is no such case."""
+async def get_case_view(
+    session: AsyncSession, *, case_id: int, with_analysts: bool = False
+) -> CaseView:
+    """What the case page shows; NotFound when there is no such case. `with_analysts`: the
+    active analysts too (for a supervisor's assignment field)."""
     case = await require_case(session, case_id=case_id)
     payments = (
         await session.scalars(
@@ -78,13 +81,12 @@ async def get_case_view(session: AsyncSession, *, case_id: int) -> CaseView:
             .order_by(ContactPoint.kind, ContactPoint.id)
         )
     ).all()
+    # Who last checked each listing: the listing entries of the timeline already read.
     checks: dict[int, ListingCheck] = {}
-    for entry in await session.scalars(
-        sa.select(TimelineEntry)
-        .where(TimelineEntry.case_id == case.id, TimelineEntry.kind == EntryKind.LISTING)
-        .order_by(TimelineEntry.id)
-    ):
-        listing_id = (entry.data or {}).get("listing_id")
+    for entry in entries:
+        listing_id = (
+            (entry.data or {}).get("listing_id") if entry.kind is EntryKind.LISTING else None
+        )
         if isinstance(listing_id, int):
             checks[listing_id] = ListingCheck(by=entry.actor_name, at=entry.created_at)
     assignee_id = case.assignee_id
@@ -105,7 +107,7 @@ async def get_case_view(session: AsyncSession, *, case_id: int) -> CaseView:
                     sa.select(Analyst).where(Analyst.active.is_(True)).order_by(Analyst.name)
                 )
             ).all()
-            if can_assign
+            if can_assign and with_analysts
             else ()
         ),
         can_assign=can_assign,

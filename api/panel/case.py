@@ -38,7 +38,9 @@ router = APIRouter(prefix=PANEL_PREFIX, include_in_schema=False)
 async def case_page(
     request: Request, session: DbSession, analyst: PanelAnalyst, case_id: PathId
 ) -> HTMLResponse:
-    view = await get_case_view(session, case_id=case_id)
+    view = await get_case_view(
+        session, case_id=case_id, with_analysts=analyst.has_role(Role.SUPERVISOR)
+    )
     return render_page(
         request,
         "caso.html",
