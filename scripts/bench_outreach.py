@@ -34,7 +34,7 @@ OPEN = dt.datetime(2026, 12, 2, 17, 0, tzinfo=dt.UTC)
 
 
 async def run(cases: int) -> None:
-    import api.channels
+    import api.channels  # registers the channels' composers
     import api.models  # noqa: F401
     from api.cases.lifecycle import CaseStatus
     from api.cases.service import get_case
