@@ -150,6 +150,7 @@ class GraphState:
         self.requests: list[tuple[str, str, float]] = []  # (method, path, monotonic time)
         self.token_requests = 0
         self.sent: list[SimMail] = []
+        self.uploads: dict[str, dict[str, Any]] = {}  # attachment upload sessions
         self.outgoing: list[threading.Thread] = []
         self.notification_answers: list[int] = []
         self._ids = itertools.count(1)
@@ -537,6 +538,9 @@ def create_app(state: GraphState) -> Starlette:
             data = base64.b64decode(body["contentBytes"], validate=True)
         except (KeyError, ValueError):
             return graph_error(400, "Invalid contentBytes.")
+        if len(data) > 3 * 1024 * 1024:
+            return graph_error(413, "The maximum request length supported is 4MB.",
+                               code="RequestBodyTooLarge")  # fmt: skip
         with state.lock:
             mail = user.mails.get(request.path_params["id"])
             if mail is None or not mail.is_draft:
@@ -550,6 +554,79 @@ def create_app(state: GraphState) -> Starlette:
             }
             mail.attachments.append(attachment)
         return JSONResponse({k: v for k, v in attachment.items() if k != "data"}, status_code=201)
+
+    async def create_upload_session(request: Request) -> Response:
+        user = authorize(request)
+        if isinstance(user, Response):
+            return user
+        body = json.loads(await request.body())
+        item = body.get("AttachmentItem") or {}
+        if item.get("attachmentType") != "file" or not isinstance(item.get("size"), int):
+            return graph_error(400, "Invalid AttachmentItem.")
+        with state.lock:
+            mail = user.mails.get(request.path_params["id"])
+            if mail is None or not mail.is_draft:
+                return graph_error(404, "The specified object was not found in the store.")
+            session_id = uuid.uuid4().hex
+            state.uploads[session_id] = {
+                "mail": mail,
+                "name": item.get("name"),
+                "contentType": item.get("contentType"),
+                "size": item["size"],
+                "data": bytearray(),
+            }
+        expires = _iso(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        return JSONResponse(
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.uploadSession",
+                "uploadUrl": f"{request.base_url}upload/{session_id}?authtoken={uuid.uuid4().hex}",
+                "expirationDateTime": expires,
+                "nextExpectedRanges": ["0-"],
+            },
+            status_code=201,
+        )
+
+    async def upload_chunk(request: Request) -> Response:
+        """PUT to an upload URL: pre-authenticated, so an Authorization header is refused."""
+        with state.lock:
+            state.requests.append((request.method, request.url.path, time.monotonic()))
+        if request.headers.get("authorization"):
+            return graph_error(401, "An Authorization header must not be sent to uploadUrl.")
+        found = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", request.headers.get("content-range", ""))
+        data = await request.body()
+        with state.lock:
+            upload = state.uploads.get(request.path_params["session"])
+            if upload is None:
+                return graph_error(404, "The upload session was not found.")
+            if found is None or int(found.group(3)) != upload["size"]:
+                return graph_error(400, "Invalid Content-Range.")
+            start, end = int(found.group(1)), int(found.group(2))
+            if (
+                start != len(upload["data"])
+                or end - start + 1 != len(data)
+                or len(data) > 4 * 1024 * 1024
+            ):
+                return graph_error(416, "The Content-Range is not the next expected range.",
+                                   code="InvalidRange")  # fmt: skip
+            upload["data"].extend(data)
+            if len(upload["data"]) < upload["size"]:
+                return JSONResponse(
+                    {
+                        "expirationDateTime": _iso(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)),
+                        "nextExpectedRanges": [f"{len(upload['data'])}-"],
+                    }
+                )
+            del state.uploads[request.path_params["session"]]
+            upload["mail"].attachments.append(
+                {
+                    "id": uuid.uuid4().hex,
+                    "name": upload["name"],
+                    "contentType": upload["contentType"],
+                    "size": upload["size"],
+                    "data": bytes(upload["data"]),
+                }
+            )
+        return Response(status_code=201)
 
     async def send(request: Request) -> Response:
         user = authorize(request)
@@ -660,6 +737,12 @@ def create_app(state: GraphState) -> Starlette:
             Route(messages + "/$value", mime),
             Route(messages + "/createReply", create_reply, methods=["POST"]),
             Route(messages + "/attachments", add_attachment, methods=["POST"]),
+            Route(
+                messages + "/attachments/createUploadSession",
+                create_upload_session,
+                methods=["POST"],
+            ),
+            Route("/upload/{session}", upload_chunk, methods=["PUT"]),
             Route(messages + "/send", send, methods=["POST"]),
             Route(messages, update_message, methods=["PATCH"]),
             Route("/v1.0/subscriptions", create_subscription, methods=["POST"]),

@@ -35,7 +35,7 @@ from api.conversations.models import (
     DeliveryStatus,
     Message,
 )
-from api.conversations.outbound import do_queue_outbound
+from api.conversations.outbound import OutboundAttachment, do_queue_outbound
 from api.conversations.scheduling import turn_scheduler
 from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
@@ -44,7 +44,8 @@ from api.devtools.graph_simulator import GraphState
 from api.devtools.graph_simulator import create_app as create_simulator
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.worker import deliver_due
-from api.timeline.service import Actor
+from api.storage import store_blob
+from api.timeline.service import Actor, ActorKind
 from tests.factories import make_case, make_infringer
 from tests.helpers.turns import RecordingScheduler
 from tests.integration.email_servers import load_eml, make_mail, personalize, tagged_id
@@ -535,3 +536,58 @@ async def test_graph_sends_once_across_a_crash_and_a_failed_send(
     mine = [m for m in state.users[address].mails.values() if m.to == [seller]]
     assert [(m.folder, m.internet_message_id) for m in mine] == [("sentitems", sent.provider_id)]
     assert [m for m in state.sent if m.to == [seller]] == mine
+
+
+async def test_an_analyst_reply_carries_a_small_and_a_large_attachment(
+    graph: tuple[GraphState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, _ = graph
+    name, address = await add_graph_box(graph, monkeypatch)
+    t = tag()
+    seller = f"leo-{t}@loja.example"
+    async with unit_of_work() as session:
+        infringer = await make_infringer(session, emails=(seller,))
+        await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+    state.deliver(
+        address, make_mail(sender=seller, subject="Oi", body="Oi.", message_id=f"l-{t}@x")
+    )
+    await sync_due(names=[name], force=True)
+    inbound = await stored(f"l-{t}@x")
+    small = b"%PDF-1.4 termo " + t.encode()
+    large = (b"%PDF-1.4 fotos " + t.encode()) * (3_600_000 // 24)  # above Graph's 3 MB inline
+    attachments = [
+        OutboundAttachment(
+            store_blob(small, "application/pdf").path, "termo.pdf", "application/pdf"
+        ),
+        OutboundAttachment(
+            store_blob(large, "application/pdf").path, "fotos.pdf", "application/pdf"
+        ),
+    ]
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, inbound.conversation_id)
+        assert conversation is not None
+        outbound = await email_reply_outbound(
+            session,
+            conversation=conversation,
+            texts=["Seguem o termo e as fotos."],
+            author=AuthorKind.ANALYST,
+            author_name="Ana",
+            attachments=attachments,
+        )
+        reply = await do_queue_outbound(
+            session,
+            conversation=conversation,
+            outbound=outbound,
+            actor=Actor(ActorKind.ANALYST, name="Ana"),
+        )
+        reply_id, conversation_id = reply.id, conversation.id
+    sender = MailboxEmailSender()
+    assert await deliver_due({Channel.EMAIL: sender}, conversation_id=conversation_id) == 1
+    sent = await by_id(reply_id)
+    assert sent.delivery_status is DeliveryStatus.SENT, sent.delivery_error
+    [out] = [m for m in state.sent if m.internet_message_id == sent.provider_id]
+    assert [(a["name"], a["data"]) for a in out.attachments] == [
+        ("termo.pdf", small),
+        ("fotos.pdf", large),
+    ]
+    assert out.headers == {}  # an analyst's mail is not automatic

@@ -66,6 +66,9 @@ HTTP_TIMEOUT = 60.0
 # Graph's limit for mail subscriptions is 10,080 minutes (7 days); renew a day ahead.
 SUBSCRIPTION_LIFETIME = dt.timedelta(days=2)
 SUBSCRIPTION_RENEW_BEFORE = dt.timedelta(hours=12)
+# Graph takes attachments inline (base64 in JSON) up to 3 MB; larger ones need an upload session.
+INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024
+UPLOAD_CHUNK = 10 * 320 * 1024  # 3.2 MiB: a multiple of 320 KiB, under the 4 MiB per request
 # A named extended property (our own GUID namespace) that tags each draft with its outbox row.
 OUTBOX_PROPERTY = "String {5b0d8c53-6a47-4f0e-9d1c-7f1f2b9e3a10} Name TratativaOutboxId"
 _EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired", "SyncStateNotFound"})
@@ -391,6 +394,9 @@ class GraphConnector:
         draft_url = f"/users/{user}/messages/{quote(draft.id)}"
         await self.request(box, "PATCH", draft_url, json=patch)
         for data, filename, content_type in load_attachments(envelope.attachments):
+            if len(data) > INLINE_ATTACHMENT_LIMIT:
+                await self._upload(box, draft_url, data, filename, content_type)
+                continue
             await self.request(
                 box,
                 "POST",
@@ -404,6 +410,44 @@ class GraphConnector:
             )
         await self.request(box, "POST", draft_url + "/send", expect_json=False)
         return SendResult(provider_id=normalize_msgid(draft.internet_message_id) or tag)
+
+    async def _upload(
+        self, box: MailboxRef, draft_url: str, data: bytes, filename: str, content_type: str
+    ) -> None:
+        """An attachment above 3 MB goes through an upload session, in chunks (multiples of
+        320 KiB) PUT to the session's pre-authenticated URL — which must not get our token."""
+        response = await self.request(
+            box,
+            "POST",
+            draft_url + "/attachments/createUploadSession",
+            json={
+                "AttachmentItem": {
+                    "attachmentType": "file",
+                    "name": filename,
+                    "size": len(data),
+                    "contentType": content_type,
+                }
+            },
+        )
+        upload_url = str(response.json()["uploadUrl"])
+        start = 0
+        while start < len(data):
+            chunk = data[start : start + UPLOAD_CHUNK]
+            end = start + len(chunk) - 1
+            try:
+                answer = await self._client().put(
+                    upload_url,
+                    content=chunk,
+                    headers={
+                        "Content-Range": f"bytes {start}-{end}/{len(data)}",
+                        "Content-Type": "application/octet-stream",
+                    },
+                )
+            except httpx.HTTPError as exc:
+                raise MailboxError(f"envio do anexo interrompido: {type(exc).__name__}") from exc
+            if answer.status_code >= 400:
+                raise _error(answer)
+            start = end + 1
 
     async def _tagged(self, box: MailboxRef, tag: str) -> list[GraphMessageRef]:
         """Messages of the mailbox (any folder) carrying our outbox tag."""
