@@ -181,8 +181,9 @@ DEFINITIONS: tuple[tuple[str, str, str, str], ...] = (
         "sla_breaches",
         "Violações de SLA",
         "alert.raised events of the first/next response kinds (alerts issue), credited to the "
-        "analyst named by the alert, else the conversation's last analyst.",
-        "Alertas de 1ª resposta e de resposta seguinte vencidas (alertas operacionais), creditados ao analista indicado no alerta, senão ao último analista da conversa.",
+        "analyst named by the alert, else the conversation's last analyst, else the alert's "
+        "recipient.",
+        "Alertas de 1ª resposta e de resposta seguinte vencidas (alertas operacionais), creditados ao analista indicado no alerta, senão ao último analista da conversa, senão a quem recebeu o alerta.",
     ),
     (
         "events_and_cases",

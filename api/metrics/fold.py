@@ -514,9 +514,14 @@ class Folder:
         self, ev: Ev, case: MetricCase | None, conv: MetricConversation | None, brand: int | None
     ) -> None:
         detail = ev.payload.get("detail") or {}
-        analyst_id = detail.get("analyst_id") if isinstance(detail, dict) else None
+        detail = detail if isinstance(detail, dict) else {}
+        # Who missed the target: the analyst the alert names, else the conversation's last
+        # analyst, else the alert's recipient.
+        analyst_id = detail.get("analyst_id")
         if analyst_id is None and conv is not None:
             analyst_id = conv.last_analyst_id
+        if analyst_id is None:
+            analyst_id = detail.get("recipient_id")
         self._count(
             ev,
             brand,
