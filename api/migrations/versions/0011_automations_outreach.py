@@ -175,7 +175,7 @@ def upgrade() -> None:
             "rule_id",
             "subject",
             "trigger_key",
-            name=op.f("uq_automation_executions_rule_id"),
+            name=op.f("uq_automation_executions_rule_id_subject_trigger_key"),
         ),
     )
     op.create_index(
