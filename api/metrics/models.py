@@ -51,7 +51,10 @@ class MetricCase(Base):
     to whom the agreement is credited."""
 
     __tablename__ = "metric_cases"
-    __table_args__ = (sa.Index("ix_metric_cases_cohort_at", "cohort_at"),)
+    __table_args__ = (
+        sa.Index("ix_metric_cases_cohort_at", "cohort_at"),
+        sa.Index("ix_metric_cases_agreement_at", "agreement_at"),
+    )
 
     case_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     brand_id: Mapped[int | None] = mapped_column(index=True)

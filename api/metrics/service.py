@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from api.metrics.schemas import (
     Timing,
     WeekRow,
 )
-from api.operations.calendar import load_calendar
+from api.operations.calendar import BusinessCalendar, load_calendar
 
 CHANNEL_TIMINGS = {
     "bot_first": "bot_first_response",
@@ -722,6 +723,23 @@ async def _weeks(session: AsyncSession, scope: Scope) -> list[WeekRow]:
     return [rows[w] for w in sorted(rows)]
 
 
+# The calendar (only its time zone matters here) per database, kept a little while: the
+# dashboard asks for it once per table and it changes rarely.
+_CALENDAR_TTL = 30.0
+_calendars: dict[str, tuple[float, BusinessCalendar]] = {}
+
+
+async def _calendar(session: AsyncSession) -> BusinessCalendar:
+    bind = session.get_bind()
+    key = str(bind.engine.url)
+    cached = _calendars.get(key)
+    if cached is not None and time.monotonic() - cached[0] < _CALENDAR_TTL:
+        return cached[1]
+    calendar = await load_calendar(session)
+    _calendars[key] = (time.monotonic(), calendar)
+    return calendar
+
+
 async def get_metrics(
     session: AsyncSession,
     *,
@@ -735,7 +753,7 @@ async def get_metrics(
 ) -> MetricsReport:
     """The figures for the filters (all tables unless `tables` names some)."""
     first, last = parse_period(period, date_from, date_to)
-    calendar = await load_calendar(session)
+    calendar = await _calendar(session)
     start, end = _utc_range(first, last, calendar.tz)
     scope = Scope(start, end, brand_id, channel, analyst_id)
     report = MetricsReport(

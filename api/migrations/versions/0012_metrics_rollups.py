@@ -72,6 +72,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_metric_cases_brand_id"), "metric_cases", ["brand_id"])
     op.create_index("ix_metric_cases_cohort_at", "metric_cases", ["cohort_at"])
+    op.create_index("ix_metric_cases_agreement_at", "metric_cases", ["agreement_at"])
     op.create_table(
         "metric_case_channels",
         sa.Column("case_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -142,6 +143,7 @@ def downgrade() -> None:
     op.drop_index("ix_metric_outbound_sent_at", table_name="metric_outbound")
     op.drop_table("metric_outbound")
     op.drop_table("metric_case_channels")
+    op.drop_index("ix_metric_cases_agreement_at", table_name="metric_cases")
     op.drop_index("ix_metric_cases_cohort_at", table_name="metric_cases")
     op.drop_index(op.f("ix_metric_cases_brand_id"), table_name="metric_cases")
     op.drop_table("metric_cases")
