@@ -116,7 +116,7 @@ def check_draft(draft: TemplateDraft) -> TemplateDraft:
     sid = (draft.content_sid or "").strip() or None
     if sid is not None and not _CONTENT_SID_RE.match(sid):
         raise ValidationFailed("Content SID inválido: esperado HX seguido de 32 hexadecimais.")
-    if sid is not None and Channel.WHATSAPP.value in channels and set(order) != used:
+    if sid is not None and set(order) != used:
         raise ValidationFailed(
             "Informe a ordem de todas as variáveis do texto no modelo aprovado do WhatsApp "
             f"(faltam: {', '.join(sorted(used - set(order)))})."
