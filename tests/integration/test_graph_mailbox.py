@@ -87,6 +87,20 @@ async def app_server(database_url: str) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module", autouse=True)
+async def _disable_this_modules_mailboxes(database_url: str) -> AsyncIterator[None]:
+    """The simulators stop with this module: its mailboxes are disabled so a worker sharing the
+    database (the e2e stack) does not keep polling dead ports."""
+    started = utcnow()
+    yield
+    async with unit_of_work() as session:
+        await session.execute(
+            sa.update(Mailbox)
+            .where(Mailbox.created_at >= started)
+            .values(state=MailboxState.DISABLED)
+        )
+
+
 def tag() -> str:
     return uuid.uuid4().hex[:10]
 

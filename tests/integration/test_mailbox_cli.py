@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from api.channels.mailboxes.models import Mailbox, MailboxState
+from api.db import unit_of_work, utcnow
 from api.devtools.gmail_simulator import GmailState, ServerThread, create_app
 from tests.integration.email_servers import make_mail
 
@@ -26,6 +29,20 @@ def gmail() -> Iterator[tuple[GmailState, str]]:
     state = GmailState()
     with ServerThread(create_app(state)) as server:
         yield state, server.url
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _disable_this_modules_mailboxes(database_url: str) -> AsyncIterator[None]:
+    """The simulator stops with this module: its mailboxes are disabled so a worker sharing the
+    database (the e2e stack) does not keep polling a dead port."""
+    started = utcnow()
+    yield
+    async with unit_of_work() as session:
+        await session.execute(
+            sa.update(Mailbox)
+            .where(Mailbox.created_at >= started)
+            .values(state=MailboxState.DISABLED)
+        )
 
 
 def tratativa(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess[str]:

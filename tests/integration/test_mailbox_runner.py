@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +20,7 @@ from api.channels.mailboxes.service import (
     do_set_enabled,
 )
 from api.config import ImapSettings, get_settings
-from api.db import unit_of_work
+from api.db import unit_of_work, utcnow
 from api.devtools.gmail_simulator import GmailState, ServerThread
 from api.devtools.gmail_simulator import create_app as create_gmail
 from api.devtools.graph_simulator import GraphState
@@ -46,6 +46,20 @@ def silent_server() -> Iterator[str]:
     sock.listen(16)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _disable_this_modules_mailboxes(database_url: str) -> AsyncIterator[None]:
+    """The simulators stop with this module: its mailboxes are disabled so a worker sharing the
+    database (the e2e stack) does not keep polling dead ports."""
+    started = utcnow()
+    yield
+    async with unit_of_work() as session:
+        await session.execute(
+            sa.update(Mailbox)
+            .where(Mailbox.created_at >= started)
+            .values(state=MailboxState.DISABLED)
+        )
 
 
 def tag() -> str:
