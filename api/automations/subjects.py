@@ -177,6 +177,16 @@ async def _unanswered(
         query = query.where(Conversation.channel.in_([str(c) for c in conditions.channels]))
     if case_id is not None:
         query = query.where(Conversation.case_id == case_id)
+    # Answered since our last message (an auto-reply or a bounce is not an answer): not silent.
+    answered_since = sa.exists(
+        sa.select(sa.literal(1)).where(
+            Message.conversation_id == Conversation.id,
+            Message.direction == Direction.INBOUND,
+            Message.created_at >= Conversation.last_outbound_at,
+            sa.or_(Message.meta.is_(None), Message.meta["answerable"].as_boolean().is_not(False)),
+        )
+    )
+    query = query.where(~answered_since)
     if rule_id is not None:
         # Fired since the infringer last wrote: still the same silence (a new silence needs a
         # new message from them). A prefilter only; the cycle key below is exact.
