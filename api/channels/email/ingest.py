@@ -223,6 +223,7 @@ async def do_ingest_unparseable(
     error: str,
     received_at: dt.datetime | None = None,
     source: Mapping[str, Any] | None = None,
+    mailbox: Mapping[str, Any] | None = None,
 ) -> Ingested:
     """Keep a mail the pipeline could not handle (a bug, a pathological message) as an
     unanswerable inbound message with its raw original, so it is not lost and does not block
@@ -244,6 +245,7 @@ async def do_ingest_unparseable(
                 "ingest_error": error[:500],
                 "email_kind": "unparsed",
                 **({"imap": dict(source)} if source else {}),
+                **({"mailbox": dict(mailbox)} if mailbox else {}),
             },
             answerable=False,
         ),

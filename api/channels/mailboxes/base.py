@@ -145,7 +145,7 @@ async def ingest_raw(
         async with unit_of_work(maker) as session:
             result = await do_ingest_unparseable(
                 session, raw, error=f"{type(exc).__name__}: {exc}", received_at=received_at,
-                source=source,
+                mailbox=source,
             )  # fmt: skip
         stats.unparsed += 1
         return result
