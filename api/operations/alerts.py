@@ -140,33 +140,43 @@ async def raise_alerts(
     if not fresh:
         return []
     preferences = preferences or await load_email_preferences(session)
-    insert = _insert(session)
-    new_ids: list[int] = []
+    raised: list[Alert] = []
     for start in range(0, len(fresh), _CHUNK):
-        rows = [
-            {
-                "key": spec.key,
-                "kind": spec.kind,
-                "subject": spec.subject,
-                "cycle": spec.cycle,
-                "case_id": spec.case_id,
-                "conversation_id": spec.conversation_id,
-                "recipient_id": spec.recipient_id,
-                "to_supervisors": spec.to_supervisors or spec.recipient_id is None,
-                "severity": ALERT_KINDS[spec.kind].severity,
-                "title": spec.title[:200],
-                "body": spec.body,
-                "due_at": spec.due_at,
-                "state": OPEN,
-                "repeats": 0,
-                "last_seen_at": now,
-                "created_at": now,
-            }
-            for spec in fresh[start : start + _CHUNK]
-        ]
-        # Executemany (insertmanyvalues batches it): no statement with thousands of literals.
-        statement = insert(Alert).on_conflict_do_nothing(index_elements=["key"]).returning(Alert.id)
-        new_ids.extend(await session.scalars(statement, rows))
+        raised.extend(await _raise_chunk(session, fresh[start : start + _CHUNK], now, preferences))
+    return raised
+
+
+async def _raise_chunk(
+    session: AsyncSession,
+    fresh: Sequence[AlertSpec],
+    now: dt.datetime,
+    preferences: EmailPreferences,
+) -> list[Alert]:
+    insert = _insert(session)
+    rows = [
+        {
+            "key": spec.key,
+            "kind": spec.kind,
+            "subject": spec.subject,
+            "cycle": spec.cycle,
+            "case_id": spec.case_id,
+            "conversation_id": spec.conversation_id,
+            "recipient_id": spec.recipient_id,
+            "to_supervisors": spec.to_supervisors or spec.recipient_id is None,
+            "severity": ALERT_KINDS[spec.kind].severity,
+            "title": spec.title[:200],
+            "body": spec.body,
+            "due_at": spec.due_at,
+            "state": OPEN,
+            "repeats": 0,
+            "last_seen_at": now,
+            "created_at": now,
+        }
+        for spec in fresh
+    ]
+    # Executemany (insertmanyvalues batches it): no statement with thousands of literals.
+    statement = insert(Alert).on_conflict_do_nothing(index_elements=["key"]).returning(Alert.id)
+    new_ids = list(await session.scalars(statement, rows))
     if not new_ids:
         return []
     alerts = list(await session.scalars(sa.select(Alert).where(Alert.id.in_(new_ids))))

@@ -93,9 +93,10 @@ async def do_set_preferences(
 # Building digests ---------------------------------------------------------------------------
 
 
-def _digest_text(analyst: Analyst, alerts: Sequence[Alert]) -> tuple[str, str]:
+def _digest_text(alerts: Sequence[Alert], *, total: int) -> tuple[str, str]:
+    """The digest's subject and plain-text body: the first alerts listed, all counted."""
     base = get_settings().public_base_url.rstrip("/")
-    count = len(alerts)
+    count = total
     subject = (
         f"Tratativa: {count} novo alerta" if count == 1 else f"Tratativa: {count} novos alertas"
     )
@@ -157,18 +158,17 @@ async def do_build_digests(
             preference.quiet_start, preference.quiet_end, now, calendar
         ):
             continue
-        alerts = list(
-            await session.scalars(
-                sa.select(Alert).where(Alert.id.in_([r.alert_id for r in rows])).order_by(Alert.id)
-            )
+        first = [r.alert_id for r in rows[:MAX_ALERTS_LISTED]]
+        listed = list(
+            await session.scalars(sa.select(Alert).where(Alert.id.in_(first)).order_by(Alert.id))
         )
-        subject, body = _digest_text(analyst, alerts)
+        subject, body = _digest_text(listed, total=len(rows))
         digest = AlertDigest(
             analyst_id=analyst_id,
             to_address=analyst.email,
             subject=subject,
             body=body,
-            alert_count=len(alerts),
+            alert_count=len(rows),
             state="pending",
             attempts=0,
             next_attempt_at=now,

@@ -31,8 +31,10 @@ from api.db import unit_of_work, utcnow
 from api.operations import kinds as ak
 from api.operations.alerts import (
     AlertSpec,
+    alert_key,
     do_resolve_condition,
     do_wake_snoozed,
+    existing_keys,
     load_email_preferences,
     raise_alerts,
 )
@@ -248,13 +250,12 @@ async def find_handoff_next_response(session: AsyncSession, ctx: SweepContext) -
     candidates = [r for r in rows if r.waiting_since is not None]
     if not candidates:
         return []
-    already = set(
-        await session.scalars(
-            sa.select(Alert.key).where(
-                Alert.kind == ak.HANDOFF_NEXT_RESPONSE,
-                Alert.subject.in_([f"conv:{r.id}" for r in candidates]),
-            )
-        )
+    already = await existing_keys(
+        session,
+        [
+            alert_key(ak.HANDOFF_NEXT_RESPONSE, f"conv:{r.id}", _stamp(r.waiting_since))
+            for r in candidates
+        ],
     )
     specs = []
     for row in candidates:
