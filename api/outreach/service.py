@@ -358,9 +358,19 @@ async def check_notice(session: AsyncSession, *, case: Case, channel: Channel) -
     chosen = [c for c in allowed if c.id in opted_in]
     if not chosen:
         raise NoticeSkipped("no_opt_in")
-    if get_template(TEMPLATE_NAME).content_sid is None:
+    if get_template(TEMPLATE_NAME).content_sid is None and await _needs_content_sid(session):
         raise NoticeSkipped("no_template")
     return Target(chosen[0], chosen[0].value)
+
+
+async def _needs_content_sid(session: AsyncSession) -> bool:
+    """Only Twilio sends an approved template by its Content SID; the Cloud API (Meta,
+    360dialog) sends it by name and the unofficial gateways as text. A notice opens the
+    conversation, so it leaves from the default number."""
+    from api.channels.numbers.models import Provider
+    from api.channels.numbers.service import default_number
+
+    return (await default_number(session)).provider is Provider.TWILIO
 
 
 async def _conversation_for(

@@ -514,3 +514,28 @@ async def test_start_notice_batch_is_the_entry_point_for_other_screens() -> None
         await start_notice_batch([case_id, 999_999_999], "email", actor.analyst_id)
     async with unit_of_work() as session:
         await do_cancel_batch(session, batch_id=batch_id, analyst=None)
+
+
+async def test_a_cloud_api_number_sends_the_notice_template_by_name_without_a_content_sid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only Twilio needs a Content SID: with Meta's Cloud API as the default number the notice
+    leaves as the approved template by its name (skipping it would leave such a firm without
+    WhatsApp notices)."""
+    monkeypatch.setattr(get_settings(), "whatsapp_provider", "meta")
+    now = moment()
+    phone = phone_number()
+    case_id, _ = await ready_case(emails=(), phones=(phone,))
+    async with unit_of_work() as session:
+        await do_record_opt_in(session, phone=phone, source="conversa", analyst_id=None)
+    batch_id = await new_batch([case_id], channel=Channel.WHATSAPP, now=now)
+    await run_due_outreach(now=now, batch_id=batch_id)
+    assert await report(batch_id) == {case_id: (ItemState.SENT, None)}
+    async with unit_of_work() as session:
+        row = await session.scalar(
+            sa.select(OutboxItem)
+            .join(Message, Message.id == OutboxItem.message_id)
+            .where(Message.case_id == case_id)
+        )
+    assert row is not None and row.channel is Channel.WHATSAPP
+    assert row.payload["content_sid"] == "notificacao_extrajudicial"
