@@ -226,14 +226,15 @@ async def do_record_failure(
     box.failures += 1
     box.last_error = error[:500]
     if retry_after is not None:
-        box.state = MailboxState.THROTTLED
+        state = MailboxState.THROTTLED
         box.next_attempt_at = now + dt.timedelta(seconds=retry_after)
     else:
-        box.state = MailboxState.FAILING
+        state = MailboxState.FAILING
         delay = min(MAX_BACKOFF.total_seconds(), 2.0 ** min(box.failures, 20))
         box.next_attempt_at = now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.0))
-    if box.state is MailboxState.THROTTLED or box.state is MailboxState.FAILING:
-        box.locked_until = None
+    if box.state is not MailboxState.DISABLED:  # an operator disabled it during the pass
+        box.state = state
+    box.locked_until = None
     box.updated_at = now
     return box.next_attempt_at
 
