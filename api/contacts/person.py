@@ -181,15 +181,14 @@ async def build_person_export(
             .order_by(PaymentRequest.id)
         )
     ).all()
+    entry_ids = sa.union(
+        sa.select(TimelineEntry.id).where(TimelineEntry.case_id.in_(case_ids)),
+        sa.select(TimelineEntry.id).where(TimelineEntry.conversation_id.in_(conversation_ids)),
+    )
     entries = (
         await session.scalars(
             sa.select(TimelineEntry)
-            .where(
-                sa.or_(
-                    TimelineEntry.case_id.in_(case_ids),
-                    TimelineEntry.conversation_id.in_(conversation_ids),
-                )
-            )
+            .where(TimelineEntry.id.in_(entry_ids))
             .order_by(TimelineEntry.id)
         )
     ).all()
