@@ -275,11 +275,15 @@ def _case_scope(scope: Scope) -> list[sa.ColumnElement[bool]]:
     if scope.brand_id is not None:
         clauses.append(c.brand_id == scope.brand_id)
     if scope.channel is not None:
-        # A correlated EXISTS on the (case_id, channel) key: a month's cases each probe it,
-        # instead of hashing every case that ever used the channel.
+        # A correlated EXISTS on the (case_id, channel) key, each case of the period probing
+        # it; OFFSET 0 keeps PostgreSQL from turning it into a hash join over every case that
+        # ever used the channel (a full scan of the table for a month's few thousand cases).
         place = aliased(MetricCaseChannel)
         clauses.append(
-            sa.exists().where(place.case_id == c.case_id, place.channel == scope.channel)
+            sa.select(place.case_id)
+            .where(place.case_id == c.case_id, place.channel == scope.channel)
+            .offset(0)
+            .exists()
         )
     if scope.analyst_id is not None:
         clauses.append(c.last_analyst_id == scope.analyst_id)
