@@ -19,12 +19,16 @@ case-related examples never use, and an unsure classifier).
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -72,6 +76,8 @@ class IntentModel:
     random_state: int = 42
     vocabulary: frozenset[str] = field(default_factory=frozenset)
     pipeline: Any = None
+    # A fitted model restored from plain data (see `export`/`restore`): no sklearn estimator.
+    restored: _Restored | None = None
 
     def _pipeline(self) -> Pipeline:
         features = FeatureUnion(
@@ -116,7 +122,81 @@ class IntentModel:
     @property
     def intents(self) -> list[str]:
         """The intents the model knows, in the order of its probability columns."""
+        if self.restored is not None:
+            return list(self.restored.classes)
         return [str(c) for c in self.pipeline.classes_]
+
+    def export(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted model as plain data: JSON-able metadata and numeric arrays.
+
+        What the server needs to predict (each view's terms and idf, the SVM's coefficients,
+        the sigmoid calibration of each class, the in-scope vocabulary), so loading it costs
+        neither a refit nor a pickle. `restore` reads it back; predictions are the same.
+        """
+        if self.pipeline is None:
+            raise RuntimeError("IntentModel.export before fit")
+        features = self.pipeline.named_steps["features"]
+        calibrated = self.pipeline.named_steps["classifier"].calibrated_classifiers_[0]
+        svm = calibrated.base_estimator
+        weights = features.transformer_weights or {}
+        views: list[dict[str, Any]] = []
+        arrays: dict[str, np.ndarray] = {
+            "coef": np.asarray(svm.coef_, dtype=np.float64),
+            "intercept": np.asarray(svm.intercept_, dtype=np.float64),
+            "sigmoid_a": np.asarray([c.a_ for c in calibrated.calibrators], dtype=np.float64),
+            "sigmoid_b": np.asarray([c.b_ for c in calibrated.calibrators], dtype=np.float64),
+        }
+        for name, vectorizer in features.transformer_list:
+            index = vectorizer.vocabulary_
+            views.append(
+                {
+                    "name": name,
+                    "weight": float(weights.get(name, 1.0)),
+                    "terms": sorted(index, key=index.__getitem__),
+                }
+            )
+            arrays[f"idf_{name}"] = np.asarray(vectorizer.idf_, dtype=np.float64)
+        meta = {
+            "classes": [str(c) for c in svm.classes_],
+            "views": views,
+            "vocabulary": sorted(self.vocabulary),
+        }
+        return meta, arrays
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> IntentModel:
+        """Load what `export` wrote (the analyzers come from this code's own pipeline)."""
+        analyzers = {
+            name: vectorizer.build_analyzer()
+            for name, vectorizer in self._pipeline().named_steps["features"].transformer_list
+        }
+        views = [
+            _View(
+                analyzer=analyzers[view["name"]],
+                index={term: i for i, term in enumerate(view["terms"])},
+                idf=np.asarray(arrays[f"idf_{view['name']}"]),
+                weight=float(view["weight"]),
+            )
+            for view in meta["views"]
+        ]
+        self.restored = _Restored(
+            classes=tuple(meta["classes"]),
+            views=views,
+            coef=np.asarray(arrays["coef"]),
+            intercept=np.asarray(arrays["intercept"]),
+            sigmoid_a=np.asarray(arrays["sigmoid_a"]),
+            sigmoid_b=np.asarray(arrays["sigmoid_b"]),
+        )
+        self.vocabulary = frozenset(meta["vocabulary"])
+        self.pipeline = None
+        return self
+
+    def probabilities(self, normalized: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities, one row per text, columns in the order of `intents`."""
+        if self.restored is not None:
+            return self.restored.predict_proba(list(normalized))
+        if self.pipeline is None:
+            raise RuntimeError("IntentModel used before fit")
+        return np.asarray(self.pipeline.predict_proba(list(normalized)))
 
     def coverage(self, normalized: str) -> float | None:
         """Share of the message's content words seen in training (None: no content words)."""
@@ -127,9 +207,7 @@ class IntentModel:
 
     def decide(self, normalized: Sequence[str]) -> list[Decision]:
         """Rank the intents of each text and decide whether it falls back."""
-        if self.pipeline is None:
-            raise RuntimeError("IntentModel.decide before fit")
-        probabilities = self.pipeline.predict_proba(list(normalized))
+        probabilities = self.probabilities(normalized)
         names = self.intents
         decisions: list[Decision] = []
         for text, row in zip(normalized, probabilities, strict=True):
@@ -151,3 +229,54 @@ class IntentModel:
             intent = FALLBACK_INTENT if reason else best
             decisions.append(Decision(intent, confidence, ranking, coverage, reason))
         return decisions
+
+
+@dataclass
+class _View:
+    """One restored TF-IDF view: how it reads a text, its terms, their idf, its weight."""
+
+    analyzer: Any
+    index: dict[str, int]
+    idf: np.ndarray
+    weight: float
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        """As TfidfVectorizer(sublinear_tf=True, norm="l2") did, times the union's weight."""
+        rows: list[int] = []
+        cols: list[int] = []
+        values: list[float] = []
+        for row, text in enumerate(texts):
+            counts = Counter(self.index[t] for t in self.analyzer(text) if t in self.index)
+            for col, count in counts.items():
+                rows.append(row)
+                cols.append(col)
+                values.append((1.0 + math.log(count)) * float(self.idf[col]))
+        matrix = sparse.csr_matrix(
+            (values, (rows, cols)), shape=(len(texts), len(self.index)), dtype=np.float64
+        )
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        norms[norms == 0.0] = 1.0
+        return sparse.diags(self.weight / norms) @ matrix
+
+
+@dataclass
+class _Restored:
+    """A fitted IntentModel as arrays: views -> linear SVM -> per-class sigmoid, normalized
+    (what CalibratedClassifierCV's predict_proba computes for more than two classes)."""
+
+    classes: tuple[str, ...]
+    views: list[_View]
+    coef: np.ndarray
+    intercept: np.ndarray
+    sigmoid_a: np.ndarray
+    sigmoid_b: np.ndarray
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        features = sparse.hstack([view.transform(texts) for view in self.views]).tocsr()
+        scores = np.asarray(features @ self.coef.T) + self.intercept
+        proba = expit(-(self.sigmoid_a * scores + self.sigmoid_b))
+        total = proba.sum(axis=1, keepdims=True)
+        uniform = np.full_like(proba, 1.0 / len(self.classes))
+        proba = np.divide(proba, total, out=uniform, where=total != 0)
+        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
+        return proba
