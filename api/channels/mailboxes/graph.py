@@ -201,7 +201,6 @@ class GraphConnector:
         url: str,
         *,
         json: Any = None,
-        expect_json: bool = True,
     ) -> httpx.Response:
         if not url.startswith("http"):
             url = self._base(box) + url
@@ -265,7 +264,7 @@ class GraphConnector:
     async def _ingest(self, box: MailboxRef, item: GraphMessageRef, stats: SyncStats) -> None:
         url = f"/users/{self._user(box)}/messages/{quote(item.id)}/$value"
         try:
-            response = await self.request(box, "GET", url, expect_json=False)
+            response = await self.request(box, "GET", url)
         except GraphNotFound:
             return  # deleted since the delta listed it
         await ingest_raw(
@@ -408,7 +407,7 @@ class GraphConnector:
                     "contentBytes": base64.b64encode(data).decode(),
                 },
             )
-        await self.request(box, "POST", draft_url + "/send", expect_json=False)
+        await self.request(box, "POST", draft_url + "/send")
         return SendResult(provider_id=normalize_msgid(draft.internet_message_id) or tag)
 
     async def _upload(
