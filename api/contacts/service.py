@@ -157,6 +157,7 @@ async def do_lift_opt_out(
         raise ValidationFailed("Informe o motivo para liberar o contato.")
     contact.opted_out_at = None
     contact.opt_out_reason = None
+    contact.opted_out_by = None
     conversations = (
         await session.scalars(
             sa.select(Conversation).where(Conversation.contact_point_id == contact.id)
