@@ -25,7 +25,7 @@ from api.devtools.gmail_simulator import GmailState, ServerThread
 from api.devtools.gmail_simulator import create_app as create_gmail
 from api.devtools.graph_simulator import GraphState
 from api.devtools.graph_simulator import create_app as create_graph
-from api.errors import NotFound, ValidationFailed
+from api.errors import Conflict, NotFound, ValidationFailed
 from tests.integration.email_servers import make_mail
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
@@ -263,3 +263,33 @@ async def test_the_imap_settings_mailbox_is_listed_and_mirrors_the_imap_loop_cur
     [result] = await sync_due(names=[name], force=True)
     assert result.ok and result.stats is not None and result.stats.fetched == 0
     assert (await mailbox(name)).cursor == "9:41"
+
+
+async def test_one_imap_account_may_be_read_in_several_folders_but_each_once() -> None:
+    t = tag()
+    config = {"host": "imap.firma.example", "user": f"u-{t}@firma.example"}
+    async with unit_of_work() as session:
+        for name, folder in ((f"a-{t}", "INBOX"), (f"b-{t}", "Juridico")):
+            await create_mailbox(
+                session,
+                provider=MailboxProvider.IMAP,
+                name=name,
+                address=f"u-{t}@firma.example",
+                config={**config, "folder": folder},
+                credentials_env={"password": "IMAP_PASSWORD"},
+            )
+    async with unit_of_work() as session:
+        with pytest.raises(Conflict):
+            await create_mailbox(
+                session,
+                provider=MailboxProvider.IMAP,
+                name=f"c-{t}",
+                address=f"u-{t}@firma.example",
+                config={**config, "folder": "Juridico"},
+                credentials_env={"password": "IMAP_PASSWORD"},
+            )
+        await session.execute(
+            sa.update(Mailbox)
+            .where(Mailbox.name.in_([f"a-{t}", f"b-{t}"]))
+            .values(state=MailboxState.DISABLED)
+        )
