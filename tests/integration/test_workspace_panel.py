@@ -496,3 +496,38 @@ async def test_unmatched_mail_becomes_a_new_infringer_and_case(client: httpx.Asy
     assert contact is not None and contact.infringer_id == case.infringer_id
     queue = await client.get("/painel/nao-vinculados")
     assert stranger not in queue.text
+
+
+async def test_a_supervisor_lifts_an_opt_out_from_the_person_page(
+    client: httpx.AsyncClient,
+) -> None:
+    person_id, _, phone, _ = await person_with_two_cases()
+    async with unit_of_work() as session:
+        contact = await session.scalar(sa.select(ContactPoint).where(ContactPoint.value == phone))
+        assert contact is not None
+        contact.opted_out_at = utcnow()
+        contact.opt_out_reason = "palavra-chave: sair"
+        contact_id = contact.id
+    analyst = await login(client)
+    page = await client.get(f"/painel/pessoas/{person_id}")
+    assert "o próprio contato (pelo bot)" in page.text and "palavra-chave: sair" in page.text
+    denied = await client.post(
+        f"/painel/pessoas/{person_id}/contatos/{contact_id}/liberar",
+        data={"csrf_token": analyst.csrf, "motivo": "pediu para voltar"},
+    )
+    assert denied.status_code == 403
+    client.cookies.clear()
+    supervisor = await login(client, Role.SUPERVISOR)
+    no_reason = await client.post(
+        f"/painel/pessoas/{person_id}/contatos/{contact_id}/liberar",
+        data={"csrf_token": supervisor.csrf, "motivo": " "},
+    )
+    assert no_reason.status_code == 422
+    lifted = await client.post(
+        f"/painel/pessoas/{person_id}/contatos/{contact_id}/liberar",
+        data={"csrf_token": supervisor.csrf, "motivo": "pediu para voltar"},
+    )
+    assert lifted.status_code == 303
+    async with unit_of_work() as session:
+        contact = await session.get(ContactPoint, contact_id)
+    assert contact is not None and contact.opted_out_at is None
