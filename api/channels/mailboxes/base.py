@@ -10,10 +10,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.channels.email.ingest import Ingested, Outcome, do_ingest_email, do_ingest_unparseable
 from api.channels.mailboxes.models import Mailbox, MailboxProvider
+from api.conversations.models import Channel, Message
 from api.db import get_sessionmaker, unit_of_work
 from api.errors import ChannelDeliveryError, ProviderError
 from api.outbox.senders import Envelope, SendResult
@@ -151,6 +153,23 @@ async def ingest_raw(
         return result
     stats.count(result)
     return result
+
+
+async def is_known(
+    message_id: str | None, *, maker: async_sessionmaker[AsyncSession] | None = None
+) -> bool:
+    """Whether a mail with this Message-ID is already stored (through any connector), so a
+    provider that lists it again (Graph's delta after a flag change, a resync) need not be
+    asked for its content: an indexed lookup on the messages' unique (channel, provider_id)."""
+    if not message_id:
+        return False
+    async with unit_of_work(maker or get_sessionmaker()) as session:
+        found = await session.scalar(
+            sa.select(Message.id)
+            .where(Message.channel == Channel.EMAIL, Message.provider_id == message_id)
+            .limit(1)
+        )
+    return found is not None
 
 
 def parse_retry_after(value: str | None, *, default: float = 30.0) -> float:

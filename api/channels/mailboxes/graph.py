@@ -49,6 +49,7 @@ from api.channels.mailboxes.base import (
     SyncStats,
     Throttled,
     ingest_raw,
+    is_known,
     parse_retry_after,
 )
 from api.channels.mailboxes.models import MailboxProvider
@@ -262,6 +263,10 @@ class GraphConnector:
             return page.delta_link
 
     async def _ingest(self, box: MailboxRef, item: GraphMessageRef, stats: SyncStats) -> None:
+        if await is_known(normalize_msgid(item.internet_message_id), maker=self.maker):
+            stats.fetched += 1
+            stats.duplicates += 1
+            return
         url = f"/users/{self._user(box)}/messages/{quote(item.id)}/$value"
         try:
             response = await self.request(box, "GET", url)
