@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from api.conversations.models import Channel
 from api.metrics.models import (
     MetricCase,
     MetricCaseChannel,
@@ -54,6 +55,7 @@ COUNTED_KINDS = frozenset(
     }
 )
 AGREEMENT_STATUSES = frozenset({"ACORDO_PROPOSTO", "ACORDO_ASSINADO"})
+CHANNELS = tuple(str(channel) for channel in Channel)
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ class Folder:
                 MetricCaseChannel,
                 case_id=case.case_id,
                 channel=channel,
+                cohort_at=case.cohort_at,
                 contacted_at=None,
                 engaged_at=None,
             )
@@ -450,6 +453,10 @@ class Folder:
             case.notified_at = ev.occurred_at
             case.cohort_at = ev.occurred_at
             case.week = week_of(self.calendar, ev.occurred_at)
+            for channel in CHANNELS:
+                place = await self.store.get_case_channel(case.case_id, channel)
+                if place is not None:
+                    place.cohort_at = case.cohort_at
         elif target in AGREEMENT_STATUSES:
             await self._reach_agreement(ev, case, brand)
         elif target == "ENCERRADO":

@@ -87,9 +87,13 @@ class MetricCaseChannel(Base):
     answered there."""
 
     __tablename__ = "metric_case_channels"
+    __table_args__ = (sa.Index("ix_metric_case_channels_cohort_at", "cohort_at"),)
 
     case_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     channel: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    # The case's cohort, copied here (kept equal by the fold) so a period selects these rows
+    # by index on both sides of the join with metric_cases.
+    cohort_at: Mapped[dt.datetime]
     contacted_at: Mapped[dt.datetime | None]
     engaged_at: Mapped[dt.datetime | None]
 

@@ -407,7 +407,8 @@ async def _channels(session: AsyncSession, scope: Scope) -> list[ChannelRow]:
             _yes(sa.and_(engaged_here, k.paid_at.is_not(None))),
         )
         .join(k, k.case_id == cc_.case_id)
-        .where(*_case_scope(scope))
+        # The period on both sides: each side is read through its cohort index.
+        .where(*_case_scope(scope), *_in_period(cc_.cohort_at, scope))
         .group_by(cc_.channel)
     )
     if scope.channel is not None:

@@ -77,10 +77,12 @@ def upgrade() -> None:
         "metric_case_channels",
         sa.Column("case_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("cohort_at", UTCDateTime(), nullable=False),
         sa.Column("contacted_at", UTCDateTime(), nullable=True),
         sa.Column("engaged_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("case_id", "channel", name=op.f("pk_metric_case_channels")),
     )
+    op.create_index("ix_metric_case_channels_cohort_at", "metric_case_channels", ["cohort_at"])
     op.create_table(
         "metric_outbound",
         sa.Column("message_id", _BIG_ID, autoincrement=False, nullable=False),
@@ -142,6 +144,7 @@ def downgrade() -> None:
     op.drop_table("metric_intervals")
     op.drop_index("ix_metric_outbound_sent_at", table_name="metric_outbound")
     op.drop_table("metric_outbound")
+    op.drop_index("ix_metric_case_channels_cohort_at", table_name="metric_case_channels")
     op.drop_table("metric_case_channels")
     op.drop_index("ix_metric_cases_agreement_at", table_name="metric_cases")
     op.drop_index("ix_metric_cases_cohort_at", table_name="metric_cases")
