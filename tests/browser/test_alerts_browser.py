@@ -91,7 +91,7 @@ async def test_an_inbound_message_raises_an_alert_in_the_owners_open_panel(
     await expect(badge).to_have_count(0)
 
     url = twilio_service.url + MESSAGE_WEBHOOK_PATH
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         # A first message from someone else warms the freshly started process up (imports,
         # connections), as any running service is.
         warm = build_inbound_form(
@@ -104,7 +104,7 @@ async def test_an_inbound_message_raises_an_alert_in_the_owners_open_panel(
         account_sid=ACCOUNT_SID, to=OUR_NUMBER, sender=phone, body="recebi a notificação, e agora?"
     )
     started = time.monotonic()
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         posted = await client.post(
             url, data=form, headers={"X-Twilio-Signature": sign(url, form, AUTH_TOKEN)}
         )
@@ -115,7 +115,7 @@ async def test_an_inbound_message_raises_an_alert_in_the_owners_open_panel(
     await owner.wait_for_function(
         "document.querySelector('.alertas-sino .alertas-contador')?.textContent.trim() === '1'",
         polling="raf",
-        timeout=5_000,
+        timeout=10_000,
     )
     delay = time.monotonic() - started
     await expect(badge).to_have_text("1")
