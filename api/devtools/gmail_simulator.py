@@ -124,6 +124,7 @@ class GmailState:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
         self.token_requests = 0
+        self.raw_downloads = 0  # messages.get with format=raw
         self.push_url: str | None = None
         # Push with authentication: an OIDC token for this service account and audience,
         # signed with the simulator's key (its certificate at GET /oauth2/v1/certs).
@@ -579,10 +580,23 @@ def create_app(state: GmailState) -> Starlette:
                 "historyId": str(message.history_id),
                 "internalDate": str(message.internal_date_ms),
             }
-            if request.query_params.get("format", "full") == "raw":
+            kind = request.query_params.get("format", "full")
+            if kind == "raw":
                 body["raw"] = base64.urlsafe_b64encode(message.raw).decode()
+                state.raw_downloads += 1
+            elif kind == "metadata":
+                wanted = {h.lower() for h in request.query_params.getlist("metadataHeaders")}
+                parsed = email.message_from_bytes(message.raw, policy=email.policy.compat32)
+                body["payload"] = {
+                    "mimeType": parsed.get_content_type(),
+                    "headers": [
+                        {"name": name, "value": str(value)}
+                        for name, value in parsed.items()
+                        if not wanted or name.lower() in wanted
+                    ],
+                }
             else:
-                return google_error(400, "Only format=raw is simulated")
+                return google_error(400, "Only format=raw and format=metadata are simulated")
         return JSONResponse(body)
 
     async def send_message(request: Request) -> Response:

@@ -231,9 +231,11 @@ async def test_an_expired_history_id_resyncs_without_loss_or_duplicates(
     state.deliver(address, mail(t, 3))  # arrives while we are away…
     state.expire_history(address)  # …and Gmail forgets the history we would read it from
 
+    downloads = state.raw_downloads
     [result] = await sync_due(names=[name], force=True)
     assert result.ok and result.stats is not None and result.stats.full_resync
     assert (result.stats.stored, result.stats.duplicates) == (1, 2)
+    assert state.raw_downloads == downloads + 1  # the two known mails recognised by their headers
     ids = [f"m{n}-{t}@loja.example" for n in (1, 2, 3)]
     assert await copies(ids) == dict.fromkeys(ids, 1)
     # And the new cursor works incrementally again.

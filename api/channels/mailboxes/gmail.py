@@ -47,6 +47,7 @@ from googleapiclient.errors import HttpError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.channels.email.composer import Firm, compose_message, make_message_id
+from api.channels.email.parser import normalize_msgid
 from api.channels.email.sender import load_attachments
 from api.channels.mailboxes.base import (
     CursorExpired,
@@ -56,6 +57,7 @@ from api.channels.mailboxes.base import (
     SyncStats,
     Throttled,
     ingest_raw,
+    is_known,
     parse_retry_after,
 )
 from api.channels.mailboxes.models import Mailbox, MailboxProvider
@@ -308,12 +310,18 @@ class GmailConnector:
             if not page_token:
                 break
         for gmail_id in reversed(list(dict.fromkeys(ids))):  # oldest first
-            await self._ingest(box, gmail_id, stats)
+            await self._ingest(box, gmail_id, stats, check_known=stats.full_resync)
         async with unit_of_work(self.maker) as session:
             await do_save_cursor(session, mailbox_id=box.id, cursor=start)
         return start
 
-    async def _ingest(self, box: MailboxRef, gmail_id: str, stats: SyncStats) -> None:
+    async def _ingest(
+        self, box: MailboxRef, gmail_id: str, stats: SyncStats, *, check_known: bool = False
+    ) -> None:
+        if check_known and await self._known(box, gmail_id):
+            stats.fetched += 1
+            stats.duplicates += 1
+            return
         try:
             message = await self.call(
                 box, lambda users: users.messages().get(userId="me", id=gmail_id, format="raw")
@@ -333,6 +341,25 @@ class GmailConnector:
             ref={"message_ref": gmail_id, "thread_id": message.get("threadId")},
             maker=self.maker,
         )
+
+    async def _known(self, box: MailboxRef, gmail_id: str) -> bool:
+        """During a resync most mail is already stored: its Message-ID header (format=metadata,
+        a few hundred bytes) is enough to recognise it without downloading the whole mail."""
+        try:
+            message = await self.call(
+                box,
+                lambda users: users.messages().get(
+                    userId="me", id=gmail_id, format="metadata", metadataHeaders=["Message-ID"]
+                ),
+            )
+        except GmailNotFound:
+            return False
+        headers = (message.get("payload") or {}).get("headers") or []
+        value = next(
+            (str(h.get("value")) for h in headers if str(h.get("name")).lower() == "message-id"),
+            None,
+        )
+        return await is_known(normalize_msgid(value), maker=self.maker)
 
     # --- push --------------------------------------------------------------------------------
     async def renew_push(self, box: MailboxRef) -> None:
