@@ -32,8 +32,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
 INBOX_QUERIES = 2
 TIMELINE_QUERIES = 4
 # Identify the sender, find the conversation, store message, timeline entry and event (7);
-# then, after commit, the live-notifications consumer: lock its cursor, read, advance (3).
-WEBHOOK_QUERIES = 10
+# then, after commit, the live-notifications consumer: lock its cursor, read, advance (3);
+# and the operations alerts consumer ("infringer replied"): cursor (3), the alert kinds'
+# settings, the open alert of this conversation and its cycle, the conversation (4).
+WEBHOOK_QUERIES = 17
 
 
 @pytest.fixture
