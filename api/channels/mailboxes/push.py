@@ -14,12 +14,14 @@ import binascii
 import hmac
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import google.auth.exceptions
+import google.auth.jwt
 import google.auth.transport.requests
-import google.oauth2.id_token
 import requests
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,22 +64,49 @@ def check_push_oidc(authorization: str | None, auth: PushAuth) -> None:
     token = (authorization or "").removeprefix("Bearer ").strip()
     if not token or not auth.service_account or not auth.audience:
         raise PermissionDenied("push do Gmail sem autenticação")
-    session = requests.Session()
     try:
-        claims = google.oauth2.id_token.verify_token(
-            token,
-            google.auth.transport.requests.Request(session=session),
-            audience=auth.audience,
-            certs_url=auth.certs_url,
-        )
+        claims = _verify(token, auth)
     except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
-        raise PermissionDenied(f"token OIDC do push inválido: {str(exc)[:120]}") from exc
-    finally:
-        session.close()
+        # A key Google rotated in since we cached the certificates: fetch them once more.
+        if "certificate" not in str(exc).lower() and "kid" not in str(exc).lower():
+            raise PermissionDenied(f"token OIDC do push inválido: {str(exc)[:120]}") from exc
+        try:
+            claims = _verify(token, auth, refresh=True)
+        except (ValueError, google.auth.exceptions.GoogleAuthError) as again:
+            raise PermissionDenied(f"token OIDC do push inválido: {str(again)[:120]}") from again
     if claims.get("iss") not in _GOOGLE_ISSUERS:
         raise PermissionDenied("token OIDC do push de outro emissor")
     if claims.get("email") != auth.service_account or not claims.get("email_verified"):
         raise PermissionDenied("token OIDC do push de outra conta de serviço")
+
+
+_CERTS: dict[str, tuple[float, dict[str, str]]] = {}
+_CERTS_LOCK = threading.Lock()
+CERTS_TTL_SECONDS = 3600.0  # Google rotates these keys over days; its Cache-Control says hours
+
+
+def _verify(token: str, auth: PushAuth, *, refresh: bool = False) -> dict[str, Any]:
+    """The token's claims, checked with google-auth against Google's certificates (cached, so
+    a burst of pushes does not fetch them once per request)."""
+    with _CERTS_LOCK:
+        cached = _CERTS.get(auth.certs_url)
+        if refresh or cached is None or cached[0] < time.monotonic():
+            session = requests.Session()
+            try:
+                response = session.get(auth.certs_url, timeout=10)
+            except requests.RequestException as exc:
+                raise ValueError(f"certificados indisponíveis: {type(exc).__name__}") from exc
+            finally:
+                session.close()
+            if response.status_code != 200:
+                raise ValueError(f"certificados indisponíveis ({response.status_code})")
+            cached = (time.monotonic() + CERTS_TTL_SECONDS, dict(response.json()))
+            _CERTS[auth.certs_url] = cached
+        certs = cached[1]
+    claims: dict[str, Any] = google.auth.jwt.decode(  # type: ignore[no-untyped-call]
+        token, certs=certs, audience=auth.audience
+    )
+    return claims
 
 
 def check_push(*, query_token: str | None, authorization: str | None, auth: PushAuth) -> None:
