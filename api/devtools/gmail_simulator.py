@@ -307,6 +307,11 @@ class GmailState:
                 self._signing = make_signing_key()
             return self._signing
 
+    def rotate_signing_key(self) -> None:
+        """Google rotates its signing keys: tokens from now on name a new key id."""
+        with self.lock:
+            self._signing = make_signing_key()
+
     def certs(self) -> dict[str, str]:
         kid, _, cert = self.signing_key()
         return {kid: cert}

@@ -526,6 +526,18 @@ async def test_an_authenticated_push_is_checked_against_googles_signed_oidc_toke
     [hinted] = await sync_due(names=[name], poll_seconds=3600)
     assert hinted.ok and hinted.stats is not None and hinted.stats.stored == 1
 
+    # Google rotates its keys: a token naming a key we have not cached fetches them again.
+    state.rotate_signing_key()
+    async with httpx.AsyncClient(base_url=app_server) as client:
+        rotated = await client.post(
+            "/webhooks/gmail/push",
+            json=body,
+            headers={
+                "Authorization": f"Bearer {state.oidc_token(audience=audience, email=account)}"
+            },
+        )
+    assert rotated.status_code == 204
+
 
 async def test_a_long_history_cut_short_resumes_after_the_last_stored_page(
     gmail: tuple[GmailState, str], monkeypatch: pytest.MonkeyPatch
