@@ -72,22 +72,25 @@ def run_due(
         typer.Option(help="Evaluate as if it were this moment, e.g. 2026-12-07T10:00-03:00"),
     ] = None,
 ) -> None:
-    """One pass of the time-based alerts and automation rules, now or as of --at."""
+    """One pass of the time-based alerts, automation rules and queued notices (outreach),
+    now or as of --at."""
     moment = parse_moment(at)
 
-    async def once() -> tuple[int, int]:
+    async def once() -> tuple[int, int, int]:
         from api.automations.due import run_due_rules
         from api.operations.due import run_due_alerts
+        from api.outreach.service import run_due_outreach
 
         raised = await run_due_alerts(moment)
         taken = await run_due_rules(moment)
-        return raised, taken
+        notices = (await run_due_outreach(now=moment)).processed
+        return raised, taken, notices
 
-    raised, taken = _run(once)
+    raised, taken, notices = _run(once)
     local = moment.astimezone(ZoneInfo(get_settings().business_timezone))
     out.print(
         f"em {local:%Y-%m-%d %H:%M %z}: {raised} alerta(s) disparado(s), "
-        f"{taken} ação(ões) de regras"
+        f"{taken} ação(ões) de regras, {notices} notificação(ões) da fila de disparos"
     )
 
 

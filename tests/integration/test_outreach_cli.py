@@ -24,13 +24,13 @@ TUESDAY_AFTERNOON = "2026-12-01T14:30-03:00"
 SATURDAY = "2026-12-05T11:00-03:00"
 
 
-def tratativa(*args: str) -> subprocess.CompletedProcess[str]:
+def tratativa(*args: str, group: str = "outreach") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(TRATATIVA), "outreach", *args],
+        [str(TRATATIVA), group, *args],
         env={**os.environ, "COLUMNS": "250"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
 
 
@@ -106,3 +106,21 @@ async def test_outside_business_hours_the_batch_waits_and_errors_are_one_line() 
     unknown = tratativa("send", "--case", "INF-1999-999999", "--dry-run")
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines() == ["erro: Caso INF-1999-999999 não encontrado."]
+
+
+async def test_operations_run_due_sends_a_notice_queued_over_the_weekend() -> None:
+    """`tratativa operations run-due --at` is the cron-minded operator's one pass: it also sends
+    what outreach queued outside business hours, once."""
+    _brand, with_email, _without, _triage = await brand_with_cases()
+    queued = tratativa("send", "--case", with_email, "--at", SATURDAY)
+    assert queued.returncode == 0, queued.stderr
+    assert await status_of(with_email) is CaseStatus.APTO_NOTIFICAR
+
+    monday = "2026-12-07T09:30-03:00"
+    first = tratativa("run-due", "--at", monday, group="operations")
+    assert first.returncode == 0, first.stderr
+    assert "notificação(ões) da fila de disparos" in first.stdout
+    assert await status_of(with_email) is CaseStatus.NOTIFICADO
+    again = tratativa("run-due", "--at", monday, group="operations")
+    assert again.returncode == 0, again.stderr
+    assert "0 notificação(ões) da fila de disparos" in again.stdout
