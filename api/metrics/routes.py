@@ -36,9 +36,15 @@ router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 Supervisor = Annotated[Analyst, Depends(require_role(Role.SUPERVISOR))]
 Period = Annotated[
     str | None,
-    Query(pattern=r"^\d{4}-\d{2}$", description="A month, YYYY-MM (local business time zone)"),
+    Query(
+        pattern=r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$",
+        description="A month, YYYY-MM (local business time zone)",
+    ),
 ]
-Day = Annotated[dt.date | None, Query(description="YYYY-MM-DD, local; ignored with `period`")]
+Day = Annotated[
+    dt.date | None,
+    Query(description="YYYY-MM-DD, local; ignored with `period`; from/to in either order"),
+]
 TableName = Literal[
     "channels", "providers", "analysts", "brands", "statuses", "handoff_reasons", "events", "weeks"
 ]

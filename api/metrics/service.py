@@ -92,8 +92,8 @@ class Scope:
 def parse_period(
     period: str | None, date_from: dt.date | None, date_to: dt.date | None
 ) -> tuple[dt.date | None, dt.date | None]:
-    """`2026-11` → (2026-11-01, 2026-11-30); or the explicit local days; ValidationFailed if
-    malformed."""
+    """`2026-11` → (2026-11-01, 2026-11-30), ValidationFailed if malformed; or the explicit
+    local days."""
     if period:
         try:
             year, month = (int(part) for part in period.strip().split("-"))
@@ -104,12 +104,18 @@ def parse_period(
             raise ValidationFailed(f"Período inválido: {period!r} (use AAAA-MM).") from exc
         following = dt.date(year + month // 12, month % 12 + 1, 1)
         return first, following - dt.timedelta(days=1)
-    for day in (date_from, date_to):
-        if day is not None and not MIN_YEAR <= day.year <= MAX_YEAR:
-            raise ValidationFailed(f"Data fora do intervalo aceito: {day.isoformat()}.")
-    if date_from and date_to and date_to < date_from:
-        raise ValidationFailed("O fim do período é anterior ao início.")
-    return date_from, date_to
+    # Days far outside the data mean "no bound" (clamped, so the UTC range never overflows);
+    # two days in either order are the days between them.
+    low, high = _clamp(date_from), _clamp(date_to)
+    if low is not None and high is not None and high < low:
+        low, high = high, low
+    return low, high
+
+
+def _clamp(day: dt.date | None) -> dt.date | None:
+    if day is None:
+        return None
+    return min(max(day, dt.date(MIN_YEAR, 1, 1)), dt.date(MAX_YEAR, 12, 31))
 
 
 def _utc_range(
