@@ -24,7 +24,7 @@ class EventTrigger(BaseModel):
     """Fires on each committed event of `event` (read by a durable consumer)."""
 
     model_config = _STRICT
-    type: Literal["event"] = "event"
+    type: Literal["event"]
     event: str = Field(max_length=40)
 
 
@@ -42,7 +42,7 @@ class TimeTrigger(BaseModel):
     since the anchor without the thing that stops it."""
 
     model_config = _STRICT
-    type: Literal["time"] = "time"
+    type: Literal["time"]
     anchor: TimeAnchor
     days: int = Field(default=0, ge=0, le=365)
     calendar_days: bool = False
@@ -82,7 +82,7 @@ class _Action(BaseModel):
 
 
 class SendTemplate(_Action):
-    type: Literal["send_template"] = "send_template"
+    type: Literal["send_template"]
     template: str = Field(max_length=80)
     # "conversation": the conversation of the trigger (or the case's latest open one).
     channel: Literal["conversation", "whatsapp", "email"] = "conversation"
@@ -91,12 +91,12 @@ class SendTemplate(_Action):
 class SendPaymentDetails(_Action):
     """The payment details of the case's current agreement (issued when none states it)."""
 
-    type: Literal["send_payment_details"] = "send_payment_details"
+    type: Literal["send_payment_details"]
     template: str = Field(default="link_pagamento", max_length=80)
 
 
 class MoveStatus(_Action):
-    type: Literal["move_status"] = "move_status"
+    type: Literal["move_status"]
     to: CaseStatus
     reason: str | None = Field(default=None, max_length=200)
 
@@ -104,30 +104,30 @@ class MoveStatus(_Action):
 class Assign(_Action):
     """Make `analyst_id` the case's responsible analyst (and hand the waiting conversation)."""
 
-    type: Literal["assign"] = "assign"
+    type: Literal["assign"]
     analyst_id: int
 
 
 class AddNote(_Action):
-    type: Literal["add_note"] = "add_note"
+    type: Literal["add_note"]
     text: str = Field(min_length=1, max_length=2000)
 
 
 class SetFollowUp(_Action):
-    type: Literal["set_follow_up"] = "set_follow_up"
+    type: Literal["set_follow_up"]
     days: int = Field(default=1, ge=0, le=365)
     calendar_days: bool = False
 
 
 class RaiseAlert(_Action):
-    type: Literal["raise_alert"] = "raise_alert"
+    type: Literal["raise_alert"]
     kind: str = Field(max_length=40)
     title: str = Field(default="", max_length=200)
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
 class Handoff(_Action):
-    type: Literal["handoff"] = "handoff"
+    type: Literal["handoff"]
     reason: str = Field(min_length=1, max_length=200)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.ids import MAX_ID
+from api.operations.kinds import ALERT_KINDS
 
 
 class AlertOut(BaseModel):
@@ -65,10 +66,19 @@ class BrandDefaultOut(BaseModel):
     analyst_id: int | None
 
 
+_KIND_ITEMS: dict[str, Any] = {"items": {"type": "string", "enum": sorted(ALERT_KINDS)}}
+
+
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email_kinds: list[str] = Field(default_factory=list, max_length=50)
+    email_kinds: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        # The kinds are data (api/operations/kinds.py); the schema names them so a client
+        # knows which strings are accepted.
+        json_schema_extra=_KIND_ITEMS,
+    )
     quiet_start: dt.time | None = None
     quiet_end: dt.time | None = None
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import api.channels  # noqa: F401  (registers every channel's composer)
 from api.automations.consumer import handle_event
 from api.automations.due import do_run_due_rules
-from api.automations.models import AutomationExecution, AutomationRule
+from api.automations.models import AutomationExecution, AutomationRule, ScheduledAction
 from api.brands.models import Brand
 from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
@@ -53,11 +53,22 @@ def at(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=SP)
 
 
+async def park_others(session: AsyncSession) -> None:
+    """The test database is shared by the whole session and other tests commit: close every
+    case that exists and drop pending scheduled actions inside this test's transaction (rolled
+    back at its end), so a sweep's count is this test's own subjects only."""
+    await session.execute(sa.update(Case).values(status=CaseStatus.ENCERRADO))
+    await session.execute(sa.delete(ScheduledAction))
+
+
 async def only_rules(session: AsyncSession, *builtin_keys: str) -> None:
     """Leave only these default rules enabled (inside the test's transaction)."""
-    await session.execute(
-        sa.update(AutomationRule).values(enabled=AutomationRule.builtin_key.in_(list(builtin_keys)))
+    await park_others(session)
+    chosen = sa.and_(  # a rule of the suite's own has no builtin_key: NULL IN (…) is NULL
+        AutomationRule.builtin_key.is_not(None),
+        AutomationRule.builtin_key.in_(list(builtin_keys)),
     )
+    await session.execute(sa.update(AutomationRule).values(enabled=chosen))
 
 
 async def conversation_for(

@@ -37,6 +37,7 @@ from tests.integration.test_automations_defaults import (
     last_event_id,
     ledger,
     outbound_texts,
+    park_others,
     sent_email,
     timeline,
 )
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.integration
 
 
 async def no_rules(session: AsyncSession) -> None:
+    await park_others(session)
     await session.execute(sa.update(AutomationRule).values(enabled=False))
 
 
@@ -332,6 +334,7 @@ async def test_nothing_fires_twice_for_one_moment_across_all_defaults(
 ) -> None:
     """Every default enabled, a mix of due subjects: a second pass for the same moment takes
     no action and writes no ledger row."""
+    await park_others(session)
     case, conversation = await email_case(session, status=CaseStatus.NOTIFICADO)
     case.notice_sent_at = at(2026, 11, 20, 10, 0).astimezone(dt.UTC)
     case.response_deadline = dt.date(2026, 12, 4)

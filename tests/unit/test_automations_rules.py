@@ -89,7 +89,7 @@ def test_malformed_rules_do_not_parse(broken: dict[str, Any]) -> None:
 
 
 def trigger(days: int, *, calendar_days: bool = False) -> TimeTrigger:
-    return TimeTrigger(anchor="unanswered", days=days, calendar_days=calendar_days)
+    return TimeTrigger(type="time", anchor="unanswered", days=days, calendar_days=calendar_days)
 
 
 @pytest.mark.parametrize(
