@@ -6,7 +6,6 @@ provider's retry of the same webhook is stored and answered once."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -22,10 +21,10 @@ from api.devtools.whatsapp_provider_sim import SimConfig, SimulatorThread
 from api.engine.dispatch import wait_for_scheduled_turns
 from tests.e2e.stack import Stack, running_stack
 from tests.factories import make_brand, make_case, make_infringer
+from tests.fixtures.twilio.harness import new_phone
 from tests.helpers.whatsapp_providers import PROVIDERS, provider_env
 
 pytestmark = pytest.mark.e2e
-_n = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +86,7 @@ async def test_the_reply_to_an_amount_question_leaves_through_the_same_provider(
 ) -> None:
     stack, sims = providers
     sim = sims[provider]
-    phone = f"+55119{87000000 + next(_n):08d}"
+    phone = new_phone()  # random: the session database is shared with the other e2e modules
     await notified_case(phone)
 
     first = await stack.http.post(
