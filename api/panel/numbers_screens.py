@@ -34,7 +34,9 @@ def _check_admin(analyst: Analyst) -> None:
 async def numbers_page(request: Request, session: DbSession, analyst: PanelAnalyst) -> HTMLResponse:
     _check_admin(analyst)
     context = await get_numbers_view(session)
-    return render_page(request, "numeros.html", {**context, "error": None, "form": None}, analyst=analyst)
+    return render_page(
+        request, "numeros.html", {**context, "error": None, "form": None}, analyst=analyst
+    )
 
 
 @router.post("/numeros", response_model=None)

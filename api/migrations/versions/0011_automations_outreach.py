@@ -178,15 +178,11 @@ def upgrade() -> None:
             name=op.f("uq_automation_executions_rule_id_subject_trigger_key"),
         ),
     )
-    op.create_index(
-        op.f("ix_automation_executions_rule_id"), "automation_executions", ["rule_id"]
-    )
+    op.create_index(op.f("ix_automation_executions_rule_id"), "automation_executions", ["rule_id"])
     op.create_index(
         "ix_automation_executions_case_id_id", "automation_executions", ["case_id", "id"]
     )
-    op.create_index(
-        "ix_automation_executions_created_at", "automation_executions", ["created_at"]
-    )
+    op.create_index("ix_automation_executions_created_at", "automation_executions", ["created_at"])
     op.create_table(
         "automation_scheduled_actions",
         sa.Column("id", sa.Integer(), nullable=False),

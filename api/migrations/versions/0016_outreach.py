@@ -103,9 +103,7 @@ def upgrade() -> None:
             ["message_id"], ["messages.id"], name=op.f("fk_outreach_items_message_id_messages")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outreach_items")),
-        sa.UniqueConstraint(
-            "batch_id", "case_id", name=op.f("uq_outreach_items_batch_id_case_id")
-        ),
+        sa.UniqueConstraint("batch_id", "case_id", name=op.f("uq_outreach_items_batch_id_case_id")),
     )
     op.create_index(op.f("ix_outreach_items_batch_id"), "outreach_items", ["batch_id"])
     op.create_index(op.f("ix_outreach_items_case_id"), "outreach_items", ["case_id"])
@@ -128,9 +126,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_whatsapp_opt_ins")),
-        sa.UniqueConstraint(
-            "contact_point_id", name=op.f("uq_whatsapp_opt_ins_contact_point_id")
-        ),
+        sa.UniqueConstraint("contact_point_id", name=op.f("uq_whatsapp_opt_ins_contact_point_id")),
     )
 
 
