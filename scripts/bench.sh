@@ -5,7 +5,8 @@
 # only, bounded. The last line is one machine-readable summary:
 #   bench: whatsapp_rate=<msg/s> rasa_rate=<msg/s> rate_ratio=<x.xx> added_p50_ms=<n> ack_p99_ms=<n> mail_per_s=<n>
 # Knobs: BENCH_RATES (default 5,10,20,40), BENCH_INFRINGERS (50), BENCH_MESSAGES (per rate, 100),
-# BENCH_EMAIL=0 to skip the e-mail part.
+# BENCH_EMAIL=0 to skip the e-mail part; BENCH_SCALE=0 to skip the scale part (scripts/bench_scale.sh,
+# BENCH_SCALE_CASES, default 20000).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -52,6 +53,11 @@ if [[ -f scripts/bench_email.py && "${BENCH_EMAIL:-1}" != 0 ]]; then
     export BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test}"
   fi
   .venv/bin/python scripts/bench_email.py | tee "$BENCH_OUT.email"
+fi
+
+if [[ "${BENCH_SCALE:-1}" != 0 ]]; then
+  echo; echo "== Scale: ${BENCH_SCALE_CASES:-20000} cases on PostgreSQL: panel, metrics, rules, alerts"
+  scripts/bench_scale.sh | tee "$BENCH_OUT.scale" || true
 fi
 
 field() { # field FILE KEY: the value of KEY=... on the file's summary line, 0 when absent
