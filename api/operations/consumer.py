@@ -18,6 +18,7 @@ cycle.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
@@ -76,11 +77,40 @@ async def _reference(session: AsyncSession, case_id: int | None) -> str:
     return f" ({reference})" if reference else ""
 
 
+log = logging.getLogger(__name__)
+
+
+async def _subjects_exist(session: AsyncSession, record: EventRecord) -> bool:
+    """Whether the case and conversation an event names are still there. An alert refers to
+    them by foreign key: an event about rows that are gone (erased, or never stored) must be
+    passed over, not retried for ever, or it would hold back every event after it."""
+    event = record.event
+    if event.conversation_id is not None and (
+        await session.scalar(
+            sa.select(Conversation.id).where(Conversation.id == event.conversation_id)
+        )
+        is None
+    ):
+        return False
+    return (
+        event.case_id is None
+        or (await session.scalar(sa.select(Case.id).where(Case.id == event.case_id))) is not None
+    )
+
+
 async def handle_event(session: AsyncSession, record: EventRecord) -> None:
     """Raise or clear the alerts one event calls for."""
     handler = _HANDLERS.get(record.kind)
-    if handler is not None:
-        await handler(session, record, await get_alert_settings(session))
+    if handler is None:
+        return
+    if record.kind in _DEFERRED and not await _subjects_exist(session, record):
+        # The inline kinds run right after the commit that wrote their rows; the worker's
+        # kinds may come long after, so only they pay for the check.
+        log.warning(
+            "event %s (%s) names a case or conversation that is gone", record.id, record.kind
+        )
+        return
+    await handler(session, record, await get_alert_settings(session))
 
 
 async def _on_message_received(

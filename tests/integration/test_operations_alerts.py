@@ -184,6 +184,19 @@ async def test_a_failed_delivery_alerts_once_per_message() -> None:
             session, conversation=conversation, outbound=Outbound(text="Olá"), actor=Actor.bot()
         )
         message.provider_id = sid = f"SM{next(_seq)}"
+    async with unit_of_work() as session:
+        # An event about a conversation that is gone (never stored, or erased) comes first:
+        # it is passed over, not retried for ever in front of the real one.
+        emit(
+            session,
+            ev.MessageFailed(
+                conversation_id=2_000_000_000,
+                channel="whatsapp",
+                actor_kind=ev.EventActorKind.SYSTEM,
+                message_id=2_000_000_000,
+                status="failed",
+            ),
+        )
     for status in (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED):
         async with unit_of_work() as session:
             await do_update_delivery_status(
