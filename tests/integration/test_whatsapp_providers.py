@@ -173,9 +173,12 @@ async def test_a_message_is_stored_once_and_the_reply_leaves_through_its_provide
     sent = await stack.sim_messages(phone)
     assert [m["body"] for m in sent] == [ENGINE_DOWN_REPLY]
     replies = await outbound_of(conversation.id)
-    # UltraMsg's send answers its own id; its acks name WhatsApp's (matched by referenceId).
-    answered = str(sent[0]["seq"]) if stack.provider == "ultramsg" else sent[0]["id"]
-    assert [r.provider_id for r in replies] == [answered]
+    # UltraMsg's send answers its own id; its acks name WhatsApp's (matched by referenceId),
+    # and the first ack may already have arrived and put WhatsApp's id in its place.
+    answered = (
+        {str(sent[0]["seq"]), sent[0]["id"]} if stack.provider == "ultramsg" else {sent[0]["id"]}
+    )
+    assert len(replies) == 1 and replies[0].provider_id in answered
     outbox = await outbox_of(replies[0].id)
     assert outbox.payload["from"] == f"{stack.provider}:{stack.number}"
 
