@@ -112,8 +112,11 @@ async def test_an_inbound_message_raises_an_alert_in_the_owners_open_panel(
     answered = time.monotonic()
 
     # Checked on every animation frame, so the delay measured is the page's, not a poll's.
+    # A function, not an expression: Playwright evaluates an expression string with eval,
+    # which the panel's CSP (script-src 'self') refuses.
     await owner.wait_for_function(
-        "document.querySelector('.alertas-sino .alertas-contador')?.textContent.trim() === '1'",
+        "() => document.querySelector('.alertas-sino .alertas-contador')?.textContent.trim()"
+        " === '1'",
         polling="raf",
         timeout=10_000,
     )
