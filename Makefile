@@ -49,14 +49,15 @@ test: install services train
 test-pg:
 	TEST_DATABASE_URL=$(PG_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# The SQLite pass runs every test but the e2e group (real Rasa): those drive the same service
-# code through the bot and run on PostgreSQL + Redis; `make test-sqlite-e2e` runs them on SQLite.
-# (Both passes with e2e took about 30 minutes on 2 cores, the CI's budget.)
+# The SQLite pass runs the unit and integration groups: the e2e (real Rasa) and browser
+# (Chromium) groups drive the same service code end to end and run on PostgreSQL + Redis;
+# `make test-sqlite-e2e` runs them on SQLite. (Both passes with every group took over 30
+# minutes on 2 cores, the CI's budget.)
 test-sqlite:
-	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
+	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "not e2e and not browser" $(PYTEST_ARGS)
 
 test-sqlite-e2e:
-	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m e2e $(PYTEST_ARGS)
+	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "e2e or browser" $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
