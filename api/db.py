@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -12,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -97,11 +99,39 @@ def _refuse_nul_text(
         raise ValidationFailed("O caractere nulo (U+0000) não é aceito em textos.")
 
 
+# A pooled connection idle longer than this is pinged before use; one used more recently is
+# taken as it is. SQLAlchemy's pool_pre_ping pings on every checkout, and on asyncpg a ping is
+# three round trips (BEGIN, an empty query, ROLLBACK): on a panel page that is a fifth of its
+# round trips. A connection that died within the window (the database restarted under load)
+# fails one statement; SQLAlchemy sees the disconnect and replaces the pool's connections.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: the pool drops it and connects afresh
+            raise DisconnectionError("pooled connection failed its ping") from exc
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an async engine; SQLite gets foreign keys and a busy timeout."""
+    """Create an async engine; SQLite gets foreign keys and a busy timeout. Pooled connections
+    idle for a while are pinged before use (`PING_AFTER_IDLE_SECONDS`)."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
     engine = create_async_engine(url, **kwargs)
+    _ping_idle_connections(engine)
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul_text)
     if url.startswith("sqlite"):
 
@@ -127,7 +157,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 @lru_cache(maxsize=1)
 def get_engine() -> AsyncEngine:
-    return make_engine(get_settings().database_url, pool_pre_ping=True)
+    return make_engine(get_settings().database_url)
 
 
 @lru_cache(maxsize=1)

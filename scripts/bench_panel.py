@@ -6,7 +6,9 @@ Point it at a migrated database filled by scripts/generate_dataset.py (100,000 c
 1,000,000 messages for the issue's targets). It creates a bench analyst, logs in through the
 panel's real login form, then requests the pages in-process (ASGI, no network: the time is the
 service's own — routing, auth, queries, rendering) and prints p50/p95/max per page against the
-targets: case search p95 ≤ 100 ms, inbox and case page p95 ≤ 50 ms. Searches cycle through what
+targets: case search p95 ≤ 100 ms; inbox, case page, a conversation's timeline (the live
+fragment of the conversation page, longest threads of the sample) and the unmatched-mail queue
+p95 ≤ 50 ms. Searches cycle through what
 analysts type: a reference, a name piece, a phone with and without the ninth digit, an e-mail
 address, a piece of a listing URL, and filters (status, brand, deadline passed) with sorting.
 Exit status 1 when a target is missed.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import re
 import statistics
@@ -26,7 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TARGETS_MS = {"busca de casos": 100.0, "caixa de entrada": 50.0, "página do caso": 50.0}
+TARGETS_MS = {
+    "busca de casos": 100.0,
+    "caixa de entrada": 50.0,
+    "página do caso": 50.0,
+    "linha do tempo": 50.0,
+    "não vinculados": 50.0,
+}
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -37,6 +46,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 CPU_MS: dict[str, float] = {}
+PROFILE_DIR: Path | None = None  # --profile DIR: one cProfile file per page
 
 
 async def measure(
@@ -45,6 +55,9 @@ async def measure(
     for i in range(min(5, count)):  # warm caches and the connection pool
         await call(i)
     times: list[float] = []
+    profiler = cProfile.Profile() if PROFILE_DIR is not None else None
+    if profiler is not None:
+        profiler.enable()
     cpu_started = time.process_time()
     for i in range(count):
         started = time.perf_counter()
@@ -52,6 +65,9 @@ async def measure(
         times.append((time.perf_counter() - started) * 1000)
         if status != 200:
             raise SystemExit(f"{label}: HTTP {status} on request {i}")
+    if profiler is not None and PROFILE_DIR is not None:
+        profiler.disable()
+        profiler.dump_stats(PROFILE_DIR / f"{label.replace(' ', '_')}.prof")
     # The service's own CPU per request (its Python: routing, ORM, rendering), which a busy
     # machine does not inflate the way it inflates wall time.
     CPU_MS[label] = (time.process_time() - cpu_started) / count * 1000
@@ -116,6 +132,16 @@ async def run(args: argparse.Namespace) -> int:
             await session.scalars(sa.select(Listing.url).order_by(Listing.id).offset(500).limit(20))
         )
         brand_id = await session.scalar(sa.text("SELECT id FROM brands ORDER BY id LIMIT 1"))
+        # Conversations of the sampled cases, the longest first (e-mail threads run to 18).
+        conversations = list(
+            await session.scalars(
+                sa.text(
+                    "SELECT c.id FROM conversations c JOIN messages m ON m.conversation_id = c.id"
+                    " WHERE c.case_id = ANY(:ids) GROUP BY c.id ORDER BY count(*) DESC LIMIT 50"
+                ),
+                {"ids": [case_id for case_id, _ in sample]},
+            )
+        )
     if not sample:
         raise SystemExit("no cases: fill the database with scripts/generate_dataset.py first")
 
@@ -169,10 +195,20 @@ async def run(args: argparse.Namespace) -> int:
         async def case_page(i: int) -> int:
             return (await client.get(f"/painel/casos/{sample[i % len(sample)][0]}")).status_code
 
+        async def timeline(i: int) -> int:
+            conversation_id = conversations[i % len(conversations)]
+            url = f"/painel/conversas/{conversation_id}/linha-do-tempo"
+            return (await client.get(url)).status_code
+
+        async def unmatched(_i: int) -> int:
+            return (await client.get("/painel/nao-vinculados")).status_code
+
         results = [
             await measure("busca de casos", args.requests, search),
             await measure("caixa de entrada", args.requests, inbox),
             await measure("página do caso", args.requests, case_page),
+            await measure("linha do tempo", args.requests, timeline),
+            await measure("não vinculados", args.requests, unmatched),
         ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
@@ -199,7 +235,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--database-url", required=True, help="postgresql+asyncpg://…")
     parser.add_argument("--requests", type=int, default=200, help="requests per page")
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile file per page into this folder"
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        global PROFILE_DIR
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE_DIR = args.profile
     url = args.database_url
     if url.startswith("postgresql://"):
         args.database_url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
