@@ -263,8 +263,23 @@ async def do_send_analyst_message(
 
 
 @dataclass(frozen=True)
+class QueuedConversation:
+    """The columns of a queued conversation the queue shows: plain values, not an ORM entity
+    (the waiting queue lists up to 200 rows; loading entities cost more than the query)."""
+
+    id: int
+    case_id: int | None
+    channel: Channel
+    address: str
+    holder: Holder
+    handoff_reason: str | None
+    analyst_id: int | None
+    handoff_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
 class QueueItem:
-    conversation: Conversation
+    conversation: QueuedConversation
     case_reference: str | None
     brand: str | None
     analyst_name: str | None
@@ -284,7 +299,19 @@ async def get_handoffs(
     from api.brands.models import Brand
 
     query = (
-        sa.select(Conversation, Case.reference, Brand.name, Analyst.name)
+        sa.select(
+            Conversation.id,
+            Conversation.case_id,
+            Conversation.channel,
+            Conversation.address,
+            Conversation.holder,
+            Conversation.handoff_reason,
+            Conversation.analyst_id,
+            Conversation.handoff_at,
+            Case.reference,
+            Brand.name,
+            Analyst.name,
+        )
         .outerjoin(Case, Case.id == Conversation.case_id)
         .outerjoin(Brand, Brand.id == Case.brand_id)
         .outerjoin(Analyst, Analyst.id == Conversation.analyst_id)
@@ -309,11 +336,11 @@ async def get_handoffs(
     rows = (await session.execute(query)).all()
     return [
         QueueItem(
-            conversation=row[0],
-            case_reference=row[1],
-            brand=row[2],
-            analyst_name=row[3],
-            waiting_seconds=int((now - (row[0].handoff_at or now)) / dt.timedelta(seconds=1)),
+            conversation=QueuedConversation(*row[:8]),
+            case_reference=row[8],
+            brand=row[9],
+            analyst_name=row[10],
+            waiting_seconds=int((now - (row[7] or now)) / dt.timedelta(seconds=1)),
         )
         for row in rows
     ]
