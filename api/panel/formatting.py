@@ -169,6 +169,9 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship with the code: no stat() of the template files on every render
+        # (restart the service after editing one).
+        auto_reload=False,
     )
     env.filters.update(
         datetime=format_datetime,
