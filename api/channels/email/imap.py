@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
 import re
 import ssl
@@ -32,8 +33,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.channels.email.ingest import Outcome, do_ingest_email, do_ingest_unparseable
+from api.channels.email.ingest import (
+    MailToIngest,
+    Outcome,
+    do_ingest_email,
+    do_ingest_emails,
+    do_ingest_unparseable,
+)
 from api.channels.email.models import ImapCursor
+from api.channels.email.prepare import PreparedMail, prepare_batch
 from api.config import ImapSettings, Settings
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.errors import ProviderError
@@ -41,6 +49,10 @@ from api.errors import ProviderError
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 25  # mails per UID FETCH: bounded memory, few round trips
+# A pass with at least BATCH_MIN new mails (an initial sync, a backlog after downtime) stores
+# them SYNC_BATCH per transaction, parsed in worker processes; fewer go one transaction each.
+SYNC_BATCH = int(os.environ.get("EMAIL_SYNC_BATCH") or 200)
+BATCH_MIN = int(os.environ.get("EMAIL_BATCH_MIN") or 50)
 IDLE_SECONDS = 9 * 60  # RFC 2177: re-issue IDLE well before the 30-minute server timeout
 POLL_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 300.0
@@ -305,8 +317,8 @@ async def sync_mailbox(
     max_message_bytes: int | None = None,
     stats: IngestStats | None = None,
 ) -> IngestStats:
-    """(Re)select the folder and ingest every message above the stored cursor, one transaction
-    per message (the message and the cursor move together)."""
+    """(Re)select the folder and ingest every message above the stored cursor; the messages and
+    the cursor move together in one transaction (per message, or per batch for a backlog)."""
     maker = maker or get_sessionmaker()
     stats = stats or IngestStats()
     account = mailbox.account
@@ -317,18 +329,127 @@ async def sync_mailbox(
     stats.last_uid = max(stats.last_uid, last_uid)
     pending = await mailbox.uids_after(last_uid)
     limit = max_message_bytes or _max_message_bytes()
+    if len(pending) >= BATCH_MIN:
+        await _sync_in_batches(mailbox, maker, uidvalidity, pending, limit, stats)
+        return stats
     for start in range(0, len(pending), FETCH_BATCH):
-        sizes = await mailbox.sizes(pending[start : start + FETCH_BATCH])
-        small = [uid for uid, size in sizes.items() if size <= limit]
-        large = {uid: size for uid, size in sizes.items() if size > limit}
-        fetched = await mailbox.fetch(sorted(small))
-        if large:
-            fetched += await mailbox.fetch(sorted(large), header_only=True)
-        for mail in sorted(fetched, key=lambda m: m.uid):
-            note = large.get(mail.uid)
-            raw = mail.raw if note is None else _oversized(mail.raw, note, limit)
+        for mail, raw in await _fetch(mailbox, pending[start : start + FETCH_BATCH], limit):
             await _ingest_one(maker, account, uidvalidity, mail, raw, stats)
     return stats
+
+
+async def _fetch(
+    mailbox: ImapMailbox, uids: Sequence[int], limit: int
+) -> list[tuple[FetchedMail, bytes]]:
+    """The mails of `uids` in UID order; one too big to download comes as its headers and a
+    note (`_oversized`)."""
+    sizes = await mailbox.sizes(uids)
+    small = [uid for uid, size in sizes.items() if size <= limit]
+    large = {uid: size for uid, size in sizes.items() if size > limit}
+    fetched = await mailbox.fetch(sorted(small))
+    if large:
+        fetched += await mailbox.fetch(sorted(large), header_only=True)
+    found: list[tuple[FetchedMail, bytes]] = []
+    for mail in sorted(fetched, key=lambda m: m.uid):
+        note = large.get(mail.uid)
+        found.append((mail, mail.raw if note is None else _oversized(mail.raw, note, limit)))
+    return found
+
+
+async def _sync_in_batches(
+    mailbox: ImapMailbox,
+    maker: async_sessionmaker[AsyncSession],
+    uidvalidity: int,
+    pending: Sequence[int],
+    limit: int,
+    stats: IngestStats,
+) -> None:
+    """A large backlog (an initial sync): SYNC_BATCH mails per transaction, the cursor moved in
+    it. While one batch is being stored, the next is fetched and parsed in worker processes."""
+
+    async def load(uids: Sequence[int]) -> list[tuple[FetchedMail, bytes, PreparedMail]]:
+        fetched: list[tuple[FetchedMail, bytes]] = []
+        for start in range(0, len(uids), FETCH_BATCH):
+            fetched += await _fetch(mailbox, uids[start : start + FETCH_BATCH], limit)
+        prepared = await prepare_batch([raw for _, raw in fetched])
+        return [(mail, raw, p) for (mail, raw), p in zip(fetched, prepared, strict=True)]
+
+    batches = [pending[i : i + SYNC_BATCH] for i in range(0, len(pending), SYNC_BATCH)]
+    loading: asyncio.Task[list[tuple[FetchedMail, bytes, PreparedMail]]] | None = (
+        asyncio.ensure_future(load(batches[0]))
+    )
+    try:
+        for index in range(len(batches)):
+            assert loading is not None
+            items = await loading
+            loading = (
+                asyncio.ensure_future(load(batches[index + 1]))
+                if index + 1 < len(batches)
+                else None
+            )
+            await _ingest_batch(maker, mailbox.account, uidvalidity, items, stats)
+    finally:
+        if loading is not None and not loading.done():
+            loading.cancel()
+            with contextlib.suppress(BaseException):
+                await loading
+
+
+async def _ingest_batch(
+    maker: async_sessionmaker[AsyncSession],
+    account: ImapAccount,
+    uidvalidity: int,
+    items: Sequence[tuple[FetchedMail, bytes, PreparedMail]],
+    stats: IngestStats,
+) -> None:
+    """One transaction: every mail of the batch and the cursor after the last one. A crash
+    before the commit leaves neither (the batch is fetched again); a failure that is not the
+    database's falls back to one mail at a time, so one bad mail is kept raw, not blocking."""
+    if not items:
+        return
+    mails = [
+        MailToIngest(
+            raw=raw,
+            prepared=prepared,
+            received_at=mail.internaldate,
+            source={
+                "account": account.key,
+                "folder": account.folder,
+                "uidvalidity": uidvalidity,
+                "uid": mail.uid,
+            },
+        )
+        for mail, raw, prepared in items
+    ]
+    last = max(mail.uid for mail, _, _ in items)
+    try:
+        async with unit_of_work(maker) as session:
+            results = await do_ingest_emails(session, mails)
+            await do_advance_cursor(session, account=account, uidvalidity=uidvalidity, uid=last)
+    except _TRANSIENT_DB_ERRORS:
+        raise
+    except Exception:
+        log.exception(
+            "e-mail batch (uids %s-%s) failed; ingesting it one mail at a time",
+            items[0][0].uid,
+            last,
+        )
+        for mail, raw, _ in items:
+            await _ingest_one(maker, account, uidvalidity, mail, raw, stats)
+        return
+    for result in results:
+        stats.fetched += 1
+        if result.outcome is Outcome.STORED:
+            if result.message_id is not None and result.conversation_id is None:
+                stats.unparsed += 1  # kept raw: it could not be parsed
+            stats.stored += 1
+            if result.conversation_id is not None:
+                stats.conversations.add(result.conversation_id)
+        elif result.outcome is Outcome.BOUNCE:
+            stats.bounces += 1
+        else:
+            stats.duplicates += 1
+    stats.last_uid = max(stats.last_uid, last)
 
 
 async def _ingest_one(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.channels.email.classify import BounceReport, Classification, MailKind, classify
-from api.channels.email.matching import MatchResult, match_email
+from api.channels.email.matching import MatchResult, match_email, match_emails
 from api.channels.email.parser import (
     FULL_TEXT_LIMIT,
     ParsedAttachment,
@@ -28,9 +28,11 @@ from api.channels.email.parser import (
     parse_email,
     sanitize_html,
 )
+from api.channels.email.prepare import PreparedMail
 from api.config import get_settings
 from api.conversations.delivery import do_update_delivery_status
 from api.conversations.inbound import InboundAttachment, InboundMessage, do_receive_message
+from api.conversations.inbound_batch import do_receive_messages
 from api.conversations.models import (
     Channel,
     Conversation,
@@ -42,7 +44,7 @@ from api.db import utcnow
 from api.identifiers.contact import normalize_email
 from api.identifiers.errors import InvalidIdentifier
 from api.inbox.unmatched import Suggested, do_store_suggestions
-from api.storage import check_size, store_blob
+from api.storage import StoredBlob, check_size, store_blob
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -91,11 +93,33 @@ async def do_ingest_email(
     )
     if existing is not None:
         return Ingested(Outcome.DUPLICATE, external_id, message_id=existing)
+    return await _ingest_new(
+        session,
+        raw,
+        parsed,
+        _own_copy(parsed, classify(parsed)),
+        external_id,
+        safe_html=sanitize_html(parsed.html) if parsed.html else None,
+        received_at=received_at,
+        source=source,
+        mailbox=mailbox,
+    )
+
+
+async def _ingest_new(
+    session: AsyncSession,
+    raw: bytes,
+    parsed: ParsedEmail,
+    classification: Classification,
+    external_id: str,
+    *,
+    safe_html: str | None,
+    received_at: dt.datetime | None,
+    source: Mapping[str, Any] | None,
+    mailbox: Mapping[str, Any] | None,
+) -> Ingested:
+    """A mail not stored before (as far as this transaction saw), one at a time."""
     raw_blob = store_blob(raw, "message/rfc822")
-    classification = classify(parsed)
-    if classification.kind is MailKind.REPLY and _from_ourselves(parsed):
-        # A copy of our own mail (a Bcc, a forwarding rule): answering it would loop.
-        classification = Classification(MailKind.AUTO_REPLY, "enviado pelo nosso próprio endereço")
     if classification.bounce is not None:
         bounced = await do_apply_bounce(
             session, classification.bounce, raw_path=raw_blob.path, subject=parsed.subject
@@ -109,19 +133,10 @@ async def do_ingest_email(
                 case_id=bounced.case_id,
             )
     match = await match_email(session, parsed)
-    inbound = InboundMessage(
-        channel=Channel.EMAIL,
-        external_id=external_id,
-        sender=_sender(parsed),
-        text=parsed.reply_text,
-        received_at=received_at or utcnow(),
-        raw={"raw_path": raw_blob.path, "size": len(raw), **dict(source or mailbox or {})},
-        attachments=tuple(_inbound_attachment(a) for a in parsed.attachments),
-        subject=parsed.subject[:500] or None,
-        meta=_meta(parsed, classification, match, raw_blob.path, raw_blob.sha256, source, mailbox),
-        case_hint=match.case_id,
-        answerable=classification.answerable,
-    )
+    inbound = _inbound(
+        raw, raw_blob, parsed, classification, match, external_id,
+        safe_html=safe_html, received_at=received_at, source=source, mailbox=mailbox,
+    )  # fmt: skip
     received = await do_receive_message(session, inbound)
     if not received.created:  # a concurrent ingester stored it between our check and insert
         return Ingested(Outcome.DUPLICATE, external_id, message_id=received.message.id)
@@ -142,6 +157,189 @@ async def do_ingest_email(
         answerable=classification.answerable,
         match=match,
     )
+
+
+def _inbound(
+    raw: bytes,
+    raw_blob: StoredBlob,
+    parsed: ParsedEmail,
+    classification: Classification,
+    match: MatchResult,
+    external_id: str,
+    *,
+    safe_html: str | None,
+    received_at: dt.datetime | None,
+    source: Mapping[str, Any] | None,
+    mailbox: Mapping[str, Any] | None,
+) -> InboundMessage:
+    return InboundMessage(
+        channel=Channel.EMAIL,
+        external_id=external_id,
+        sender=_sender(parsed),
+        text=parsed.reply_text,
+        received_at=received_at or utcnow(),
+        raw={"raw_path": raw_blob.path, "size": len(raw), **dict(source or mailbox or {})},
+        attachments=tuple(_inbound_attachment(a) for a in parsed.attachments),
+        subject=parsed.subject[:500] or None,
+        meta=_meta(
+            parsed,
+            classification,
+            match,
+            raw_blob.path,
+            raw_blob.sha256,
+            source,
+            mailbox,
+            safe_html,
+        ),
+        case_hint=match.case_id,
+        answerable=classification.answerable,
+    )
+
+
+@dataclass(frozen=True)
+class MailToIngest:
+    """One fetched mail for `do_ingest_emails`: its bytes, what `prepare_mail` made of them
+    (in a worker process), and where it came from (as for `do_ingest_email`)."""
+
+    raw: bytes
+    prepared: PreparedMail
+    received_at: dt.datetime | None = None
+    source: Mapping[str, Any] | None = None
+    mailbox: Mapping[str, Any] | None = None
+
+
+async def do_ingest_emails(session: AsyncSession, mails: Sequence[MailToIngest]) -> list[Ingested]:
+    """`do_ingest_email` for a batch, in order, in the caller's one transaction; flushes, never
+    commits. Every mail ends as it would alone (stored, duplicate, bounce, or kept raw when it
+    could not be parsed), with the same rows, events and bot-turn requests.
+
+    The mails go to the database in runs: consecutive mails that do not depend on one another
+    are matched and stored together (a few statements per run, api.conversations.inbound_batch).
+    A mail that does depend on one in the current run (the same sender, the same Message-ID, an
+    answer to it) closes the run first, so it sees that mail stored, as it would one at a time;
+    bounces and unparseable mail go one at a time."""
+    ids = list(dict.fromkeys(m.prepared.external_id for m in mails))
+    known: dict[str, int] = {}
+    if ids:
+        rows = await session.execute(
+            sa.select(Message.provider_id, Message.id).where(
+                Message.channel == Channel.EMAIL, Message.provider_id.in_(ids)
+            )
+        )
+        known = {str(provider_id): int(message_id) for provider_id, message_id in rows.all()}
+    results: list[Ingested | None] = [None] * len(mails)
+    run: list[tuple[int, MailToIngest, ParsedEmail, Classification]] = []
+    run_senders: set[str] = set()
+    run_ids: set[str] = set()
+
+    async def close_run() -> None:
+        if not run:
+            return
+        done = await _ingest_run(session, [(m, p, c) for _, m, p, c in run])
+        for (index, _, _, _), result in zip(run, done, strict=True):
+            results[index] = result
+            if result.message_id is not None and result.outcome is not Outcome.BOUNCE:
+                known[result.external_id] = result.message_id
+        run.clear()
+        run_senders.clear()
+        run_ids.clear()
+
+    for index, mail in enumerate(mails):
+        prepared = mail.prepared
+        external_id = prepared.external_id
+        if external_id in run_ids:
+            await close_run()
+        if prepared.parsed is None or prepared.classification is None:
+            await close_run()
+            results[index] = await do_ingest_unparseable(
+                session,
+                mail.raw,
+                error=prepared.error or "não analisado",
+                received_at=mail.received_at,
+                source=mail.source,
+                mailbox=mail.mailbox,
+            )
+            continue
+        if external_id in known:
+            results[index] = Ingested(Outcome.DUPLICATE, external_id, message_id=known[external_id])
+            continue
+        parsed = prepared.parsed
+        classification = _own_copy(parsed, prepared.classification)
+        if classification.bounce is not None:
+            # About our outbound mail, not about this run's inbound mail: applied in place.
+            bounced = await do_apply_bounce(
+                session,
+                classification.bounce,
+                raw_path=store_blob(mail.raw, "message/rfc822").path,
+                subject=parsed.subject,
+            )
+            if bounced is not None:
+                results[index] = Ingested(
+                    Outcome.BOUNCE,
+                    external_id,
+                    message_id=bounced.id,
+                    conversation_id=bounced.conversation_id,
+                    case_id=bounced.case_id,
+                )
+                continue
+            # About no message of ours: stored as ordinary, unanswerable mail (below).
+        sender = _sender(parsed)
+        if sender in run_senders or any(i in run_ids for i in parsed.thread_ids):
+            await close_run()
+        run.append((index, mail, parsed, classification))
+        run_senders.add(sender)
+        run_ids.add(external_id)
+    await close_run()
+    return [result for result in results if result is not None]
+
+
+async def _ingest_run(
+    session: AsyncSession, run: Sequence[tuple[MailToIngest, ParsedEmail, Classification]]
+) -> list[Ingested]:
+    matches = await match_emails(session, [parsed for _, parsed, _ in run])
+    inbounds = [
+        _inbound(
+            mail.raw,
+            store_blob(mail.raw, "message/rfc822"),
+            parsed,
+            classification,
+            match,
+            mail.prepared.external_id,
+            safe_html=mail.prepared.safe_html,
+            received_at=mail.received_at,
+            source=mail.source,
+            mailbox=mail.mailbox,
+        )
+        for (mail, parsed, classification), match in zip(run, matches, strict=True)
+    ]
+    received = await do_receive_messages(session, inbounds)
+    results: list[Ingested] = []
+    for (_, _, classification), inbound, match, item in zip(
+        run, inbounds, matches, received, strict=True
+    ):
+        if not item.created:  # a concurrent ingester stored it between our check and insert
+            results.append(Ingested(Outcome.DUPLICATE, inbound.external_id, item.message_id))
+            continue
+        if item.conversation.case_id is None and match.suggestions:
+            await do_store_suggestions(
+                session,
+                message_id=item.message_id,
+                suggestions=[
+                    Suggested(c.case_id, c.rule, c.score, c.reason) for c in match.suggestions
+                ],
+            )
+        results.append(
+            Ingested(
+                Outcome.STORED,
+                inbound.external_id,
+                message_id=item.message_id,
+                conversation_id=item.conversation.id,
+                case_id=item.conversation.case_id,
+                answerable=classification.answerable,
+                match=match,
+            )
+        )
+    return results
 
 
 async def do_apply_bounce(
@@ -254,6 +452,13 @@ async def do_ingest_unparseable(
     return Ingested(outcome, external_id, message_id=received.message.id)
 
 
+def _own_copy(parsed: ParsedEmail, classification: Classification) -> Classification:
+    if classification.kind is MailKind.REPLY and _from_ourselves(parsed):
+        # A copy of our own mail (a Bcc, a forwarding rule): answering it would loop.
+        return Classification(MailKind.AUTO_REPLY, "enviado pelo nosso próprio endereço")
+    return classification
+
+
 def _from_ourselves(parsed: ParsedEmail) -> bool:
     ours = parseaddr(get_settings().email_from)[1].lower()
     return bool(ours) and parsed.from_address == ours
@@ -289,9 +494,10 @@ def _meta(
     raw_sha256: str,
     source: Mapping[str, Any] | None,
     mailbox: Mapping[str, Any] | None = None,
+    safe_html: str | None = None,
 ) -> dict[str, Any]:
     """What the panel and the composer read later; documented keys, JSON-safe values."""
-    html = sanitize_html(parsed.html) if parsed.html else None
+    html = safe_html
     inline = {
         a.content_id: store_blob(a.data, a.content_type).sha256
         for a in parsed.attachments

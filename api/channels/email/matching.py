@@ -69,7 +69,16 @@ class MatchResult:
 
 async def match_email(session: AsyncSession, parsed: ParsedEmail) -> MatchResult:
     """Apply the rules in order; a unique answer wins, ambiguity becomes suggestions."""
-    pending: list[Candidate] = []
+    return (await match_emails(session, [parsed]))[0]
+
+
+async def match_emails(session: AsyncSession, batch: Sequence[ParsedEmail]) -> list[MatchResult]:
+    """`match_email` for a batch of mails in one query per rule (not one per rule and mail): each
+    rule is asked only about the mails no earlier rule decided, so every mail gets exactly the
+    answer it would get alone. The mails must not depend on each other (the ingestion cuts a
+    batch where one answers another or shares its sender)."""
+    pending: list[list[Candidate]] = [[] for _ in batch]
+    results: list[MatchResult | None] = [None] * len(batch)
     rules = (
         _by_thread,
         _by_subject_reference,
@@ -79,20 +88,31 @@ async def match_email(session: AsyncSession, parsed: ParsedEmail) -> MatchResult
         _by_documents,
     )
     for rule in rules:
-        found = _distinct(await rule(session, parsed))
-        decisive = [c for c in found if c.decisive]
-        if len(decisive) == 1:
-            return MatchResult(
-                case_id=decisive[0].case_id, rule=decisive[0].rule, reason=decisive[0].reason
+        open_ = [i for i, result in enumerate(results) if result is None]
+        if not open_:
+            break
+        answers = await rule(session, [batch[i] for i in open_])
+        for i, answer in zip(open_, answers, strict=True):
+            found = _distinct(answer)
+            decisive = [c for c in found if c.decisive]
+            if len(decisive) == 1:
+                results[i] = MatchResult(
+                    case_id=decisive[0].case_id, rule=decisive[0].rule, reason=decisive[0].reason
+                )
+                continue
+            penalty = AMBIGUITY_PENALTY if len(decisive) > 1 else 1.0
+            pending[i].extend(
+                Candidate(c.case_id, c.rule, round(c.score * penalty, 3), c.reason, decisive=False)
+                for c in found
             )
-        penalty = AMBIGUITY_PENALTY if len(decisive) > 1 else 1.0
-        pending.extend(
-            Candidate(c.case_id, c.rule, round(c.score * penalty, 3), c.reason, decisive=False)
-            for c in found
-        )
-    pending.extend(await _by_body_reference(session, parsed))
-    pending.extend(await _by_sender_name(session, parsed))
-    return MatchResult(case_id=None, suggestions=rank(pending))
+    open_ = [i for i, result in enumerate(results) if result is None]
+    if open_:
+        undecided = [batch[i] for i in open_]
+        by_reference = await _by_body_reference(session, undecided)
+        by_name = await _by_sender_name(session, undecided)
+        for i, body, name in zip(open_, by_reference, by_name, strict=True):
+            results[i] = MatchResult(case_id=None, suggestions=rank([*pending[i], *body, *name]))
+    return [result for result in results if result is not None]
 
 
 def rank(candidates: Iterable[Candidate]) -> tuple[Candidate, ...]:
@@ -118,10 +138,10 @@ def _distinct(candidates: Sequence[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
-async def _by_thread(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    ids = parsed.thread_ids
+async def _by_thread(session: AsyncSession, batch: Sequence[ParsedEmail]) -> list[list[Candidate]]:
+    ids = list(dict.fromkeys(i for parsed in batch for i in parsed.thread_ids))
     if not ids:
-        return []
+        return [[] for _ in batch]
     rows = (
         await session.execute(
             sa.select(
@@ -134,146 +154,234 @@ async def _by_thread(session: AsyncSession, parsed: ParsedEmail) -> list[Candida
         )
     ).all()
     known = {provider_id: (direction, case_id) for provider_id, direction, case_id in rows}
-    # The nearest message of the thread decides; older ones only matter when it has no case.
-    for message_id in ids:
-        direction, case_id = known.get(message_id, (None, None))
-        if case_id is not None:
-            who = "enviada por nós" if direction is Direction.OUTBOUND else "recebida"
-            return [
-                Candidate(case_id, "thread", RULE_SCORES["thread"], f"resposta à mensagem {who}")
-            ]
-    return []
+    found: list[list[Candidate]] = []
+    for parsed in batch:
+        # The nearest message of the thread decides; older ones only matter when it has no case.
+        answer: list[Candidate] = []
+        for message_id in parsed.thread_ids:
+            direction, case_id = known.get(message_id, (None, None))
+            if case_id is not None:
+                who = "enviada por nós" if direction is Direction.OUTBOUND else "recebida"
+                reason = f"resposta à mensagem {who}"
+                answer = [Candidate(case_id, "thread", RULE_SCORES["thread"], reason)]
+                break
+        found.append(answer)
+    return found
 
 
-async def _by_subject_reference(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    refs = list(dict.fromkeys(ref for ref, _, _ in find_case_refs(parsed.subject)))
+async def _by_subject_reference(
+    session: AsyncSession, batch: Sequence[ParsedEmail]
+) -> list[list[Candidate]]:
+    refs = [list(dict.fromkeys(ref for ref, _, _ in find_case_refs(p.subject))) for p in batch]
+    cases = await _cases_by_reference(session, [ref for each in refs for ref in each])
+    score = RULE_SCORES["subject_reference"]
     return [
-        Candidate(
-            case_id, "subject_reference", RULE_SCORES["subject_reference"], f"{ref} no assunto"
-        )
-        for ref, case_id in await _cases_by_reference(session, refs)
+        [
+            Candidate(case_id, "subject_reference", score, f"{ref} no assunto")
+            for ref, case_id in cases
+            if ref in each
+        ]
+        for each in refs
     ]
 
 
-async def _by_body_reference(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    refs = list(dict.fromkeys(ref for ref, _, _ in find_case_refs(parsed.text)))[:10]
+async def _by_body_reference(
+    session: AsyncSession, batch: Sequence[ParsedEmail]
+) -> list[list[Candidate]]:
+    refs = [list(dict.fromkeys(ref for ref, _, _ in find_case_refs(p.text)))[:10] for p in batch]
+    cases = await _cases_by_reference(session, [ref for each in refs for ref in each])
+    score = RULE_SCORES["body_reference"]
     return [
-        Candidate(case_id, "body_reference", RULE_SCORES["body_reference"], f"{ref} no texto")
-        for ref, case_id in await _cases_by_reference(session, refs)
+        [
+            Candidate(case_id, "body_reference", score, f"{ref} no texto")
+            for ref, case_id in cases
+            if ref in each
+        ]
+        for each in refs
     ]
 
 
 async def _cases_by_reference(session: AsyncSession, refs: list[str]) -> list[tuple[str, int]]:
     if not refs:
         return []
-    rows = await session.execute(sa.select(Case.reference, Case.id).where(Case.reference.in_(refs)))
+    rows = await session.execute(
+        sa.select(Case.reference, Case.id).where(Case.reference.in_(list(dict.fromkeys(refs))))
+    )
     return [(reference, case_id) for reference, case_id in rows.all()]
 
 
-async def _by_sender_address(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    if not parsed.from_address:
-        return []
-    infringer_id = await session.scalar(
-        sa.select(ContactPoint.infringer_id).where(
-            ContactPoint.kind == ContactKind.EMAIL, ContactPoint.value == parsed.from_address
+async def _by_sender_address(
+    session: AsyncSession, batch: Sequence[ParsedEmail]
+) -> list[list[Candidate]]:
+    addresses = list(dict.fromkeys(p.from_address for p in batch if p.from_address))
+    if not addresses:
+        return [[] for _ in batch]
+    rows = await session.execute(
+        sa.select(ContactPoint.value, ContactPoint.infringer_id).where(
+            ContactPoint.kind == ContactKind.EMAIL, ContactPoint.value.in_(addresses)
         )
     )
-    if infringer_id is None:
-        return []
-    return await _infringer_cases(
-        session, [infringer_id], "sender_address", f"remetente {parsed.from_address} conhecido"
-    )
-
-
-async def _by_sender_domain(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    if not parsed.from_address or "@" not in parsed.from_address:
-        return []
-    domain = parsed.from_address.rsplit("@", 1)[1]
-    if domain in FREE_MAIL_DOMAINS:
-        return []
-    infringer_ids = (
-        await session.scalars(
-            sa.select(ContactPoint.infringer_id).where(
-                ContactPoint.kind == ContactKind.EMAIL_DOMAIN,
-                ContactPoint.value == domain,
-                ContactPoint.infringer_id.is_not(None),
-            )
-        )
-    ).all()
-    ids = [i for i in infringer_ids if i is not None]
-    return await _infringer_cases(session, ids, "sender_domain", f"domínio {domain} notificado")
-
-
-async def _by_listing_urls(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    urls = list(dict.fromkeys(url for url, _, _ in find_urls(parsed.text)))[:_MAX_URLS]
-    variants = {variant: url for url in urls for variant in url_variants(url)}
-    if not variants:
-        return []
-    rows = await session.execute(
-        sa.select(Listing.case_id, Listing.url).where(Listing.url.in_(list(variants)))
-    )
-    return [
-        Candidate(case_id, "listing_url", RULE_SCORES["listing_url"], f"anúncio {url} no texto")
-        for case_id, url in rows.all()
-    ]
-
-
-async def _by_documents(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    documents = {doc.value: doc for doc, _, _ in find_documents(parsed.text)}
-    if not documents:
-        return []
-    rows = await session.execute(
-        sa.select(Infringer.id, Infringer.document).where(Infringer.document.in_(list(documents)))
-    )
-    found: list[Candidate] = []
-    for infringer_id, value in rows.all():
-        if value is None:
+    infringers = {value: infringer_id for value, infringer_id in rows.all()}
+    cases = await _CaseIndex.load(session, [i for i in infringers.values() if i is not None])
+    found: list[list[Candidate]] = []
+    for parsed in batch:
+        infringer_id = infringers.get(parsed.from_address or "")
+        if infringer_id is None:
+            found.append([])
             continue
-        label = f"{documents[value].kind.upper()} {documents[value].formatted} no texto"
-        found.extend(await _infringer_cases(session, [infringer_id], "document", label))
+        reason = f"remetente {parsed.from_address} conhecido"
+        found.append(cases.candidates([infringer_id], "sender_address", reason))
     return found
 
 
-async def _by_sender_name(session: AsyncSession, parsed: ParsedEmail) -> list[Candidate]:
-    name = " ".join((parsed.from_name or "").split())
-    if len(name.split()) < 2:
-        return []
-    infringer_ids = (
-        await session.scalars(
-            sa.select(Infringer.id).where(sa.func.lower(Infringer.name) == name.lower()).limit(5)
+async def _by_sender_domain(
+    session: AsyncSession, batch: Sequence[ParsedEmail]
+) -> list[list[Candidate]]:
+    domains = [_domain(p) for p in batch]
+    wanted = list(dict.fromkeys(d for d in domains if d is not None))
+    if not wanted:
+        return [[] for _ in batch]
+    rows = await session.execute(
+        sa.select(ContactPoint.value, ContactPoint.infringer_id).where(
+            ContactPoint.kind == ContactKind.EMAIL_DOMAIN,
+            ContactPoint.value.in_(wanted),
+            ContactPoint.infringer_id.is_not(None),
+        )
+    )
+    by_domain: dict[str, list[int]] = {}
+    for value, infringer_id in rows.all():
+        if infringer_id is not None:
+            by_domain.setdefault(value, []).append(infringer_id)
+    cases = await _CaseIndex.load(session, [i for ids in by_domain.values() for i in ids])
+    return [
+        []
+        if domain is None
+        else cases.candidates(
+            by_domain.get(domain, []), "sender_domain", f"domínio {domain} notificado"
+        )
+        for domain in domains
+    ]
+
+
+def _domain(parsed: ParsedEmail) -> str | None:
+    if not parsed.from_address or "@" not in parsed.from_address:
+        return None
+    domain = parsed.from_address.rsplit("@", 1)[1]
+    return None if domain in FREE_MAIL_DOMAINS else domain
+
+
+async def _by_listing_urls(
+    session: AsyncSession, batch: Sequence[ParsedEmail]
+) -> list[list[Candidate]]:
+    wanted: list[dict[str, str]] = []
+    for parsed in batch:
+        urls = list(dict.fromkeys(url for url, _, _ in find_urls(parsed.text)))[:_MAX_URLS]
+        wanted.append({variant: url for url in urls for variant in url_variants(url)})
+    every = list(dict.fromkeys(v for variants in wanted for v in variants))
+    if not every:
+        return [[] for _ in batch]
+    rows = (
+        await session.execute(sa.select(Listing.case_id, Listing.url).where(Listing.url.in_(every)))
+    ).all()
+    score = RULE_SCORES["listing_url"]
+    return [
+        [
+            Candidate(case_id, "listing_url", score, f"anúncio {url} no texto")
+            for case_id, url in rows
+            if url in variants
+        ]
+        for variants in wanted
+    ]
+
+
+async def _by_documents(
+    session: AsyncSession, batch: Sequence[ParsedEmail]
+) -> list[list[Candidate]]:
+    wanted = [{doc.value: doc for doc, _, _ in find_documents(p.text)} for p in batch]
+    every = list(dict.fromkeys(value for documents in wanted for value in documents))
+    if not every:
+        return [[] for _ in batch]
+    rows = (
+        await session.execute(
+            sa.select(Infringer.id, Infringer.document).where(Infringer.document.in_(every))
         )
     ).all()
-    return await _infringer_cases(
-        session, list(infringer_ids), "sender_name", f"nome do remetente “{name}”"
-    )
+    cases = await _CaseIndex.load(session, [infringer_id for infringer_id, _ in rows])
+    found: list[list[Candidate]] = []
+    for documents in wanted:
+        answer: list[Candidate] = []
+        for infringer_id, value in rows:
+            if value is None or value not in documents:
+                continue
+            label = f"{documents[value].kind.upper()} {documents[value].formatted} no texto"
+            answer.extend(cases.candidates([infringer_id], "document", label))
+        found.append(answer)
+    return found
 
 
-async def _infringer_cases(
-    session: AsyncSession, infringer_ids: Sequence[int], rule: str, reason: str
-) -> list[Candidate]:
-    """The newest open case of each infringer (as identification does); an infringer with only
-    closed cases yields a weaker candidate, never a match."""
-    if not infringer_ids:
-        return []
-    rows = await session.execute(
-        sa.select(Case.id, Case.infringer_id, Case.status)
-        .where(Case.infringer_id.in_(list(infringer_ids)))
-        .order_by(Case.id.desc())
-    )
-    newest_open: dict[int, int] = {}
-    newest_any: dict[int, int] = {}
-    for case_id, infringer_id, status in rows.all():
-        newest_any.setdefault(infringer_id, case_id)
-        if status in OPEN_STATUSES:
-            newest_open.setdefault(infringer_id, case_id)
-    score = RULE_SCORES[rule]
-    found = [Candidate(case_id, rule, score, reason) for case_id in newest_open.values()]
-    closed = [
-        Candidate(case_id, rule, round(score * 0.5, 3), f"{reason} (caso encerrado)", False)
-        for infringer_id, case_id in newest_any.items()
-        if infringer_id not in newest_open
+async def _by_sender_name(
+    session: AsyncSession, batch: Sequence[ParsedEmail]
+) -> list[list[Candidate]]:
+    names = [" ".join((p.from_name or "").split()) for p in batch]
+    wanted = list(dict.fromkeys(n.lower() for n in names if len(n.split()) >= 2))
+    if not wanted:
+        return [[] for _ in batch]
+    lowered = sa.func.lower(Infringer.name)
+    rows = (
+        await session.execute(sa.select(Infringer.id, lowered).where(lowered.in_(wanted)))
+    ).all()
+    by_name: dict[str, list[int]] = {}
+    for infringer_id, name in rows:
+        if len(by_name.setdefault(name, [])) < 5:
+            by_name[name].append(infringer_id)
+    cases = await _CaseIndex.load(session, [i for ids in by_name.values() for i in ids])
+    return [
+        []
+        if len(name.split()) < 2
+        else cases.candidates(
+            by_name.get(name.lower(), []), "sender_name", f"nome do remetente “{name}”"
+        )
+        for name in names
     ]
-    return found + closed
+
+
+@dataclass(frozen=True)
+class _CaseIndex:
+    """The cases of some infringers, newest first, read in one query for a whole batch."""
+
+    rows: Sequence[tuple[int, int, CaseStatus]]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, infringer_ids: Sequence[int]) -> _CaseIndex:
+        if not infringer_ids:
+            return cls(())
+        rows = await session.execute(
+            sa.select(Case.id, Case.infringer_id, Case.status)
+            .where(Case.infringer_id.in_(list(dict.fromkeys(infringer_ids))))
+            .order_by(Case.id.desc())
+        )
+        return cls(tuple((c, i, s) for c, i, s in rows.all()))
+
+    def candidates(self, infringer_ids: Sequence[int], rule: str, reason: str) -> list[Candidate]:
+        """The newest open case of each infringer (as identification does); an infringer with
+        only closed cases yields a weaker candidate, never a match."""
+        wanted = set(infringer_ids)
+        newest_open: dict[int, int] = {}
+        newest_any: dict[int, int] = {}
+        for case_id, infringer_id, status in self.rows:
+            if infringer_id not in wanted:
+                continue
+            newest_any.setdefault(infringer_id, case_id)
+            if status in OPEN_STATUSES:
+                newest_open.setdefault(infringer_id, case_id)
+        score = RULE_SCORES[rule]
+        found = [Candidate(case_id, rule, score, reason) for case_id in newest_open.values()]
+        closed = [
+            Candidate(case_id, rule, round(score * 0.5, 3), f"{reason} (caso encerrado)", False)
+            for infringer_id, case_id in newest_any.items()
+            if infringer_id not in newest_open
+        ]
+        return found + closed
 
 
 def url_variants(url: str) -> list[str]:

@@ -1,0 +1,116 @@
+"""The CPU-bound half of ingesting a mail, done before any database work and away from the event
+loop: parse, classify, sanitize the HTML. Pure functions of the raw bytes, so a batch can be
+prepared in worker processes (an initial sync of thousands of mails) while the event loop stores
+the previous batch; the results are small, picklable values.
+
+A mail whose preparation fails is not lost: its error travels back and the ingestion keeps it
+raw as an unanswerable message (the same as when the pipeline fails on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from api.channels.email.classify import Classification, classify
+from api.channels.email.parser import ParsedEmail, content_hash, parse_email, sanitize_html
+
+log = logging.getLogger(__name__)
+
+# Mails handed to a worker process at a time: large enough that pickling and the round trip are
+# small next to parsing (~1-3 ms a mail), small enough to spread a batch over the workers.
+CHUNK = 25
+
+
+@dataclass(frozen=True)
+class PreparedMail:
+    """Everything the database half needs from one raw mail (the raw bytes stay with the
+    caller). `parsed.message` keeps the headers only: the body is already in `text`, `html` and
+    `attachments`, and shipping it back from a worker would cost more than parsing."""
+
+    external_id: str
+    parsed: ParsedEmail | None = None
+    classification: Classification | None = None
+    safe_html: str | None = None
+    error: str | None = None  # set when parsing or classifying failed
+
+
+def prepare_mail(raw: bytes) -> PreparedMail:
+    try:
+        parsed = parse_email(raw)
+        classification = classify(parsed)
+        safe_html = sanitize_html(parsed.html) if parsed.html else None
+    except Exception as exc:  # kept raw by the ingestion, never lost
+        return PreparedMail(external_id=content_hash(raw), error=f"{type(exc).__name__}: {exc}")
+    parsed.message.set_payload("")  # headers only from here on (see PreparedMail)
+    return PreparedMail(
+        external_id=parsed.message_id or content_hash(raw),
+        parsed=parsed,
+        classification=classification,
+        safe_html=safe_html,
+    )
+
+
+def prepare_many(raws: Sequence[bytes]) -> list[PreparedMail]:
+    return [prepare_mail(raw) for raw in raws]
+
+
+def parse_workers() -> int:
+    """Worker processes for large syncs: EMAIL_PARSE_WORKERS, default the machine's cores
+    (0 prepares in a thread of this process: still off the event loop, but on one core)."""
+    value = os.environ.get("EMAIL_PARSE_WORKERS")
+    if value is not None and value.strip().isdigit():
+        return int(value)
+    return os.cpu_count() or 1
+
+
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+def _get_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    global _pool, _pool_size
+    if _pool is None or _pool_size != workers:
+        shutdown_pool()
+        # spawn, not fork: this process runs an event loop and holds database connections.
+        context = multiprocessing.get_context("spawn")
+        _pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        _pool_size = workers
+    return _pool
+
+
+def shutdown_pool() -> None:
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+atexit.register(shutdown_pool)
+
+
+async def prepare_batch(raws: Sequence[bytes], *, workers: int | None = None) -> list[PreparedMail]:
+    """Prepare mails off the event loop: in worker processes (chunks of CHUNK) when there are
+    enough to be worth it, else in a thread. A broken pool (a worker killed) falls back to a
+    thread for this batch and is rebuilt for the next."""
+    workers = parse_workers() if workers is None else workers
+    loop = asyncio.get_running_loop()
+    if workers <= 0 or len(raws) < CHUNK:
+        return await asyncio.to_thread(prepare_many, raws)
+    pool = _get_pool(workers)
+    chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
+    try:
+        done = await asyncio.gather(
+            *(loop.run_in_executor(pool, prepare_many, chunk) for chunk in chunks)
+        )
+    except concurrent.futures.process.BrokenProcessPool:
+        log.warning("e-mail parse workers died; preparing this batch in a thread")
+        shutdown_pool()
+        return await asyncio.to_thread(prepare_many, raws)
+    return [prepared for chunk in done for prepared in chunk]

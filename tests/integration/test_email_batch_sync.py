@@ -1,0 +1,385 @@
+"""The batched initial sync (api/channels/email/imap.py `_sync_in_batches`): a process killed in
+the middle of a batch loses nothing and doubles nothing once the sync resumes, and a batch ends
+exactly as the same mails do one at a time (outcome, case, conversation, rows, events)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import api.channels.email.imap as imap_module
+from api.cases.lifecycle import CaseStatus
+from api.cases.models import Case
+from api.channels.email.imap import ingest_once
+from api.channels.email.ingest import (
+    Ingested,
+    MailToIngest,
+    do_ingest_email,
+    do_ingest_emails,
+)
+from api.channels.email.models import ImapCursor
+from api.channels.email.parser import content_hash, parse_email
+from api.channels.email.prepare import prepare_mail
+from api.contacts.models import ContactKind
+from api.contacts.service import do_identify_sender
+from api.conversations.models import (
+    Attachment,
+    AuthorKind,
+    Channel,
+    DeliveryStatus,
+    Direction,
+    Message,
+)
+from api.conversations.scheduling import turn_scheduler
+from api.conversations.service import create_conversation
+from api.db import unit_of_work
+from api.events.models import StoredEvent
+from api.identifiers.documents import find_documents
+from api.inbox.models import MatchSuggestion
+from api.storage import blob_path, read_blob
+from api.timeline.models import EntryKind, TimelineEntry
+from tests.factories import make_case, make_infringer
+from tests.helpers.turns import RecordingScheduler
+from tests.integration.email_servers import (  # noqa: F401  (pytest fixtures)
+    Dovecot,
+    corpus,
+    dovecot_fixture,
+    imap_folder_fixture,
+    load_eml,
+    make_mail,
+    personalize,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCH = 30
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def external_id(raw: bytes) -> str:
+    return parse_email(raw).message_id or content_hash(raw)
+
+
+def mailbox_of(t: str, count: int) -> list[bytes]:
+    """`count` distinct mails of every corpus shape (replies, HTML, attachments, inline images,
+    an out-of-office, an unmapped bounce), each personalized."""
+    shapes = [load_eml(name) for name in corpus()]
+    return [personalize(shapes[i % len(shapes)], f"{t}n{i}") for i in range(count)]
+
+
+_KILLER = """
+import asyncio, os, signal, sys
+sys.path.insert(0, {root!r})
+import api.channels.email.imap as imap
+from api.channels.email.imap import ImapAccount, ingest_once
+
+imap.SYNC_BATCH, imap.BATCH_MIN = {batch}, 1
+real = imap.do_advance_cursor
+calls = 0
+
+async def advance_then_die(session, **kw):
+    # Called inside the batch's transaction after every row of the batch was written: the
+    # second batch is complete in the database but not committed when the process dies.
+    global calls
+    calls += 1
+    if calls == 2:
+        await session.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    await real(session, **kw)
+
+imap.do_advance_cursor = advance_then_die
+asyncio.run(ingest_once(ImapAccount(**{account!r})))
+"""
+
+
+async def test_a_sync_killed_mid_batch_resumes_with_every_mail_stored_once(
+    dovecot: Dovecot, imap_folder: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    t = tag()
+    raws = mailbox_of(t, 100)
+    dovecot.append(imap_folder, raws)
+    account = dovecot.account(imap_folder)
+    ids = [external_id(raw) for raw in raws]
+
+    script = _KILLER.format(root=str(ROOT), batch=BATCH, account=account.__dict__)
+    # Output to a file, not a pipe: the killed process's parse workers may outlive it briefly.
+    log = tmp_path / "killed.log"
+    with log.open("wb") as output:
+        killed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", textwrap.dedent(script)],
+            env={**os.environ, "EMAIL_PARSE_WORKERS": "2"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
+    assert killed.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+
+    # Exactly the first batch survived, with its cursor; nothing of the second.
+    assert sorted((await copies(ids)).values()) == [1] * BATCH
+    assert set(await copies(ids)) == set(ids[:BATCH])
+    assert await cursor(account.key, imap_folder) == BATCH
+
+    monkeypatch.setattr(imap_module, "SYNC_BATCH", BATCH)
+    monkeypatch.setattr(imap_module, "BATCH_MIN", 1)
+    seen = RecordingScheduler()
+    with turn_scheduler(seen):
+        resumed = await ingest_once(account)
+    assert (resumed.fetched, resumed.stored, resumed.duplicates) == (70, 70, 0)
+    assert await cursor(account.key, imap_folder) == len(raws)
+    # A second pass finds nothing new.
+    assert (await ingest_once(account)).fetched == 0
+
+    assert await copies(ids) == dict.fromkeys(ids, 1)
+    async with unit_of_work() as session:
+        messages = (
+            await session.scalars(
+                sa.select(Message).where(
+                    Message.channel == Channel.EMAIL, Message.provider_id.in_(ids)
+                )
+            )
+        ).all()
+        by_id = {m.id: m for m in messages}
+        entries = await _count_by(session, TimelineEntry.message_id, list(by_id), EntryKind.MESSAGE)
+        events = await _events_by_message(session, list(by_id))
+        attachments = await _count_by(session, Attachment.message_id, list(by_id))
+    assert entries == dict.fromkeys(by_id, 1)
+    assert events == dict.fromkeys(by_id, 1)
+    for raw in raws:
+        message = next(m for m in messages if m.provider_id == external_id(raw))
+        meta = message.meta or {}
+        # The original as the server served it is kept once, under its hash.
+        kept = read_blob(meta["raw_path"])
+        assert meta["raw_path"] == blob_path(hashlib.sha256(kept).hexdigest())
+        assert external_id(kept) == message.provider_id
+        assert attachments.get(message.id, 0) == len(parse_email(raw).attachments)
+        assert (message.meta or {})["imap"]["uid"] == raws.index(raw) + 1
+    # Each answerable mail of the resumed part asked for its bot turn once, after commit.
+    answerable = {m.id for m in messages if m.handled_at is None}
+    resumed_ids = {m.id for m in messages if m.provider_id in set(ids[BATCH:])}
+    assert sorted(r.message_id for r in seen.requests) == sorted(answerable & resumed_ids)
+
+
+async def copies(ids: list[str]) -> dict[str, int]:
+    async with unit_of_work() as session:
+        rows = await session.execute(
+            sa.select(Message.provider_id, sa.func.count())
+            .where(Message.channel == Channel.EMAIL, Message.provider_id.in_(ids))
+            .group_by(Message.provider_id)
+        )
+        return {str(pid): int(n) for pid, n in rows.all()}
+
+
+async def cursor(account_key: str, folder: str) -> int:
+    async with unit_of_work() as session:
+        found = await session.scalar(
+            sa.select(ImapCursor.last_uid).where(
+                ImapCursor.account == account_key, ImapCursor.folder == folder
+            )
+        )
+    return int(found or 0)
+
+
+async def _count_by(
+    session: AsyncSession, column: Any, ids: list[int], kind: EntryKind | None = None
+) -> dict[int, int]:
+    query = sa.select(column, sa.func.count()).where(column.in_(ids)).group_by(column)
+    if kind is not None:
+        query = query.where(TimelineEntry.kind == kind)
+    return {int(k): int(n) for k, n in (await session.execute(query)).all()}
+
+
+async def _events_by_message(session: AsyncSession, ids: list[int]) -> dict[int, int]:
+    rows = await session.scalars(
+        sa.select(StoredEvent).where(
+            StoredEvent.kind == "message.received",
+            StoredEvent.conversation_id.in_(
+                sa.select(Message.conversation_id).where(Message.id.in_(ids))
+            ),
+        )
+    )
+    found: dict[int, int] = {}
+    for event in rows.all():
+        message_id = int(event.payload["message_id"])
+        if message_id in ids:
+            found[message_id] = found.get(message_id, 0) + 1
+    return found
+
+
+# --- a batch ends as the same mails one at a time ------------------------------------------
+
+
+async def scenario(
+    session: AsyncSession, t: str
+) -> tuple[list[bytes], dict[int, str], dict[str, str]]:
+    """Mails that exercise every rule and every dependency a batch has to respect, the cases
+    they may land on (id → role), and the strings unique to this copy (→ a placeholder)."""
+    domain = f"empresa{t}.com.br"
+    known = await make_infringer(session, name=f"Fulano {t} Silva", emails=(f"a@{domain}",))
+    by_address = await make_case(session, infringer=known, status=CaseStatus.NOTIFICADO)
+    by_reference = await make_case(session, status=CaseStatus.NOTIFICADO)
+    by_reference.reference = f"INF-2032-{int(t[:6], 16) % 10**6:06d}"
+    documented = await make_infringer(session)
+    by_document = await make_case(session, infringer=documented, status=CaseStatus.NOTIFICADO)
+    listing = f"https://produto.mercadolivre.com.br/MLB-{int(t[:8], 16)}"
+    by_listing = await make_case(session, listings=(listing,), status=CaseStatus.NOTIFICADO)
+    await session.flush()
+    ours = f"out-{t}@tratativa.example"
+    found = await do_identify_sender(session, kind=ContactKind.EMAIL, raw=f"b@{domain}")
+    outbound_conversation = await create_conversation(
+        session, contact=found.contact, channel=Channel.EMAIL, address=f"b@{domain}",
+        case=by_address,
+    )  # fmt: skip
+    session.add(
+        Message(
+            conversation_id=outbound_conversation.id,
+            case_id=by_address.id,
+            direction=Direction.OUTBOUND,
+            channel=Channel.EMAIL,
+            author_kind=AuthorKind.BOT,
+            text="Notificação",
+            provider_id=ours,
+            delivery_status=DeliveryStatus.SENT,
+        )
+    )
+    await session.flush()
+
+    def mail(sender: str, subject: str, body: str, mid: str | None, **headers: str) -> bytes:
+        return make_mail(
+            sender=sender,
+            subject=subject,
+            body=body,
+            message_id=f"{mid}-{t}@x" if mid else None,
+            headers=headers,
+        )
+
+    mails = [
+        mail(f"a@{domain}", "Re: notificação", "Recebi, vou ver.", "m1"),
+        mail(f"novo1-{t}@gmail.com", "Re: aviso", "Sobre o aviso", "m2", **{"In-Reply-To": f"<{ours}>"}),
+        mail(f"novo2-{t}@gmail.com", f"Sobre {by_reference.reference}", "Oi", "m3"),
+        mail(f"novo3-{t}@gmail.com", "Re: sobre", "Sou sócio dele", "m5", **{"In-Reply-To": f"<m3-{t}@x>"}),
+        mail(f"a@{domain}", "Re: notificação", "Mais uma coisa.", "m4"),
+        mail(f"ferias-{t}@gmail.com", "Resposta automática: fora do escritório", "Volto dia 10", "m6", **{"Auto-Submitted": "auto-replied"}),
+        mail(f"novo4-{t}@gmail.com", "Documento", f"Meu CPF é {documented.document}", "m7"),
+        mail(f"novo5-{t}@gmail.com", "Anúncio", f"O anúncio {listing} já saiu do ar", "m8"),
+        mail(f"novo1-{t}@gmail.com", "Re: aviso", "Sobre o aviso", "m2", **{"In-Reply-To": f"<{ours}>"}),
+        mail(f"outro-{t}@{domain}", "Contato", "Sou da empresa", "m9"),
+        mail(f"semid-{t}@gmail.com", "Sem id", "Mensagem sem Message-ID", None),
+        mail(f'"Fulano {t} Silva" <nome-{t}@gmail.com>', "Oi", "Escrevo sobre o caso", "m10"),
+        *mailbox_of(t, 12),
+    ]  # fmt: skip
+    roles = {
+        by_address.id: "address",
+        by_reference.id: "reference",
+        by_document.id: "document",
+        by_listing.id: "listing",
+    }
+    document = documented.document or ""
+    formatted = [d.formatted for d, _, _ in find_documents(f"CPF {document}")]
+    unique = {t: "T", by_reference.reference: "REF", listing: "URL", document: "DOC"}
+    unique.update(dict.fromkeys(formatted, "DOC"))
+    return mails, roles, unique
+
+
+async def outcome(
+    session: AsyncSession, result: Ingested, roles: dict[int, str], unique: dict[str, str]
+) -> dict[str, Any]:
+    """What a stored mail became, with ids replaced by roles and the tag by "T"."""
+    shown: dict[str, Any] = {"outcome": str(result.outcome)}
+    if result.match is not None:
+        shown["rule"] = result.match.rule
+        shown["suggestions"] = [
+            (roles.get(c.case_id, "other"), c.rule, c.score) for c in result.match.suggestions
+        ]
+    if result.message_id is None:
+        return shown
+    message = await session.get(Message, result.message_id)
+    assert message is not None
+    meta = dict(message.meta or {})
+    for volatile in ("raw_path", "raw_sha256"):
+        meta.pop(volatile, None)
+    entries = (
+        await session.scalars(
+            sa.select(TimelineEntry.kind).where(TimelineEntry.message_id == message.id)
+        )
+    ).all()
+    suggested = (
+        await session.scalars(
+            sa.select(MatchSuggestion.rule).where(MatchSuggestion.message_id == message.id)
+        )
+    ).all()
+    attachments = await session.scalar(
+        sa.select(sa.func.count()).where(Attachment.message_id == message.id)
+    )
+    shown.update(
+        case=roles.get(message.case_id or 0, message.case_id and "other"),
+        answerable=message.handled_at is None,
+        text=message.text,
+        subject=message.subject,
+        meta=meta,
+        entries=sorted(str(e) for e in entries),
+        suggested=sorted(suggested),
+        attachments=attachments,
+    )
+    untagged: dict[str, Any] = _untag(shown, unique)
+    return untagged
+
+
+def _untag(value: Any, unique: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for old, new in unique.items():
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, dict):
+        return {k: _untag(v, unique) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_untag(v, unique) for v in value]
+    return value
+
+
+async def test_a_batch_ends_exactly_as_the_same_mails_one_at_a_time(session: AsyncSession) -> None:
+    one, many = tag(), tag()
+    mails_one, roles_one, unique_one = await scenario(session, one)
+    mails_many, roles_many, unique_many = await scenario(session, many)
+
+    singly = [await do_ingest_email(session, raw) for raw in mails_one]
+    batched = await do_ingest_emails(
+        session, [MailToIngest(raw=raw, prepared=prepare_mail(raw)) for raw in mails_many]
+    )
+
+    assert len(batched) == len(singly)
+    for index, (a, b) in enumerate(zip(singly, batched, strict=True)):
+        assert await outcome(session, b, roles_many, unique_many) == await outcome(
+            session, a, roles_one, unique_one
+        ), f"mail {index}"
+    # Conversations group the same mails; every case engaged the same way.
+    assert _groups([r.conversation_id for r in batched]) == _groups(
+        [r.conversation_id for r in singly]
+    )
+    statuses: list[dict[str, str]] = []
+    for roles in (roles_one, roles_many):
+        rows = await session.execute(sa.select(Case.id, Case.status).where(Case.id.in_(roles)))
+        statuses.append({roles[i]: str(s) for i, s in rows.all()})
+    assert statuses[0] == statuses[1]
+    assert statuses[1]["address"] == str(CaseStatus.EM_ATENDIMENTO)
+
+
+def _groups(ids: list[int | None]) -> list[int]:
+    first: dict[int | None, int] = {}
+    return [first.setdefault(i, n) for n, i in enumerate(ids)]
