@@ -21,7 +21,7 @@ from api.conversations.models import Conversation, Message
 from api.db import utcnow
 from api.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from api.events import about, emit
-from api.events.kinds import ContactOptedOut
+from api.events.kinds import ContactOptedOut, ContactOptOutLifted
 from api.payments.models import PaymentRequest
 from api.timeline.models import ActorKind, EntryKind, TimelineEntry
 from api.timeline.service import Actor, create_entry
@@ -355,6 +355,7 @@ async def do_lift_restriction(
         raise Conflict("O tratamento dos dados desta pessoa não está restrito.")
     infringer.processing_restricted_at = None
     infringer.processing_restricted_by = None
+    actor = Actor(ActorKind.ANALYST, analyst_id=analyst.id, name=analyst.name)
     for contact in await session.scalars(
         sa.select(ContactPoint).where(
             ContactPoint.infringer_id == infringer.id,
@@ -364,7 +365,10 @@ async def do_lift_restriction(
         contact.opted_out_at = None
         contact.opt_out_reason = None
         contact.opted_out_by = None
-    actor = Actor(ActorKind.ANALYST, analyst_id=analyst.id, name=analyst.name)
+        emit(
+            session,
+            ContactOptOutLifted(**about(actor=actor), contact_id=contact.id, reason=reason.strip()),
+        )
     for case_id in await session.scalars(
         sa.select(Case.id).where(Case.infringer_id == infringer.id)
     ):

@@ -14,6 +14,8 @@ from api.cases.service import get_open_case_for_infringer
 from api.contacts.models import ContactKind, ContactPoint, Infringer
 from api.conversations.models import Conversation
 from api.errors import Conflict, NotFound, ValidationFailed
+from api.events import about, emit
+from api.events.kinds import ContactOptOutLifted
 from api.identifiers.contact import email_domain, normalize_email
 from api.identifiers.phones import normalize_phone, phone_variants
 from api.timeline.models import EntryKind
@@ -160,7 +162,9 @@ async def do_lift_opt_out(
     contact.opted_out_by = None
     conversations = (
         await session.scalars(
-            sa.select(Conversation).where(Conversation.contact_point_id == contact.id)
+            sa.select(Conversation)
+            .where(Conversation.contact_point_id == contact.id)
+            .order_by(Conversation.id)
         )
     ).all()
     for conversation in conversations:
@@ -173,4 +177,12 @@ async def do_lift_opt_out(
             summary=f"Contato {contact.value} liberado para mensagens: {reason.strip()}",
             data={"contact_id": contact.id, "opt_out_lifted": True},
         )
+    # One event per address (the opt-out was one too), about its latest conversation if any.
+    latest = conversations[-1] if conversations else None
+    emit(
+        session,
+        ContactOptOutLifted(
+            **about(actor=actor, conversation=latest), contact_id=contact.id, reason=reason.strip()
+        ),
+    )
     return contact

@@ -200,6 +200,15 @@ class ContactOptedOut(DomainEvent):
     reason: str | None = None
 
 
+class ContactOptOutLifted(DomainEvent):
+    """An address came off the suppression list: an analyst lifted its opt-out, or a
+    supervisor lifted the processing restriction that had suppressed it."""
+
+    kind: ClassVar[str] = "contact.opt_out_lifted"
+    contact_id: int
+    reason: str | None = None
+
+
 class NoteAdded(DomainEvent):
     kind: ClassVar[str] = "note.added"
     timeline_entry_id: int

@@ -267,6 +267,20 @@ async def _on_opted_out(
     )
 
 
+async def _on_opt_out_lifted(
+    session: AsyncSession, record: EventRecord, _settings: AlertSettings
+) -> None:
+    event = record.event
+    assert isinstance(event, k.ContactOptOutLifted)
+    await do_resolve_condition(
+        session,
+        kinds=[ak.OPT_OUT],
+        subject=f"contact:{event.contact_id}",
+        why="contato liberado para mensagens",
+        now=event.occurred_at,
+    )
+
+
 async def _on_back_to_bot(
     session: AsyncSession, record: EventRecord, settings: AlertSettings
 ) -> None:
@@ -342,6 +356,7 @@ _DEFERRED: dict[str, _Handler] = {
     k.MessageFailed.kind: _on_message_failed,
     k.BotTurnRead.kind: _on_turn_read,
     k.ContactOptedOut.kind: _on_opted_out,
+    k.ContactOptOutLifted.kind: _on_opt_out_lifted,
 }
 _HANDLERS = {**_INLINE, **_DEFERRED}
 NOTICES_NAME = "operations-notices"

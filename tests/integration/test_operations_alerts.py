@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from api.analysts.models import Analyst, Role
 from api.cases.models import Case
-from api.contacts.models import ContactKind
-from api.contacts.service import do_identify_sender
+from api.contacts.models import ContactKind, ContactPoint
+from api.contacts.service import do_identify_sender, do_lift_opt_out
 from api.conversations.delivery import do_update_delivery_status
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, Conversation, DeliveryStatus
@@ -29,7 +29,7 @@ from api.operations.alerts import do_acknowledge
 from api.operations.consumer import NOTICES_CONSUMER, handle_event
 from api.operations.models import Alert
 from api.operations.ownership import do_assign_case
-from api.timeline.models import EntryKind, TimelineEntry
+from api.timeline.models import ActorKind, EntryKind, TimelineEntry
 from api.timeline.service import Actor
 from tests.factories import make_analyst, make_case, make_infringer
 from tests.helpers.events import capture_events
@@ -238,6 +238,45 @@ async def test_opt_out_and_data_request_go_to_the_owner_and_the_supervisors() ->
     for code in ("data_request", "opt_out"):
         assert kinds[code].recipient_id == owner_id and kinds[code].to_supervisors is True
         assert kinds[code].case_id == case_id
+
+
+async def test_lifting_an_opt_out_emits_an_event_and_resolves_its_alert() -> None:
+    conversation_id, _case_id, _phone, _owner_id = await owned_whatsapp_case()
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        contact = await session.get(ContactPoint, conversation.contact_point_id)
+        assert contact is not None
+        contact.opted_out_at = utcnow()
+        contact.opt_out_reason = "palavra-chave: PARE"
+        emit(
+            session,
+            ev.ContactOptedOut(
+                **about(conversation=conversation, actor=Actor.infringer()),
+                contact_id=contact.id,
+                reason="palavra-chave: PARE",
+            ),
+        )
+        contact_id = contact.id
+    await drain(NOTICES_CONSUMER)
+    [alert] = await alerts_of(conversation_id, "opt_out")
+    assert alert.state != "resolved"
+    async with unit_of_work() as session:
+        supervisor = await make_analyst(session, role=Role.SUPERVISOR)
+    with capture_events() as events:
+        async with unit_of_work() as session:
+            await do_lift_opt_out(
+                session,
+                contact_id=contact_id,
+                actor=Actor(ActorKind.ANALYST, analyst_id=supervisor.id, name=supervisor.name),
+                reason="pediu para voltar a ser contatado",
+            )
+    [lifted] = [e for e in events if isinstance(e, ev.ContactOptOutLifted)]
+    assert lifted.contact_id == contact_id and lifted.conversation_id == conversation_id
+    assert lifted.actor_id == supervisor.id
+    await drain(NOTICES_CONSUMER)
+    [alert] = await alerts_of(conversation_id, "opt_out")
+    assert alert.state == "resolved"
 
 
 async def test_a_supervisor_reassigns_and_open_alerts_follow() -> None:
