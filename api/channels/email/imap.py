@@ -42,7 +42,7 @@ from api.channels.email.ingest import (
 )
 from api.channels.email.models import ImapCursor
 from api.channels.email.prepare import PreparedMail, prepare_batch
-from api.config import ImapSettings, Settings
+from api.config import ImapSettings, Settings, get_settings
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.errors import ProviderError
 
@@ -371,9 +371,10 @@ async def _sync_in_batches(
         fetched: list[tuple[FetchedMail, bytes]] = []
         for start in range(0, len(uids), FETCH_BATCH):
             fetched += await _fetch(mailbox, uids[start : start + FETCH_BATCH], limit)
-        prepared = await prepare_batch([raw for _, raw in fetched])
+        prepared = await prepare_batch([raw for _, raw in fetched], storage_dir=storage_dir)
         return [(mail, raw, p) for (mail, raw), p in zip(fetched, prepared, strict=True)]
 
+    storage_dir = str(get_settings().storage_dir)
     batches = [pending[i : i + SYNC_BATCH] for i in range(0, len(pending), SYNC_BATCH)]
     loading: asyncio.Task[list[tuple[FetchedMail, bytes, PreparedMail]]] | None = (
         asyncio.ensure_future(load(batches[0]))

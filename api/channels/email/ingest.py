@@ -227,6 +227,7 @@ async def do_ingest_emails(session: AsyncSession, mails: Sequence[MailToIngest])
             )
         )
         known = {str(provider_id): int(message_id) for provider_id, message_id in rows.all()}
+    ours = _our_address()
     results: list[Ingested | None] = [None] * len(mails)
     run: list[tuple[int, MailToIngest, ParsedEmail, Classification]] = []
     run_senders: set[str] = set()
@@ -264,13 +265,13 @@ async def do_ingest_emails(session: AsyncSession, mails: Sequence[MailToIngest])
             results[index] = Ingested(Outcome.DUPLICATE, external_id, message_id=known[external_id])
             continue
         parsed = prepared.parsed
-        classification = _own_copy(parsed, prepared.classification)
+        classification = _own_copy(parsed, prepared.classification, ours)
         if classification.bounce is not None:
             # About our outbound mail, not about this run's inbound mail: applied in place.
             bounced = await do_apply_bounce(
                 session,
                 classification.bounce,
-                raw_path=store_blob(mail.raw, "message/rfc822").path,
+                raw_path=_raw_blob(mail).path,
                 subject=parsed.subject,
             )
             if bounced is not None:
@@ -293,14 +294,23 @@ async def do_ingest_emails(session: AsyncSession, mails: Sequence[MailToIngest])
     return [result for result in results if result is not None]
 
 
+def _raw_blob(mail: MailToIngest) -> StoredBlob:
+    return mail.prepared.raw_blob or store_blob(mail.raw, "message/rfc822")
+
+
 async def _ingest_run(
     session: AsyncSession, run: Sequence[tuple[MailToIngest, ParsedEmail, Classification]]
 ) -> list[Ingested]:
-    matches = await match_emails(session, [parsed for _, parsed, _ in run])
+    clues = [mail.prepared.clues for mail, _, _ in run]
+    matches = await match_emails(
+        session,
+        [parsed for _, parsed, _ in run],
+        None if any(c is None for c in clues) else [c for c in clues if c is not None],
+    )
     inbounds = [
         _inbound(
             mail.raw,
-            store_blob(mail.raw, "message/rfc822"),
+            _raw_blob(mail),
             parsed,
             classification,
             match,
@@ -452,16 +462,22 @@ async def do_ingest_unparseable(
     return Ingested(outcome, external_id, message_id=received.message.id)
 
 
-def _own_copy(parsed: ParsedEmail, classification: Classification) -> Classification:
-    if classification.kind is MailKind.REPLY and _from_ourselves(parsed):
+def _own_copy(
+    parsed: ParsedEmail, classification: Classification, ours: str | None = None
+) -> Classification:
+    if classification.kind is MailKind.REPLY and _from_ourselves(parsed, ours):
         # A copy of our own mail (a Bcc, a forwarding rule): answering it would loop.
         return Classification(MailKind.AUTO_REPLY, "enviado pelo nosso próprio endereço")
     return classification
 
 
-def _from_ourselves(parsed: ParsedEmail) -> bool:
-    ours = parseaddr(get_settings().email_from)[1].lower()
+def _from_ourselves(parsed: ParsedEmail, ours: str | None = None) -> bool:
+    ours = _our_address() if ours is None else ours
     return bool(ours) and parsed.from_address == ours
+
+
+def _our_address() -> str:
+    return parseaddr(get_settings().email_from)[1].lower()
 
 
 def _sender(parsed: ParsedEmail) -> str:

@@ -30,7 +30,7 @@ from api.contacts.service import FREE_MAIL_DOMAINS
 from api.conversations.models import Channel, Conversation, Direction, Message
 from api.identifiers.case_ref import find_case_refs
 from api.identifiers.contact import find_urls
-from api.identifiers.documents import find_documents
+from api.identifiers.documents import Document, find_documents
 
 # Weight of each rule when its evidence only suggests (ambiguous or weak).
 RULE_SCORES: dict[str, float] = {
@@ -67,16 +67,42 @@ class MatchResult:
     suggestions: tuple[Candidate, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class MatchClues:
+    """What the rules look up, read from a mail's text (pure and CPU-bound: an initial sync
+    computes it in its parse workers, api/channels/email/prepare.py)."""
+
+    subject_refs: tuple[str, ...]
+    body_refs: tuple[str, ...]
+    url_variants: dict[str, str]  # every spelling a listing may be stored under → the URL
+    documents: dict[str, Document]
+
+
+def clues_of(parsed: ParsedEmail) -> MatchClues:
+    urls = list(dict.fromkeys(url for url, _, _ in find_urls(parsed.text)))[:_MAX_URLS]
+    return MatchClues(
+        subject_refs=tuple(dict.fromkeys(ref for ref, _, _ in find_case_refs(parsed.subject))),
+        body_refs=tuple(dict.fromkeys(ref for ref, _, _ in find_case_refs(parsed.text)))[:10],
+        url_variants={variant: url for url in urls for variant in url_variants(url)},
+        documents={doc.value: doc for doc, _, _ in find_documents(parsed.text)},
+    )
+
+
 async def match_email(session: AsyncSession, parsed: ParsedEmail) -> MatchResult:
     """Apply the rules in order; a unique answer wins, ambiguity becomes suggestions."""
     return (await match_emails(session, [parsed]))[0]
 
 
-async def match_emails(session: AsyncSession, batch: Sequence[ParsedEmail]) -> list[MatchResult]:
+async def match_emails(
+    session: AsyncSession,
+    batch: Sequence[ParsedEmail],
+    clues: Sequence[MatchClues] | None = None,
+) -> list[MatchResult]:
     """`match_email` for a batch of mails in one query per rule (not one per rule and mail): each
     rule is asked only about the mails no earlier rule decided, so every mail gets exactly the
     answer it would get alone. The mails must not depend on each other (the ingestion cuts a
     batch where one answers another or shares its sender)."""
+    found_clues = list(clues) if clues is not None else [clues_of(parsed) for parsed in batch]
     pending: list[list[Candidate]] = [[] for _ in batch]
     results: list[MatchResult | None] = [None] * len(batch)
     rules = (
@@ -91,7 +117,7 @@ async def match_emails(session: AsyncSession, batch: Sequence[ParsedEmail]) -> l
         open_ = [i for i, result in enumerate(results) if result is None]
         if not open_:
             break
-        answers = await rule(session, [batch[i] for i in open_])
+        answers = await rule(session, [batch[i] for i in open_], [found_clues[i] for i in open_])
         for i, answer in zip(open_, answers, strict=True):
             found = _distinct(answer)
             decisive = [c for c in found if c.decisive]
@@ -107,9 +133,9 @@ async def match_emails(session: AsyncSession, batch: Sequence[ParsedEmail]) -> l
             )
     open_ = [i for i, result in enumerate(results) if result is None]
     if open_:
-        undecided = [batch[i] for i in open_]
-        by_reference = await _by_body_reference(session, undecided)
-        by_name = await _by_sender_name(session, undecided)
+        undecided, their = [batch[i] for i in open_], [found_clues[i] for i in open_]
+        by_reference = await _by_body_reference(session, undecided, their)
+        by_name = await _by_sender_name(session, undecided, their)
         for i, body, name in zip(open_, by_reference, by_name, strict=True):
             results[i] = MatchResult(case_id=None, suggestions=rank([*pending[i], *body, *name]))
     return [result for result in results if result is not None]
@@ -138,7 +164,9 @@ def _distinct(candidates: Sequence[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
-async def _by_thread(session: AsyncSession, batch: Sequence[ParsedEmail]) -> list[list[Candidate]]:
+async def _by_thread(
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
+) -> list[list[Candidate]]:
     ids = list(dict.fromkeys(i for parsed in batch for i in parsed.thread_ids))
     if not ids:
         return [[] for _ in batch]
@@ -170,9 +198,9 @@ async def _by_thread(session: AsyncSession, batch: Sequence[ParsedEmail]) -> lis
 
 
 async def _by_subject_reference(
-    session: AsyncSession, batch: Sequence[ParsedEmail]
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
 ) -> list[list[Candidate]]:
-    refs = [list(dict.fromkeys(ref for ref, _, _ in find_case_refs(p.subject))) for p in batch]
+    refs = [c.subject_refs for c in clues]
     cases = await _cases_by_reference(session, [ref for each in refs for ref in each])
     score = RULE_SCORES["subject_reference"]
     return [
@@ -186,9 +214,9 @@ async def _by_subject_reference(
 
 
 async def _by_body_reference(
-    session: AsyncSession, batch: Sequence[ParsedEmail]
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
 ) -> list[list[Candidate]]:
-    refs = [list(dict.fromkeys(ref for ref, _, _ in find_case_refs(p.text)))[:10] for p in batch]
+    refs = [c.body_refs for c in clues]
     cases = await _cases_by_reference(session, [ref for each in refs for ref in each])
     score = RULE_SCORES["body_reference"]
     return [
@@ -211,7 +239,7 @@ async def _cases_by_reference(session: AsyncSession, refs: list[str]) -> list[tu
 
 
 async def _by_sender_address(
-    session: AsyncSession, batch: Sequence[ParsedEmail]
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
 ) -> list[list[Candidate]]:
     addresses = list(dict.fromkeys(p.from_address for p in batch if p.from_address))
     if not addresses:
@@ -235,7 +263,7 @@ async def _by_sender_address(
 
 
 async def _by_sender_domain(
-    session: AsyncSession, batch: Sequence[ParsedEmail]
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
 ) -> list[list[Candidate]]:
     domains = [_domain(p) for p in batch]
     wanted = list(dict.fromkeys(d for d in domains if d is not None))
@@ -271,12 +299,9 @@ def _domain(parsed: ParsedEmail) -> str | None:
 
 
 async def _by_listing_urls(
-    session: AsyncSession, batch: Sequence[ParsedEmail]
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
 ) -> list[list[Candidate]]:
-    wanted: list[dict[str, str]] = []
-    for parsed in batch:
-        urls = list(dict.fromkeys(url for url, _, _ in find_urls(parsed.text)))[:_MAX_URLS]
-        wanted.append({variant: url for url in urls for variant in url_variants(url)})
+    wanted = [c.url_variants for c in clues]
     every = list(dict.fromkeys(v for variants in wanted for v in variants))
     if not every:
         return [[] for _ in batch]
@@ -295,9 +320,9 @@ async def _by_listing_urls(
 
 
 async def _by_documents(
-    session: AsyncSession, batch: Sequence[ParsedEmail]
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
 ) -> list[list[Candidate]]:
-    wanted = [{doc.value: doc for doc, _, _ in find_documents(p.text)} for p in batch]
+    wanted = [c.documents for c in clues]
     every = list(dict.fromkeys(value for documents in wanted for value in documents))
     if not every:
         return [[] for _ in batch]
@@ -320,7 +345,7 @@ async def _by_documents(
 
 
 async def _by_sender_name(
-    session: AsyncSession, batch: Sequence[ParsedEmail]
+    session: AsyncSession, batch: Sequence[ParsedEmail], clues: Sequence[MatchClues]
 ) -> list[list[Candidate]]:
     names = [" ".join((p.from_name or "").split()) for p in batch]
     wanted = list(dict.fromkeys(n.lower() for n in names if len(n.split()) >= 2))

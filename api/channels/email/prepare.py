@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import hashlib
 import logging
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from api.channels.email.classify import Classification, classify
+from api.channels.email.matching import MatchClues, clues_of
 from api.channels.email.parser import ParsedEmail, content_hash, parse_email, sanitize_html
+from api.storage import StoredBlob, blob_path
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +43,19 @@ class PreparedMail:
     parsed: ParsedEmail | None = None
     classification: Classification | None = None
     safe_html: str | None = None
+    clues: MatchClues | None = None
+    # The raw original, already written to storage (content-addressed: writing it again, after
+    # a crash or a re-fetch, changes nothing); None when the caller stores it.
+    raw_blob: StoredBlob | None = None
     error: str | None = None  # set when parsing or classifying failed
 
 
-def prepare_mail(raw: bytes) -> PreparedMail:
+def prepare_mail(raw: bytes, *, storage_dir: str | None = None) -> PreparedMail:
     try:
         parsed = parse_email(raw)
         classification = classify(parsed)
         safe_html = sanitize_html(parsed.html) if parsed.html else None
+        clues = clues_of(parsed)
     except Exception as exc:  # kept raw by the ingestion, never lost
         return PreparedMail(external_id=content_hash(raw), error=f"{type(exc).__name__}: {exc}")
     parsed.message.set_payload("")  # headers only from here on (see PreparedMail)
@@ -54,11 +64,28 @@ def prepare_mail(raw: bytes) -> PreparedMail:
         parsed=parsed,
         classification=classification,
         safe_html=safe_html,
+        clues=clues,
+        raw_blob=_store_raw(Path(storage_dir), raw) if storage_dir else None,
     )
 
 
-def prepare_many(raws: Sequence[bytes]) -> list[PreparedMail]:
-    return [prepare_mail(raw) for raw in raws]
+def prepare_many(raws: Sequence[bytes], storage_dir: str | None = None) -> list[PreparedMail]:
+    return [prepare_mail(raw, storage_dir=storage_dir) for raw in raws]
+
+
+def _store_raw(root: Path, raw: bytes) -> StoredBlob:
+    """api.storage.store_blob for the raw original, under a root given by the caller (a worker
+    process does not share the caller's settings) and without sniffing: it is message/rfc822."""
+    digest = hashlib.sha256(raw).hexdigest()
+    relative = blob_path(digest)
+    target = root / relative
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+        os.replace(tmp, target)
+    return StoredBlob(digest, len(raw), "message/rfc822", relative)
 
 
 def parse_workers() -> int:
@@ -95,22 +122,24 @@ def shutdown_pool() -> None:
 atexit.register(shutdown_pool)
 
 
-async def prepare_batch(raws: Sequence[bytes], *, workers: int | None = None) -> list[PreparedMail]:
+async def prepare_batch(
+    raws: Sequence[bytes], *, workers: int | None = None, storage_dir: str | None = None
+) -> list[PreparedMail]:
     """Prepare mails off the event loop: in worker processes (chunks of CHUNK) when there are
     enough to be worth it, else in a thread. A broken pool (a worker killed) falls back to a
     thread for this batch and is rebuilt for the next."""
     workers = parse_workers() if workers is None else workers
     loop = asyncio.get_running_loop()
     if workers <= 0 or len(raws) < CHUNK:
-        return await asyncio.to_thread(prepare_many, raws)
+        return await asyncio.to_thread(prepare_many, raws, storage_dir)
     pool = _get_pool(workers)
     chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
     try:
         done = await asyncio.gather(
-            *(loop.run_in_executor(pool, prepare_many, chunk) for chunk in chunks)
+            *(loop.run_in_executor(pool, prepare_many, chunk, storage_dir) for chunk in chunks)
         )
     except concurrent.futures.process.BrokenProcessPool:
         log.warning("e-mail parse workers died; preparing this batch in a thread")
         shutdown_pool()
-        return await asyncio.to_thread(prepare_many, raws)
+        return await asyncio.to_thread(prepare_many, raws, storage_dir)
     return [prepared for chunk in done for prepared in chunk]
