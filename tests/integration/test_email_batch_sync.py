@@ -138,10 +138,16 @@ async def test_a_sync_killed_mid_batch_resumes_with_every_mail_stored_once(
 
     monkeypatch.setattr(imap_module, "SYNC_BATCH", BATCH)
     monkeypatch.setattr(imap_module, "BATCH_MIN", 1)
+    # The resumed sync also bounds its batches by size: ~10 mails of this corpus a batch
+    # (checked after each FETCH of 5), so more batches than the 3 the count alone makes.
+    monkeypatch.setattr(imap_module, "SYNC_BATCH_BYTES", 20_000)
+    monkeypatch.setattr(imap_module, "FETCH_BATCH", 5)
+    transactions = counting(monkeypatch, "do_advance_cursor")
     seen = RecordingScheduler()
     with turn_scheduler(seen):
         resumed = await ingest_once(account)
     assert (resumed.fetched, resumed.stored, resumed.duplicates) == (70, 70, 0)
+    assert len(transactions) > -(-70 // BATCH)
     assert await cursor(account.key, imap_folder) == len(raws)
     # A second pass finds nothing new.
     assert (await ingest_once(account)).fetched == 0
@@ -174,6 +180,56 @@ async def test_a_sync_killed_mid_batch_resumes_with_every_mail_stored_once(
     answerable = {m.id for m in messages if m.handled_at is None}
     resumed_ids = {m.id for m in messages if m.provider_id in set(ids[BATCH:])}
     assert sorted(r.message_id for r in seen.requests) == sorted(answerable & resumed_ids)
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Record the `uid` of each call to imap_module.<name> (a batch's cursor move)."""
+    real = getattr(imap_module, name)
+    calls: list[int] = []
+
+    async def wrapper(session: AsyncSession, **kw: Any) -> None:
+        calls.append(int(kw["uid"]))
+        await real(session, **kw)
+
+    monkeypatch.setattr(imap_module, name, wrapper)
+    return calls
+
+
+async def test_a_failing_batch_goes_one_mail_at_a_time_and_a_database_outage_aborts_the_pass(
+    dovecot: Dovecot, imap_folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = tag()
+    raws = mailbox_of(t, 3 * BATCH)
+    dovecot.append(imap_folder, raws)
+    account = dovecot.account(imap_folder)
+    ids = [external_id(raw) for raw in raws]
+    monkeypatch.setattr(imap_module, "SYNC_BATCH", BATCH)
+    monkeypatch.setattr(imap_module, "BATCH_MIN", 1)
+    real = do_ingest_emails
+    batches = 0
+
+    async def faulty(session: AsyncSession, mails: list[MailToIngest]) -> list[Ingested]:
+        nonlocal batches
+        batches += 1
+        done = await real(session, mails)  # every row written, then the fault
+        if batches == 1:
+            raise ValueError("a bug in the batch path")
+        if batches == 2:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return done
+
+    monkeypatch.setattr(imap_module, "do_ingest_emails", faulty)
+    with pytest.raises(sa.exc.OperationalError):
+        await ingest_once(account)
+    # The first batch went one mail at a time (each with its cursor); the second rolled back
+    # whole and the pass stopped there.
+    assert set(await copies(ids)) == set(ids[:BATCH])
+    assert await cursor(account.key, imap_folder) == BATCH
+
+    resumed = await ingest_once(account)
+    assert (resumed.fetched, resumed.stored) == (2 * BATCH, 2 * BATCH)
+    assert await copies(ids) == dict.fromkeys(ids, 1)
+    assert await cursor(account.key, imap_folder) == len(raws)
 
 
 async def copies(ids: list[str]) -> dict[str, int]:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -52,6 +53,7 @@ FETCH_BATCH = 25  # mails per UID FETCH: bounded memory, few round trips
 # A pass with at least BATCH_MIN new mails (an initial sync, a backlog after downtime) stores
 # them SYNC_BATCH per transaction, parsed in worker processes; fewer go one transaction each.
 SYNC_BATCH = int(os.environ.get("EMAIL_SYNC_BATCH") or 200)
+SYNC_BATCH_BYTES = int(os.environ.get("EMAIL_SYNC_BATCH_BYTES") or 32 * 1024 * 1024)
 BATCH_MIN = int(os.environ.get("EMAIL_BATCH_MIN") or 50)
 IDLE_SECONDS = 9 * 60  # RFC 2177: re-issue IDLE well before the 30-minute server timeout
 POLL_SECONDS = 60.0
@@ -364,30 +366,31 @@ async def _sync_in_batches(
     limit: int,
     stats: IngestStats,
 ) -> None:
-    """A large backlog (an initial sync): SYNC_BATCH mails per transaction, the cursor moved in
-    it. While one batch is being stored, the next is fetched and parsed in worker processes."""
+    """A large backlog (an initial sync): up to SYNC_BATCH mails (and SYNC_BATCH_BYTES) per
+    transaction, the cursor moved in it. While one batch is being stored, the next is fetched
+    and parsed in worker processes: at most two batches are held in memory."""
+    queue = collections.deque(pending)
+    storage_dir = str(get_settings().storage_dir)
 
-    async def load(uids: Sequence[int]) -> list[tuple[FetchedMail, bytes, PreparedMail]]:
+    async def load() -> list[tuple[FetchedMail, bytes, PreparedMail]]:
         fetched: list[tuple[FetchedMail, bytes]] = []
-        for start in range(0, len(uids), FETCH_BATCH):
-            fetched += await _fetch(mailbox, uids[start : start + FETCH_BATCH], limit)
+        size = 0
+        while queue and len(fetched) < SYNC_BATCH and size < SYNC_BATCH_BYTES:
+            take = min(FETCH_BATCH, SYNC_BATCH - len(fetched), len(queue))
+            chunk = [queue.popleft() for _ in range(take)]
+            found = await _fetch(mailbox, chunk, limit)
+            fetched += found
+            size += sum(len(raw) for _, raw in found)
         prepared = await prepare_batch([raw for _, raw in fetched], storage_dir=storage_dir)
         return [(mail, raw, p) for (mail, raw), p in zip(fetched, prepared, strict=True)]
 
-    storage_dir = str(get_settings().storage_dir)
-    batches = [pending[i : i + SYNC_BATCH] for i in range(0, len(pending), SYNC_BATCH)]
     loading: asyncio.Task[list[tuple[FetchedMail, bytes, PreparedMail]]] | None = (
-        asyncio.ensure_future(load(batches[0]))
+        asyncio.ensure_future(load()) if queue else None
     )
     try:
-        for index in range(len(batches)):
-            assert loading is not None
+        while loading is not None:
             items = await loading
-            loading = (
-                asyncio.ensure_future(load(batches[index + 1]))
-                if index + 1 < len(batches)
-                else None
-            )
+            loading = asyncio.ensure_future(load()) if queue else None
             await _ingest_batch(maker, mailbox.account, uidvalidity, items, stats)
     finally:
         if loading is not None and not loading.done():

@@ -126,7 +126,7 @@ async def prepare_batch(
     raws: Sequence[bytes], *, workers: int | None = None, storage_dir: str | None = None
 ) -> list[PreparedMail]:
     """Prepare mails off the event loop: in worker processes (chunks of CHUNK) when there are
-    enough to be worth it, else in a thread. A broken pool (a worker killed) falls back to a
+    enough to be worth it, else in a thread. A failing pool (a worker killed) falls back to a
     thread for this batch and is rebuilt for the next."""
     workers = parse_workers() if workers is None else workers
     loop = asyncio.get_running_loop()
@@ -138,8 +138,8 @@ async def prepare_batch(
         done = await asyncio.gather(
             *(loop.run_in_executor(pool, prepare_many, chunk, storage_dir) for chunk in chunks)
         )
-    except concurrent.futures.process.BrokenProcessPool:
-        log.warning("e-mail parse workers died; preparing this batch in a thread")
+    except Exception:  # a worker died (BrokenProcessPool), a result would not pickle, ...
+        log.exception("e-mail parse workers failed; preparing this batch in a thread")
         shutdown_pool()
         return await asyncio.to_thread(prepare_many, raws, storage_dir)
     return [prepared for chunk in done for prepared in chunk]
