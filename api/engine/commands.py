@@ -28,7 +28,7 @@ from api.db import on_commit, unit_of_work, utcnow
 from api.engine.client import EngineUnavailable, RasaGateway, get_gateway
 from api.engine.models import EngineCommand, EngineCommandKind, EngineCommandState
 from api.events import EventActorKind, EventRecord
-from api.events.consumers import Consumer, drain, register_consumer
+from api.events.consumers import Consumer, drain_shared, register_consumer
 
 log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=60)
@@ -204,7 +204,9 @@ async def do_catch_up(gateway: RasaGateway | None, *, conversation_id: int) -> i
     this conversation owes Rasa, backoff or not (Rasa is being called anyway)."""
     if gateway is None:
         return 0
-    await drain(ENGINE_COMMANDS)
+    # One pass shared by the turns that start meanwhile (it usually finds nothing: the consumer
+    # also runs inline after each handoff commit).
+    await drain_shared(ENGINE_COMMANDS)
     return await deliver_engine_commands(gateway, conversation_id=conversation_id, now=True)
 
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -35,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api.db import get_sessionmaker, unit_of_work, utcnow
+from api.db import get_engine, get_sessionmaker, unit_of_work, utcnow
 from api.events.models import EventConsumer, StoredEvent
 from api.events.service import EventRecord, to_record
 
@@ -249,23 +251,122 @@ def _redis() -> Any:
 async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = frozenset()) -> None:
     """Run after each commit that emitted events (of `kinds`): wake this process's runners,
     drain the inline consumers that want those kinds here, and wake other processes' runners
-    through Redis."""
+    through Redis.
+
+    The inline drains are coalesced per consumer in this process: while one runs, the commits
+    that come meanwhile share ONE more pass (which starts after they committed) instead of each
+    locking the cursor and reading the stream again. The caller waits for a pass that covers
+    its commit, unless it runs inside `inline_drains_in_background()` (the bot turn, which
+    delivers its replies first): then the pass runs as a background task of this process. Either
+    way the cursor is durable: what this process does not get to, the worker's runner does."""
     for waker in list(_local_wakers):
         waker.set()
     bind = session.bind
     if isinstance(bind, AsyncEngine):
-        maker = async_sessionmaker(bind, expire_on_commit=False)
+        background = _in_background.get()
+        waits = []
         for consumer in get_consumers():
             wanted = consumer.kinds is None or not consumer.kinds.isdisjoint(kinds)
             if consumer.inline and wanted:
-                try:
-                    await drain(consumer, maker=maker)
-                except Exception:
-                    log.exception("event consumer %s failed (the worker retries)", consumer.name)
+                waits.append(_drainer(consumer, bind).request())
+        if not background:
+            for wait in waits:
+                await wait
     redis = _redis()
     if redis is not None:
         with contextlib.suppress(Exception):
             await redis.publish(WAKE_CHANNEL, "1")
+
+
+_in_background: ContextVar[bool] = ContextVar("inline_drains_in_background", default=False)
+
+
+@contextlib.contextmanager
+def inline_drains_in_background() -> Iterator[None]:
+    """Commits inside this block do not wait for the inline consumers' pass (it still runs,
+    in the background of this process; `wait_for_inline_drains` waits for it)."""
+    token = _in_background.set(True)
+    try:
+        yield
+    finally:
+        _in_background.reset(token)
+
+
+class _Drainer:
+    """One inline consumer on one engine in one event loop: at most one pass runs at a time;
+    requests made while it runs are served together by the next pass."""
+
+    def __init__(self, consumer: Consumer, engine: AsyncEngine) -> None:
+        self.consumer = consumer
+        self.engine = engine
+        self.maker = async_sessionmaker(engine, expire_on_commit=False)
+        self.task: asyncio.Task[None] | None = None
+        self.waiting: list[asyncio.Future[None]] = []
+
+    def request(self) -> asyncio.Future[None]:
+        """A future done once a pass that started after this call has finished."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(done)
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._run())
+            _background_drains.add(self.task)
+            self.task.add_done_callback(_background_drains.discard)
+        elif asyncio.current_task() is self.task:
+            # The consumer's own commit woke it: the next pass is this task's next round, which
+            # cannot start while this one waits for it.
+            settled: asyncio.Future[None] = loop.create_future()
+            settled.set_result(None)
+            return settled
+        return done
+
+    async def _run(self) -> None:
+        served: list[asyncio.Future[None]] = []
+        try:
+            while self.waiting:
+                served, self.waiting = self.waiting, []
+                try:
+                    await drain(self.consumer, maker=self.maker)
+                except Exception:
+                    log.exception(
+                        "event consumer %s failed (the worker retries)", self.consumer.name
+                    )
+                _release(served)
+        finally:  # cancelled (shutdown): nobody waits for ever
+            _release(served)
+            _release(self.waiting)
+
+
+def _release(waiting: list[asyncio.Future[None]]) -> None:
+    for done in waiting:
+        if not done.done():
+            done.set_result(None)
+
+
+_drainers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], _Drainer]]
+_drainers = weakref.WeakKeyDictionary()
+_background_drains: set[asyncio.Task[None]] = set()
+
+
+def _drainer(consumer: Consumer, engine: AsyncEngine) -> _Drainer:
+    here = _drainers.setdefault(asyncio.get_running_loop(), {})
+    key = (consumer.name, id(engine))
+    found = here.get(key)
+    if found is None or found.consumer is not consumer or found.engine is not engine:
+        found = here[key] = _Drainer(consumer, engine)
+    return found
+
+
+async def drain_shared(consumer: Consumer, *, engine: AsyncEngine | None = None) -> None:
+    """Wait for a pass of `consumer` that starts after this call, shared with the other callers
+    and commits of this process that want one meanwhile (see `wake_after_commit`)."""
+    await _drainer(consumer, engine or get_engine()).request()
+
+
+async def wait_for_inline_drains() -> None:
+    """Let the inline consumers' passes running in this process finish (shutdown, tests)."""
+    while _background_drains:
+        await asyncio.gather(*list(_background_drains), return_exceptions=True)
 
 
 async def _listen_for_wakes(waker: asyncio.Event) -> None:
