@@ -21,6 +21,7 @@ from api.conversations.models import Channel
 from api.conversations.scheduling import TurnRequest
 from api.engine.client import get_gateway
 from api.engine.turns import process_conversation
+from api.events.consumers import inline_drains_in_background, wait_for_inline_drains
 from api.outbox.senders import ChannelSender
 from api.outbox.worker import deliver_due
 
@@ -35,10 +36,14 @@ def get_senders() -> dict[Channel, ChannelSender]:
 
 async def run_turns_and_deliver(conversation_id: int) -> int:
     """Handle the pending turns, then send their replies right away instead of waiting for the
-    worker's next pass (claims are leased, so the worker and this never send a row twice)."""
-    handled = await process_conversation(conversation_id, gateway=get_gateway())
-    if handled:
-        await deliver_due(get_senders(), conversation_id=conversation_id)
+    worker's next pass (claims are leased, so the worker and this never send a row twice).
+
+    The inline event consumers woken by the turn's commits run beside it, not before the
+    replies go out (their cursors are durable; `wait_for_scheduled_turns` waits for them)."""
+    with inline_drains_in_background():
+        handled = await process_conversation(conversation_id, gateway=get_gateway())
+        if handled:
+            await deliver_due(get_senders(), conversation_id=conversation_id)
     return handled
 
 
@@ -62,9 +67,10 @@ def _done(task: asyncio.Task[int]) -> None:
 
 
 async def wait_for_scheduled_turns() -> None:
-    """Used at shutdown and by tests: let running turns finish."""
+    """Used at shutdown and by tests: let running turns, and the consumers they woke, finish."""
     while _tasks:
         await asyncio.gather(*list(_tasks), return_exceptions=True)
+    await wait_for_inline_drains()
 
 
 async def fetch_media_then_turns(channel: Channel, message_id: int) -> int:

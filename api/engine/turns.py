@@ -8,6 +8,7 @@ same rows).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -60,7 +61,12 @@ class PendingTurn:
     sender_id: str
 
 
-async def _claim(maker: async_sessionmaker[AsyncSession], conversation_id: int) -> str | None:
+async def _claim_next(
+    maker: async_sessionmaker[AsyncSession], conversation_id: int
+) -> tuple[str, PendingTurn] | None:
+    """Take the conversation's lease and its oldest ready message in one transaction; with
+    nothing ready the lease is given back in that same transaction. None: another process
+    holds the conversation, or nothing is ready."""
     token = str(uuid.uuid4())
     now = utcnow()
     async with unit_of_work(maker) as session:
@@ -74,8 +80,54 @@ async def _claim(maker: async_sessionmaker[AsyncSession], conversation_id: int) 
             )
             .values(turn_lease_token=token, turn_lease_until=now + LEASE)
             .returning(Conversation.id)
+            .execution_options(synchronize_session=False)
         )
-    return token if claimed is not None else None
+        if claimed is None:
+            return None
+        turn = await _pending_or_release(session, conversation_id, token)
+    return (token, turn) if turn is not None else None
+
+
+async def _renew(session: AsyncSession, conversation_id: int, token: str) -> bool:
+    """Renew our lease (row-locking the conversation until commit); False if it was lost."""
+    renewed = await session.scalar(
+        sa.update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
+        .values(turn_lease_until=utcnow() + LEASE)
+        .returning(Conversation.id)
+        .execution_options(synchronize_session=False)
+    )
+    return renewed is not None
+
+
+async def _pending_or_release(
+    session: AsyncSession, conversation_id: int, token: str
+) -> PendingTurn | None:
+    """The next turn to run under our lease, or None after giving the lease back.
+
+    Race-free without a second look: the caller's UPDATE holds the conversation's row lock
+    until commit, so a message committed before this read is seen here, and whoever commits
+    one after it and then tries to claim waits on that lock and finds the lease free."""
+    message = await _oldest_ready(session, conversation_id)
+    if message is None:
+        await session.execute(
+            sa.update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
+            .values(turn_lease_token=None, turn_lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return None
+    conversation = await session.get(Conversation, conversation_id)
+    assert conversation is not None
+    return PendingTurn(
+        message_id=message.id,
+        text=message.text,
+        channel=str(message.channel),
+        conversation_id=conversation.id,
+        case_id=conversation.case_id,
+        holder=conversation.holder,
+        sender_id=sender_id_for(conversation),
+    )
 
 
 async def _release(
@@ -86,28 +138,7 @@ async def _release(
             sa.update(Conversation)
             .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
             .values(turn_lease_token=None, turn_lease_until=None)
-        )
-
-
-async def _next_pending(
-    maker: async_sessionmaker[AsyncSession], conversation_id: int, token: str
-) -> PendingTurn | None:
-    async with unit_of_work(maker) as session:
-        conversation = await session.get(Conversation, conversation_id)
-        if conversation is None or conversation.turn_lease_token != token:
-            return None
-        conversation.turn_lease_until = utcnow() + LEASE  # renew while we work
-        message = await _oldest_ready(session, conversation_id)
-        if message is None:
-            return None
-        return PendingTurn(
-            message_id=message.id,
-            text=message.text,
-            channel=str(message.channel),
-            conversation_id=conversation.id,
-            case_id=conversation.case_id,
-            holder=conversation.holder,
-            sender_id=sender_id_for(conversation),
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -147,96 +178,114 @@ async def _queue(
 async def _finish(
     maker: async_sessionmaker[AsyncSession],
     turn: PendingTurn,
+    token: str,
+    *,
+    result: EngineTurn | None,
+    failure: str | None,
+    opt_out: bool,
+) -> PendingTurn | None:
+    """Record the turn; in the same transaction, take the next one (or give the lease back)."""
+    async with unit_of_work(maker) as session:
+        await _record(session, turn, result=result, failure=failure, opt_out=opt_out)
+        if not await _renew(session, turn.conversation_id, token):
+            return None  # the lease expired and another process took the conversation
+        return await _pending_or_release(session, turn.conversation_id, token)
+
+
+async def _record(
+    session: AsyncSession,
+    turn: PendingTurn,
     *,
     result: EngineTurn | None,
     failure: str | None,
     opt_out: bool,
 ) -> None:
-    async with unit_of_work(maker) as session:
-        message = await session.get(Message, turn.message_id)
-        conversation = await session.get(Conversation, turn.conversation_id)
-        assert message is not None and conversation is not None
-        if message.handled_at is not None:
-            return  # another worker finished it (lease expired mid-turn); never answer twice
-        await session.refresh(conversation)  # actions may have changed holder / case meanwhile
-        message.handled_at = utcnow()
-        message.case_id = message.case_id or conversation.case_id
-        if result is not None and result.nlu is not None:
-            message.intent = result.nlu.intent
-            message.intent_confidence = result.nlu.confidence
-            message.entities = result.nlu.entities
+    message = await session.get(Message, turn.message_id)
+    conversation = await session.get(Conversation, turn.conversation_id)
+    assert message is not None and conversation is not None
+    if message.handled_at is not None:
+        return  # another worker finished it (lease expired mid-turn); never answer twice
+    await session.refresh(conversation)  # actions may have changed holder / case meanwhile
+    message.handled_at = utcnow()
+    message.case_id = message.case_id or conversation.case_id
+    if result is not None and result.nlu is not None:
+        message.intent = result.nlu.intent
+        message.intent_confidence = result.nlu.confidence
+        message.entities = result.nlu.entities
+        emit(
+            session,
+            ev.BotTurnRead(
+                **about(conversation=conversation, actor=EventActorKind.BOT),
+                message_id=message.id,
+                intent=result.nlu.intent,
+                confidence=result.nlu.confidence,
+            ),
+        )
+    bot = Actor.bot()
+    if opt_out:
+        contact = await session.get(ContactPoint, conversation.contact_point_id)
+        if contact is not None and contact.opted_out_at is None:
+            contact.opted_out_at = utcnow()
+            contact.opt_out_reason = f"palavra-chave: {turn.text.strip()[:40]}"
             emit(
                 session,
-                ev.BotTurnRead(
-                    **about(conversation=conversation, actor=EventActorKind.BOT),
-                    message_id=message.id,
-                    intent=result.nlu.intent,
-                    confidence=result.nlu.confidence,
+                ev.ContactOptedOut(
+                    **about(conversation=conversation, actor=Actor.infringer()),
+                    contact_id=contact.id,
+                    reason=contact.opt_out_reason,
                 ),
             )
-        bot = Actor.bot()
-        if opt_out:
-            contact = await session.get(ContactPoint, conversation.contact_point_id)
-            if contact is not None and contact.opted_out_at is None:
-                contact.opted_out_at = utcnow()
-                contact.opt_out_reason = f"palavra-chave: {turn.text.strip()[:40]}"
-                emit(
-                    session,
-                    ev.ContactOptedOut(
-                        **about(conversation=conversation, actor=Actor.infringer()),
-                        contact_id=contact.id,
-                        reason=contact.opt_out_reason,
-                    ),
-                )
-                await _queue(
-                    session, conversation, [OPT_OUT_CONFIRMATION], bot, allow_suppressed=True
-                )
-            await do_request_handoff(
-                session, conversation=conversation, reason="opt-out: revisar contato", actor=bot
-            )
-            return
-        if failure is not None:
-            if await do_request_handoff(
-                session, conversation=conversation, reason=failure, actor=Actor.system()
-            ):
-                await _queue(
-                    session,
-                    conversation,
-                    [ENGINE_DOWN_REPLY],
-                    Actor.system(),
-                    reply_to=turn.message_id,
-                )
-            return
-        assert result is not None
-        if turn.holder is not Holder.BOT:
-            if result.messages:
-                # The bot must never speak while a person holds the conversation: make Rasa
-                # agree, durably (a pause Rasa misses now is retried until it has it).
-                await do_queue_engine_command(
-                    session, conversation=conversation, kind=EngineCommandKind.PAUSE
-                )
-            return  # a person holds it: the reading is kept, the bot says nothing
-        texts = [reply.text for reply in result.messages if reply.text]
-        if texts:
-            # The opt-out confirmation is the one message allowed to a suppressed contact.
+            await _queue(session, conversation, [OPT_OUT_CONFIRMATION], bot, allow_suppressed=True)
+        await do_request_handoff(
+            session, conversation=conversation, reason="opt-out: revisar contato", actor=bot
+        )
+        return
+    if failure is not None:
+        if await do_request_handoff(
+            session, conversation=conversation, reason=failure, actor=Actor.system()
+        ):
             await _queue(
-                session, conversation, texts, bot, reply_to=turn.message_id, allow_suppressed=True
+                session,
+                conversation,
+                [ENGINE_DOWN_REPLY],
+                Actor.system(),
+                reply_to=turn.message_id,
             )
-        if result.paused and conversation.holder is Holder.BOT:
-            await do_request_handoff(
-                session, conversation=conversation, reason="bot pausou a conversa", actor=bot
+        return
+    assert result is not None
+    if turn.holder is not Holder.BOT:
+        if result.messages:
+            # The bot must never speak while a person holds the conversation: make Rasa
+            # agree, durably (a pause Rasa misses now is retried until it has it).
+            await do_queue_engine_command(
+                session, conversation=conversation, kind=EngineCommandKind.PAUSE
             )
+        return  # a person holds it: the reading is kept, the bot says nothing
+    texts = [reply.text for reply in result.messages if reply.text]
+    if texts:
+        # The opt-out confirmation is the one message allowed to a suppressed contact.
+        await _queue(
+            session, conversation, texts, bot, reply_to=turn.message_id, allow_suppressed=True
+        )
+    if result.paused and conversation.holder is Holder.BOT:
+        await do_request_handoff(
+            session, conversation=conversation, reason="bot pausou a conversa", actor=bot
+        )
 
 
 async def _handle(
-    maker: async_sessionmaker[AsyncSession], gateway: RasaGateway | None, turn: PendingTurn
-) -> None:
+    maker: async_sessionmaker[AsyncSession],
+    gateway: RasaGateway | None,
+    turn: PendingTurn,
+    token: str,
+) -> PendingTurn | None:
+    """Run one turn; returns the next one of the conversation (None: the lease is given back)."""
     if is_opt_out_keyword(turn.text):
-        await _finish(maker, turn, result=None, failure=None, opt_out=True)
-        return
+        return await _finish(maker, turn, token, result=None, failure=None, opt_out=True)
     if gateway is None:
-        await _finish(maker, turn, result=None, failure="Rasa não configurado", opt_out=False)
-        return
+        return await _finish(
+            maker, turn, token, result=None, failure="Rasa não configurado", opt_out=False
+        )
     try:
         # Rasa first hears the pauses and resumes still owed to it, so its tracker agrees with
         # the holder before it reads this turn.
@@ -250,9 +299,8 @@ async def _handle(
         )
     except EngineUnavailable as exc:
         log.warning("turn %s: %s", turn.message_id, exc.message)
-        await _finish(maker, turn, result=None, failure=exc.message, opt_out=False)
-        return
-    await _finish(maker, turn, result=result, failure=None, opt_out=False)
+        return await _finish(maker, turn, token, result=None, failure=exc.message, opt_out=False)
+    return await _finish(maker, turn, token, result=result, failure=None, opt_out=False)
 
 
 async def process_conversation(
@@ -262,50 +310,54 @@ async def process_conversation(
     maker: async_sessionmaker[AsyncSession] | None = None,
 ) -> int:
     """Handle every pending inbound message of a conversation, oldest first. Returns how many;
-    0 when another process holds the conversation (it will handle them)."""
+    0 when another process holds the conversation (it will handle them).
+
+    Two transactions per turn besides Rasa's: the claim (lease and first message) and the
+    finish (the turn's effects, then the next message or the lease given back)."""
     maker = maker or get_sessionmaker()
+    claimed = await _claim_next(maker, conversation_id)
+    if claimed is None:
+        return 0
+    token, next_turn = claimed
     handled = 0
-    while True:
-        token = await _claim(maker, conversation_id)
-        if token is None:
-            return handled
-        try:
-            while (turn := await _next_pending(maker, conversation_id, token)) is not None:
-                await _handle(maker, gateway, turn)
-                handled += 1
-        finally:
+    try:
+        turn: PendingTurn | None = next_turn
+        while turn is not None:
+            turn = await _handle(maker, gateway, turn, token)
+            handled += 1
+    except BaseException:
+        # The turn failed before its finish committed: free the conversation for the next
+        # attempt (the worker's sweeper, or the next message) instead of waiting out the lease.
+        with contextlib.suppress(Exception):
             await _release(maker, conversation_id, token)
-        # A message stored between our last look and the release would otherwise wait.
-        if not await _has_pending(maker, conversation_id):
-            return handled
-
-
-async def _has_pending(maker: async_sessionmaker[AsyncSession], conversation_id: int) -> bool:
-    async with unit_of_work(maker) as session:
-        return await _oldest_ready(session, conversation_id) is not None
+        raise
+    return handled
 
 
 async def _oldest_ready(session: AsyncSession, conversation_id: int) -> Message | None:
     """The oldest unhandled inbound message, unless its media are still being fetched: turns
     keep their order, so the whole conversation waits for it (the fetcher schedules it)."""
-    message = await session.scalar(
-        sa.select(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.direction == Direction.INBOUND,
-            Message.handled_at.is_(None),
+    waiting = (
+        sa.select(Attachment.id)
+        .where(Attachment.message_id == Message.id, Attachment.media_state == MediaState.PENDING)
+        .exists()
+    )
+    row = (
+        await session.execute(
+            sa.select(Message, waiting)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == Direction.INBOUND,
+                Message.handled_at.is_(None),
+            )
+            .order_by(Message.id)
+            .limit(1)
         )
-        .order_by(Message.id)
-        .limit(1)
-    )
-    if message is None:
+    ).first()
+    if row is None or row[1]:
         return None
-    waiting = await session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Attachment)
-        .where(Attachment.message_id == message.id, Attachment.media_state == MediaState.PENDING)
-    )
-    return None if waiting else message
+    message: Message = row[0]
+    return message
 
 
 async def get_conversations_with_pending(

@@ -1,0 +1,164 @@
+"""Inline consumers coalesced per process, and the bot loop's two transactions per turn: every
+event is still handled once and seen by the committer that waited for it; every message that
+arrives while a conversation's turns run is answered exactly once, none left waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.conversations.models import Conversation, Direction, Message
+from api.db import unit_of_work
+from api.engine.client import BotMessage, EngineTurn, NluReading
+from api.engine.turns import process_conversation
+from api.events import emit
+from api.events import kinds as ev
+from api.events.consumers import (
+    Consumer,
+    inline_drains_in_background,
+    register_consumer,
+    run_consumer_once,
+    unregister_consumer,
+    wait_for_inline_drains,
+)
+from api.events.models import StoredEvent
+from api.events.service import EventRecord
+from tests.integration.test_pipeline import case_with_phone, receive
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
+
+
+class Recorder:
+    """An inline consumer of this test's alert.raised events: which it handled, how often."""
+
+    def __init__(self) -> None:
+        self.run = f"drains-{uuid.uuid4().hex[:8]}"
+        self.handled: Counter[int] = Counter()
+        self.consumer = Consumer(
+            name=self.run,
+            handle=self.handle,
+            kinds=frozenset({ev.AlertRaised.kind}),
+            start_at_head=True,
+            inline=True,
+        )
+
+    async def handle(self, _session: AsyncSession, record: EventRecord) -> None:
+        event = record.event
+        if isinstance(event, ev.AlertRaised) and event.alert == self.run:
+            self.handled[record.id] += 1
+
+    async def emit_one(self, n: int) -> int:
+        async with unit_of_work() as session:
+            emit(
+                session,
+                ev.AlertRaised(actor_kind=ev.EventActorKind.RULE, alert=self.run, detail={"n": n}),
+            )
+        async with unit_of_work() as session:
+            event_id = await session.scalar(
+                sa.select(StoredEvent.id).where(
+                    StoredEvent.kind == ev.AlertRaised.kind,
+                    StoredEvent.payload["detail"]["n"].as_integer() == n,
+                    StoredEvent.payload["alert"].as_string() == self.run,
+                )
+            )
+        assert event_id is not None
+        return int(event_id)
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    found = Recorder()
+    await run_consumer_once(found.consumer)  # its cursor starts at the head of the stream
+    register_consumer(found.consumer)
+    yield found
+    unregister_consumer(found.consumer.name)
+    await wait_for_inline_drains()
+
+
+async def test_concurrent_commits_share_passes_and_each_sees_its_event_handled(
+    recorder: Recorder,
+) -> None:
+    async def commit_and_check(n: int) -> int:
+        event_id = await recorder.emit_one(n)
+        # The committer waited for a pass that started after its commit.
+        assert recorder.handled[event_id] == 1
+        return event_id
+
+    ids = await asyncio.gather(*(commit_and_check(n) for n in range(20)))
+    await wait_for_inline_drains()
+    assert sorted(recorder.handled) == sorted(ids)
+    assert set(recorder.handled.values()) == {1}
+
+
+async def test_in_the_background_the_commit_does_not_wait_but_the_event_is_handled(
+    recorder: Recorder,
+) -> None:
+    with inline_drains_in_background():
+        event_id = await recorder.emit_one(0)
+    await wait_for_inline_drains()
+    assert recorder.handled[event_id] == 1
+
+
+class ScriptedGateway:
+    """Answers every turn with one reply naming the message; new messages arrive meanwhile."""
+
+    def __init__(self, phone: str, arrivals: int) -> None:
+        self.phone = phone
+        self.arrivals = arrivals
+        self.turns: list[str] = []
+
+    async def send_turn(self, *, message_id: str, text: str, **_: object) -> EngineTurn:
+        self.turns.append(message_id)
+        if self.arrivals > 0:  # the infringer writes again while the bot thinks
+            self.arrivals -= 1
+            await receive(self.phone, f"de novo {self.arrivals}", f"SM{uuid.uuid4().hex}")
+        return EngineTurn(
+            messages=[BotMessage(text=f"resposta a {message_id}")],
+            nlu=NluReading(intent="greet", confidence=0.9),
+            paused=False,
+        )
+
+    async def send_events(self, **_: object) -> bool:
+        return False
+
+
+async def test_messages_arriving_during_turns_are_each_answered_once() -> None:
+    _, phone = await case_with_phone()
+    _, conversation_id, _ = await receive(phone, "oi", f"SM{uuid.uuid4().hex}")
+    gateway = ScriptedGateway(phone, arrivals=4)
+    # Several processes try at once; one holds the lease and runs every turn, the late
+    # arrivals included, then gives the lease back with nothing left.
+    handled = await asyncio.gather(
+        *(process_conversation(conversation_id, gateway=gateway) for _ in range(3))  # type: ignore[arg-type]
+    )
+    assert sum(handled) == 5
+    async with unit_of_work() as session:
+        inbound = list(
+            await session.scalars(
+                sa.select(Message).where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == Direction.INBOUND,
+                )
+            )
+        )
+        replies = list(
+            await session.scalars(
+                sa.select(Message.text).where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == Direction.OUTBOUND,
+                )
+            )
+        )
+        conversation = await session.get(Conversation, conversation_id)
+    assert len(inbound) == 5 and all(m.handled_at is not None for m in inbound)
+    assert sorted(replies) == sorted(f"resposta a msg-{m.id}" for m in inbound)
+    assert sorted(gateway.turns) == sorted(f"msg-{m.id}" for m in inbound)
+    assert conversation is not None and conversation.turn_lease_token is None
+    # Nothing left: a new attempt finds no turn to run.
+    assert await process_conversation(conversation_id, gateway=gateway) == 0  # type: ignore[arg-type]
