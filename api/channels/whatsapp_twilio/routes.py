@@ -10,6 +10,7 @@ inbound pipeline decides (api.conversations.inbound): this adapter only verifies
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -31,10 +32,10 @@ from api.config import Settings, get_settings
 from api.conversations.delivery import do_update_delivery_status
 from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
-from api.db import utcnow
+from api.db import get_sessionmaker, run_after_commit, utcnow
 from api.errors import PayloadTooLarge, PermissionDenied
+from api.events.consumers import inline_drains_in_background
 from api.ids import MAX_ID
-from api.web.deps import get_session
 from api.web.proxies import forwarded_headers_trusted
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,30 @@ STATUS_PATH = "/webhooks/twilio/status"
 MAX_FORM_BYTES = 256 * 1024
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
-# The request's one transaction, committed before the response is sent ("function" scope):
-# with the default scope FastAPI would send the 200 first and commit afterwards.
-WebhookSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+async def webhook_session() -> AsyncIterator[AsyncSession]:
+    """The request's one transaction, committed before the response is sent. Of what waits
+    for the commit, only the cheap part runs before the acknowledgement (the bot turn is
+    handed to a background task, the event capture for tests); the inline event consumers'
+    passes run beside the response, not before it (api.events.consumers). Nothing is lost if
+    the process dies meanwhile: the turn sweeper and the worker's consumers read the database."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        session.info.pop("after_commit", None)
+        raise
+    finally:
+        await session.close()
+    with inline_drains_in_background():
+        await run_after_commit(session)
+
+
+# "function" scope: committed before the response is sent (with the default scope FastAPI would
+# send the 200 first and commit afterwards).
+WebhookSession = Annotated[AsyncSession, Depends(webhook_session, scope="function")]
 
 _CALLBACK_STATUS = {
     "queued": DeliveryStatus.QUEUED,
