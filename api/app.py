@@ -50,6 +50,11 @@ def create_app() -> FastAPI:
     app.add_middleware(TurnSchedulerMiddleware, scheduler=BACKGROUND_TURNS)
     app.add_middleware(TrustedProxyMiddleware)  # added last: runs first, on the real peer
     install_error_handlers(app)
+    # The hot paths first: routes are matched in order (about a hundred panel and API routes
+    # are otherwise tried before them), and every WhatsApp message reaches these several times
+    # (its webhook, the action server call of its turn, the status callbacks of its replies).
+    app.include_router(twilio_router)
+    app.include_router(action_server_router)
     install_panel(app)  # after the JSON handlers: /painel errors render as pages
     app.include_router(health_router)
     app.include_router(auth_router)
@@ -58,8 +63,6 @@ def create_app() -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(events_router)
     app.include_router(public_router)
-    app.include_router(action_server_router)
-    app.include_router(twilio_router)
     app.include_router(email_router)
     app.include_router(operations_router)
     app.include_router(automations_router)
