@@ -15,6 +15,10 @@ seconds whatever the answers (open loop: nobody waits for a reply before the nex
   (POST {RASA_URL}/webhooks/tratativa/webhook with X-Tratativa-Secret); the answer carries every
   reply of the turn, so latency = time to the answer.
 
+Before the first rate, a few turns (--warm-up, 10) go through each path unmeasured, so one-time
+costs (the app's first route resolution, the first import of the actions, Rasa's first
+prediction) do not land on the lowest rate.
+
 A rate is sustained when p95 < 2 s and at least 99 % of the turns were answered. A path is not
 run at the rates above its first rate not sustained (its backlog would spill into the next steps);
 when a path sustains the highest rate tested, its figure is a lower bound. The last line is machine-readable:
@@ -348,6 +352,14 @@ async def run(args: argparse.Namespace) -> int:
             except httpx.HTTPError as exc:
                 print(f"{what} not reachable at {url}: {exc!r}", file=sys.stderr)
                 return 2
+        if args.warm_up > 0:
+            # One-time costs (the app's first route resolution, the action server's first
+            # import of the actions, Rasa's first prediction) are not a rate's latency.
+            warm = argparse.Namespace(**{**vars(args), "messages": args.warm_up, "infringers": 5})
+            warmed = await whatsapp_step(http, sim_url, 2.0, warm)
+            if rasa_url:
+                await rasa_step(http, rasa_url, args.rasa_secret, 2.0, warm)
+            print(f"warm-up: {warmed.answered}/{args.warm_up} turns through each path, not counted")
         print(f"{args.infringers} infringers, {args.messages} messages per rate and path")
         print(HEADER, flush=True)
         w_on, r_on = True, bool(rasa_url)  # a path stops at its first rate not sustained
@@ -414,6 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=30.0, help="seconds to drain replies after a step"
     )
     parser.add_argument("--max-seconds", type=float, default=600.0, help="no new rate after it")
+    parser.add_argument(
+        "--warm-up", type=int, default=10, help="turns through each path before measuring"
+    )
     return asyncio.run(run(parser.parse_args(argv)))
 
 
