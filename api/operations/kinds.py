@@ -147,11 +147,21 @@ def check_alert_settings(changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return clean
 
 
+_CACHED = "operations.alert_settings"
+
+
 async def get_alert_settings(session: AsyncSession) -> AlertSettings:
+    """The alert settings in force, read once per session: an event consumer handles a batch
+    of events in one transaction, and each event asked for them again."""
+    cached = session.info.get(_CACHED)
+    if isinstance(cached, AlertSettings):
+        return cached
     override = await session.scalar(
         sa.select(OperationsSetting.value).where(OperationsSetting.key == ALERT_SETTINGS_KEY)
     )
-    return merge_alert_settings(override)
+    settings = merge_alert_settings(override)
+    session.info[_CACHED] = settings
+    return settings
 
 
 async def do_update_alert_settings(
@@ -159,6 +169,7 @@ async def do_update_alert_settings(
 ) -> AlertSettings:
     """Merge an admin's validated changes into the stored override."""
     clean = check_alert_settings(changes)
+    session.info.pop(_CACHED, None)
     row = await session.get(OperationsSetting, ALERT_SETTINGS_KEY, with_for_update=True)
     current: dict[str, Any] = dict(row.value) if row is not None else {}
     for code, fields in clean.items():
