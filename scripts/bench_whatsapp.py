@@ -355,7 +355,9 @@ async def run(args: argparse.Namespace) -> int:
         if args.warm_up > 0:
             # One-time costs (the app's first route resolution, the action server's first
             # import of the actions, Rasa's first prediction) are not a rate's latency.
-            warm = argparse.Namespace(**{**vars(args), "messages": args.warm_up, "infringers": 5})
+            warm = argparse.Namespace(
+                **{**vars(args), "messages": args.warm_up, "infringers": args.warm_up}
+            )
             warmed = await whatsapp_step(http, sim_url, 2.0, warm)
             if rasa_url:
                 await rasa_step(http, rasa_url, args.rasa_secret, 2.0, warm)
