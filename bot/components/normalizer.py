@@ -116,7 +116,68 @@ ABBREVIATIONS: dict[str, str] = {
     "s": "sim",
     "cpfs": "cpf",
     "cnpjs": "cnpj",
+    # More of the usual WhatsApp shorthand (general Brazilian chat spelling).
+    "qnto": "quanto",
+    "qnt": "quanto",
+    "qnta": "quanta",
+    "qntos": "quantos",
+    "qtos": "quantos",
+    "qndo": "quando",
+    "qm": "quem",
+    "ql": "qual",
+    "qls": "quais",
+    "oque": "o que",
+    "tmb": "tambem",
+    "tbem": "tambem",
+    "prq": "porque",
+    "porq": "porque",
+    "pqe": "porque",
+    "msm": "mesmo",
+    "mtu": "muito",
+    "dnv": "de novo",
+    "ctg": "contigo",
+    "mds": "meu deus",
+    "pfvor": "por favor",
+    "porfavor": "por favor",
+    "porfa": "por favor",
+    "obgdo": "obrigado",
+    "obgada": "obrigada",
+    "obrg": "obrigado",
+    "vlws": "valeu",
+    "valew": "valeu",
+    "bjs": "beijos",
+    "bj": "beijo",
+    "abs": "abracos",
+    "att": "atenciosamente",
+    "atte": "atenciosamente",
+    "amn": "amanha",
+    "amnh": "amanha",
+    "ngc": "negocio",
+    "nds": "nada",
+    "nao": "nao",
+    "nã": "nao",
+    "neh": "ne",
+    "okey": "ok",
+    "oks": "ok",
+    "oki": "ok",
+    "blzinha": "beleza",
+    "tranq": "tranquilo",
+    "sla": "sei la",
+    "cpa": "capaz",
+    "fzr": "fazer",
+    "fz": "faz",
+    "hrs": "horas",
+    "tel": "telefone",
+    "nro": "numero",
+    "info": "informacao",
+    "infos": "informacoes",
+    "docs": "documentos",
+    "doc": "documento",
 }
+
+# Laughter, however it is spelled ("kkkk", "hahaha", "rsrs", "huehue"), reads as one word.
+_LAUGHTER_RE = re.compile(r"(?:k{2,}|(?:ha){2,}h?|(?:he){2,}|(?:hi){2,}|(?:rs){2,}r?|(?:hue){2,})")
+LAUGHTER = "risos"
 
 # Brazilian spellings and other number words spaCy's Portuguese `like_num` list lacks.
 EXTRA_NUMBER_WORDS: frozenset[str] = frozenset(
@@ -141,6 +202,7 @@ EXTRA_NUMBER_WORDS: frozenset[str] = frozenset(
 NOT_NUMBERS: frozenset[str] = frozenset({"um", "uma", "meia"})
 
 _REPEATS_RE = re.compile(r"([^\W\d_])\1{2,}")
+_FINAL_DOUBLE_RE = re.compile(r"([^\W\d_])\1$")
 _DIGITS_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _SKIP_RE = re.compile(r"[^\w$%?]+")
 
@@ -156,7 +218,14 @@ def fold(text: str) -> str:
 
 def normalize_word(text: str, like_num: bool) -> str:
     """The normalized form of one token."""
-    folded = _REPEATS_RE.sub(r"\1", fold(text))
+    raw = fold(text)
+    if _LAUGHTER_RE.fullmatch(raw):
+        return LAUGHTER
+    folded = _REPEATS_RE.sub(r"\1", raw)
+    if folded not in ABBREVIATIONS and len(folded) > 2:
+        # A doubled last letter is stretching ("simm", "oii", "boaa"): Portuguese words do
+        # not end in a doubled letter.
+        folded = _FINAL_DOUBLE_RE.sub(r"\1", folded)
     if folded in ABBREVIATIONS:
         return ABBREVIATIONS[folded]
     if folded not in NOT_NUMBERS and (like_num or folded in EXTRA_NUMBER_WORDS):
