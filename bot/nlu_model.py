@@ -9,7 +9,9 @@ no accents, WhatsApp abbreviations expanded, numbers read alike) through three v
 * the domain word classes of bot.lexicon (TF-IDF over class hits: synonyms share weight),
 
 and a linear SVM whose decision values are calibrated into probabilities (Platt scaling,
-cross-validated), so the out-of-scope decision can rest on a threshold.
+cross-validated), so the out-of-scope decision can rest on a threshold. The training examples
+are put in one order (intent, text) before fitting, and the calibration folds are shuffled, so
+the model is the same whichever order Rasa or the benchmark lists the files in.
 
 Out of scope (the fallback): a message whose best intent is below `threshold`, or below
 `unknown_threshold` when fewer than `min_coverage` of its content words are known from the
@@ -31,6 +33,7 @@ from scipy import sparse
 from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 from spacy.lang.pt.stop_words import STOP_WORDS
@@ -66,6 +69,9 @@ class IntentModel:
 
     c: float = 2.0
     lexicon_weight: float = 0.3
+    # "none", or "balanced" (every intent weighs the same in the SVM's loss; out_of_scope has
+    # ~5x the examples of an intent). config.yml says which 5-fold CV chose.
+    class_weight: str = "none"
     calibration_folds: int = 3
     # Calibrated by scripts/nlu_benchmark.py (see config.yml); below -> nlu_fallback.
     threshold: float = 0.2
@@ -96,16 +102,31 @@ class IntentModel:
             ],
             transformer_weights={"words": 1.0, "chars": 1.0, "classes": self.lexicon_weight},
         )
-        svm = LinearSVC(C=self.c, random_state=self.random_state)
+        svm = LinearSVC(
+            C=self.c,
+            random_state=self.random_state,
+            class_weight=None if self.class_weight == "none" else self.class_weight,
+        )
         # ensemble=False: one SVM on all the data, calibrated on cross-validated decision values
         # (keeping one model instead of one per fold keeps the server's memory down).
         classifier = CalibratedClassifierCV(
-            svm, cv=self.calibration_folds, method="sigmoid", ensemble=False
+            svm,
+            # Shuffled folds: unshuffled, each fold would be one alphabetical run per intent.
+            cv=StratifiedKFold(
+                self.calibration_folds, shuffle=True, random_state=self.random_state
+            ),
+            method="sigmoid",
+            ensemble=False,
         )
         return Pipeline([("features", features), ("classifier", classifier)])
 
     def fit(self, normalized: Sequence[str], intents: Sequence[str]) -> IntentModel:
         """Train on normalized texts and their intents."""
+        # One order whatever the caller's (Rasa's importer and the benchmark list the examples
+        # differently): the calibration folds, and so the probabilities, must not depend on it.
+        pairs = sorted(zip(normalized, intents, strict=True), key=lambda p: (str(p[1]), p[0]))
+        normalized = [t for t, _ in pairs]
+        intents = [str(i) for _, i in pairs]
         # numpy labels: CalibratedClassifierCV (sklearn 1.1) counts classes with `y == name`.
         self.pipeline = self._pipeline().fit(list(normalized), np.asarray(intents))
         # Known words are those of in-scope examples only: a word seen only in out-of-scope

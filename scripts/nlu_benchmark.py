@@ -131,17 +131,17 @@ def baseline() -> Any:
     )
 
 
-def model_options(config: Path) -> dict[str, float]:
+def model_options(config: Path) -> dict[str, Any]:
     """The LexiconIntentClassifier options of config.yml."""
     import yaml
 
+    numeric = ("c", "lexicon_weight", "threshold", "min_coverage", "unknown_threshold")
     for step in yaml.safe_load(config.read_text(encoding="utf-8"))["pipeline"]:
         if str(step.get("name", "")).endswith("LexiconIntentClassifier"):
-            return {
-                k: float(v)
-                for k, v in step.items()
-                if k in ("c", "lexicon_weight", "threshold", "min_coverage", "unknown_threshold")
-            }
+            options: dict[str, Any] = {k: float(v) for k, v in step.items() if k in numeric}
+            if "class_weight" in step:
+                options["class_weight"] = str(step["class_weight"])
+            return options
     raise SystemExit(f"{config}: no LexiconIntentClassifier in the pipeline")
 
 
@@ -185,7 +185,7 @@ def cross_validate(
     texts: Sequence[str],
     normalized: Sequence[str],
     intents: Sequence[str],
-    options: dict[str, float],
+    options: dict[str, Any],
     folds: int,
 ) -> dict[str, Any]:
     """Out-of-fold predictions of the model (with its decisions) and of the baseline."""

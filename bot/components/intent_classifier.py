@@ -59,6 +59,7 @@ class LexiconIntentClassifier(GraphComponent, IntentClassifier):
         return {
             "c": defaults.c,
             "lexicon_weight": defaults.lexicon_weight,
+            "class_weight": defaults.class_weight,
             "threshold": defaults.threshold,
             "min_coverage": defaults.min_coverage,
             "unknown_threshold": defaults.unknown_threshold,
@@ -77,6 +78,7 @@ class LexiconIntentClassifier(GraphComponent, IntentClassifier):
         return IntentModel(
             c=float(self._config["c"]),
             lexicon_weight=float(self._config["lexicon_weight"]),
+            class_weight=str(self._config["class_weight"]),
             threshold=float(self._config["threshold"]),
             min_coverage=float(self._config["min_coverage"]),
             unknown_threshold=float(self._config["unknown_threshold"]),
