@@ -266,6 +266,13 @@ class Settings(_Group):
     automation_max_sends_per_case_per_day: int = Field(default=3, ge=0)
     automation_max_sends_per_hour: int = Field(default=500, ge=0)
     automation_max_depth: int = Field(default=3, ge=0, le=20)
+    # E-mail backlogs (api/channels/email/imap.py): a pass with at least EMAIL_BATCH_MIN new
+    # mails stores them EMAIL_SYNC_BATCH (and EMAIL_SYNC_BATCH_BYTES) per transaction, parsed in
+    # EMAIL_PARSE_WORKERS processes (unset: the machine's cores; 0: a thread).
+    email_sync_batch: int = Field(default=200, ge=1, le=10_000)
+    email_sync_batch_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    email_batch_min: int = Field(default=50, ge=1)
+    email_parse_workers: int | None = Field(default=None, ge=0, le=64)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

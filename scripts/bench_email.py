@@ -125,7 +125,7 @@ def main() -> int:
     url = create_scratch_database(base_url)
     os.environ["DATABASE_URL"] = url
     os.environ["STORAGE_DIR"] = str(work / "storage")
-    from api.channels.email.imap import FETCH_BATCH, SYNC_BATCH
+    from api.channels.email.imap import FETCH_BATCH
     from api.channels.email.prepare import parse_workers
     from api.config import get_settings
     from api.migrate import upgrade
@@ -166,7 +166,7 @@ def main() -> int:
     )
     print(
         f"  Tratativa pipeline                {ours_n / ours_s:8.1f} mails/s"
-        f"  ({stored} stored in {ours_s:.2f} s; batches of {SYNC_BATCH},"
+        f"  ({stored} stored in {ours_s:.2f} s; batches of {get_settings().email_sync_batch},"
         f" {parse_workers()} parse workers, started in {warm_up:.1f} s before the clock)"
     )
     total = sum(cpu.values())

@@ -21,7 +21,6 @@ import collections
 import contextlib
 import datetime as dt
 import logging
-import os
 import random
 import re
 import ssl
@@ -52,9 +51,23 @@ log = logging.getLogger(__name__)
 FETCH_BATCH = 25  # mails per UID FETCH: bounded memory, few round trips
 # A pass with at least BATCH_MIN new mails (an initial sync, a backlog after downtime) stores
 # them SYNC_BATCH per transaction, parsed in worker processes; fewer go one transaction each.
-SYNC_BATCH = int(os.environ.get("EMAIL_SYNC_BATCH") or 200)
-SYNC_BATCH_BYTES = int(os.environ.get("EMAIL_SYNC_BATCH_BYTES") or 32 * 1024 * 1024)
-BATCH_MIN = int(os.environ.get("EMAIL_BATCH_MIN") or 50)
+# None: the settings (EMAIL_SYNC_BATCH, EMAIL_SYNC_BATCH_BYTES, EMAIL_BATCH_MIN); a number
+# set here overrides them (tests).
+SYNC_BATCH: int | None = None
+SYNC_BATCH_BYTES: int | None = None
+BATCH_MIN: int | None = None
+
+
+def _batch_limits() -> tuple[int, int, int]:
+    """(mails per batch, bytes per batch, the backlog that switches to batches)."""
+    settings = get_settings()
+    return (
+        SYNC_BATCH or settings.email_sync_batch,
+        SYNC_BATCH_BYTES or settings.email_sync_batch_bytes,
+        BATCH_MIN or settings.email_batch_min,
+    )
+
+
 IDLE_SECONDS = 9 * 60  # RFC 2177: re-issue IDLE well before the 30-minute server timeout
 POLL_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 300.0
@@ -331,7 +344,7 @@ async def sync_mailbox(
     stats.last_uid = max(stats.last_uid, last_uid)
     pending = await mailbox.uids_after(last_uid)
     limit = max_message_bytes or _max_message_bytes()
-    if len(pending) >= BATCH_MIN:
+    if len(pending) >= _batch_limits()[2]:
         await _sync_in_batches(mailbox, maker, uidvalidity, pending, limit, stats)
         return stats
     for start in range(0, len(pending), FETCH_BATCH):
@@ -371,12 +384,13 @@ async def _sync_in_batches(
     and parsed in worker processes: at most two batches are held in memory."""
     queue = collections.deque(pending)
     storage_dir = str(get_settings().storage_dir)
+    sync_batch, sync_batch_bytes, _ = _batch_limits()
 
     async def load() -> list[tuple[FetchedMail, bytes, PreparedMail]]:
         fetched: list[tuple[FetchedMail, bytes]] = []
         size = 0
-        while queue and len(fetched) < SYNC_BATCH and size < SYNC_BATCH_BYTES:
-            take = min(FETCH_BATCH, SYNC_BATCH - len(fetched), len(queue))
+        while queue and len(fetched) < sync_batch and size < sync_batch_bytes:
+            take = min(FETCH_BATCH, sync_batch - len(fetched), len(queue))
             chunk = [queue.popleft() for _ in range(take)]
             found = await _fetch(mailbox, chunk, limit)
             fetched += found

@@ -24,6 +24,7 @@ from pathlib import Path
 from api.channels.email.classify import Classification, classify
 from api.channels.email.matching import MatchClues, clues_of
 from api.channels.email.parser import ParsedEmail, content_hash, parse_email, sanitize_html
+from api.config import get_settings
 from api.storage import StoredBlob, blob_path
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,8 @@ def _store_raw(root: Path, raw: bytes) -> StoredBlob:
 def parse_workers() -> int:
     """Worker processes for large syncs: EMAIL_PARSE_WORKERS, default the machine's cores
     (0 prepares in a thread of this process: still off the event loop, but on one core)."""
-    value = os.environ.get("EMAIL_PARSE_WORKERS")
-    if value is not None and value.strip().isdigit():
-        return int(value)
-    return os.cpu_count() or 1
+    configured = get_settings().email_parse_workers
+    return configured if configured is not None else (os.cpu_count() or 1)
 
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
