@@ -257,13 +257,16 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
     that come meanwhile share ONE more pass (which starts after they committed) instead of each
     locking the cursor and reading the stream again. The caller waits for a pass that covers
     its commit, unless it runs inside `inline_drains_in_background()` (the bot turn, which
-    delivers its replies first): then the pass runs as a background task of this process. Either
-    way the cursor is durable: what this process does not get to, the worker's runner does."""
+    delivers its replies first) or is itself a consumer's pass: then the pass runs as a
+    background task of this process. Either way the cursor is durable: what this process does
+    not get to, the worker's runner does."""
     for waker in list(_local_wakers):
         waker.set()
     bind = session.bind
     if isinstance(bind, AsyncEngine):
-        background = _in_background.get()
+        # A consumer's own commit (inside a pass) never waits for another pass: two inline
+        # consumers that emit what the other reads would otherwise wait for each other.
+        background = _in_background.get() or asyncio.current_task() in _background_drains
         waits = []
         for consumer in get_consumers():
             wanted = consumer.kinds is None or not consumer.kinds.isdisjoint(kinds)
