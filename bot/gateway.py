@@ -35,6 +35,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import speedups
+
+speedups.install()  # the Rasa server loads this channel at start: see bot/speedups.py
+
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Tratativa-Secret"
