@@ -49,13 +49,14 @@ test: install services train
 test-pg:
 	TEST_DATABASE_URL=$(PG_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# The SQLite pass runs the integration group (everything that touches the database): the unit
-# group uses no database and already ran in the PostgreSQL pass; the e2e (real Rasa) and browser
+# The SQLite pass runs the integration group (everything that touches the database) but the
+# tests marked slow (CLI subprocesses, API fuzzing, property runs: their code does not depend on
+# the dialect); the unit group uses no database and already ran in the PostgreSQL pass; the e2e (real Rasa) and browser
 # (Chromium) groups drive the same service code end to end and run on PostgreSQL + Redis;
 # `make test-sqlite-e2e` runs them on SQLite. (Both passes with every group took over 30
 # minutes on 2 cores, the CI's budget.)
 test-sqlite:
-	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "not unit and not e2e and not browser" $(PYTEST_ARGS)
+	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "not unit and not e2e and not browser and not slow" $(PYTEST_ARGS)
 
 test-sqlite-e2e:
 	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider -m "e2e or browser" $(PYTEST_ARGS)

@@ -31,7 +31,7 @@ from api.db import unit_of_work
 from tests.factories import make_analyst
 from tests.fixtures.twilio.harness import free_socket
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url"), pytest.mark.slow]
 
 # Per operation and generation mode; FUZZ_EXAMPLES raises it for a longer run by hand, and
 # FUZZ_RANDOM=1 draws new examples (the suite's run is deterministic).

@@ -14,7 +14,7 @@ from api.automations.models import AutomationRule
 from api.db import unit_of_work
 from tests.integration.test_cli_errors import error_lines, tratativa
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url"), pytest.mark.slow]
 
 
 def rule_file(tmp_path: Path, name: str, **rule: object) -> Path:

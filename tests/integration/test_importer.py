@@ -107,6 +107,7 @@ async def test_a_changed_row_updates_its_case(session: AsyncSession) -> None:
     assert case is not None and str(case.claimed_amount) == "1750.00"
 
 
+@pytest.mark.slow
 def test_cli_import_prints_errors_and_a_summary(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}"}

@@ -19,7 +19,7 @@ from api.db import unit_of_work, utcnow
 from api.devtools.gmail_simulator import GmailState, ServerThread, create_app
 from tests.integration.email_servers import make_mail
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRATATIVA = Path(sys.executable).parent / "tratativa"
 

@@ -47,7 +47,7 @@ from api.payments.pix import parse_tlv
 from api.timeline.service import get_case_timeline
 from tests.factories import make_brand, make_case, make_infringer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CENT = Decimal("0.01")
 RULES = Path(__file__).resolve().parents[2] / "data" / "rules.yml"

@@ -17,7 +17,7 @@ from api.cases.models import Case
 from api.db import unit_of_work
 from tests.factories import make_brand, make_case, make_infringer
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url"), pytest.mark.slow]
 
 TRATATIVA = Path(sys.executable).with_name("tratativa")
 TUESDAY_AFTERNOON = "2026-12-01T14:30-03:00"

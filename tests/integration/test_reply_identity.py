@@ -38,7 +38,7 @@ from api.timeline.service import Actor
 from tests.factories import make_analyst, make_case, make_infringer
 from tests.fixtures.twilio.harness import TwilioStack, new_sid, twilio_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Area codes (DDD) in use in Brazil.
 DDDS = tuple(
