@@ -43,8 +43,7 @@ services:
 	scripts/ensure-chromium.sh
 
 test: install services train
-	$(MAKE) test-pg
-	$(MAKE) test-sqlite
+	scripts/test-passes.sh
 
 test-pg:
 	TEST_DATABASE_URL=$(PG_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

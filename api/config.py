@@ -9,6 +9,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -352,6 +353,17 @@ def ensure_secret_key_file(
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(48) + "\n")
     return True
+
+
+def redis_channel(url: str, name: str) -> str:
+    """A pub/sub channel name for the Redis at `url`. Pub/sub ignores the database number, so
+    two deployments (or test runs) on one Redis server with different numbers would hear each
+    other: the number is part of the name ("tratativa:events" on /3 is "tratativa:events@3")."""
+    parts = urlsplit(url)
+    number = dict(parse_qsl(parts.query)).get("db", "")
+    if not number and parts.scheme in ("redis", "rediss"):
+        number = parts.path.strip("/")
+    return f"{name}@{number if number.isdigit() else '0'}"
 
 
 @lru_cache(maxsize=1)

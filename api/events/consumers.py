@@ -236,6 +236,12 @@ async def get_cursor(session: AsyncSession, name: str) -> tuple[int, int] | None
 _local_wakers: set[asyncio.Event] = set()
 
 
+def _wake_channel() -> str:
+    from api.config import get_settings, redis_channel
+
+    return redis_channel(get_settings().redis_url or "", WAKE_CHANNEL)
+
+
 @lru_cache(maxsize=1)
 def _redis() -> Any:
     from api.config import get_settings
@@ -278,7 +284,7 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
     redis = _redis()
     if redis is not None:
         with contextlib.suppress(Exception):
-            await redis.publish(WAKE_CHANNEL, "1")
+            await redis.publish(_wake_channel(), "1")
 
 
 _in_background: ContextVar[bool] = ContextVar("inline_drains_in_background", default=False)
@@ -379,7 +385,7 @@ async def _listen_for_wakes(waker: asyncio.Event) -> None:
     while True:
         try:
             pubsub = redis.pubsub()
-            await pubsub.subscribe(WAKE_CHANNEL)
+            await pubsub.subscribe(_wake_channel())
             async for item in pubsub.listen():
                 if item.get("type") == "message":
                     waker.set()

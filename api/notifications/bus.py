@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any, Protocol
 
-from api.config import get_settings
+from api.config import get_settings, redis_channel
 
 log = logging.getLogger(__name__)
 CHANNEL = "tratativa:events"
@@ -53,19 +53,20 @@ class RedisBus:
         from redis.asyncio import Redis
 
         self._redis = Redis.from_url(url)
+        self._channel = redis_channel(url, CHANNEL)
 
     async def publish(self, event: dict[str, Any]) -> None:
-        await self._redis.publish(CHANNEL, json.dumps(event, default=str))
+        await self._redis.publish(self._channel, json.dumps(event, default=str))
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(self._channel)
         try:
             async for item in pubsub.listen():
                 if item.get("type") == "message":
                     yield json.loads(item["data"])
         finally:
-            await pubsub.unsubscribe(CHANNEL)
+            await pubsub.unsubscribe(self._channel)
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
