@@ -203,6 +203,13 @@ class Settings(_Group):
     """Everything the service reads from its environment."""
 
     database_url: str = Field(default_factory=lambda: f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}")
+    # PostgreSQL connections each process keeps open (DB_POOL_SIZE), and how many more it may
+    # open for a burst (DB_MAX_OVERFLOW). A burst connection is closed when handed back: under
+    # steady load above the pool size every checkout would connect afresh (TLS negotiation,
+    # authentication, every statement prepared again), so the pool covers the concurrency a
+    # process reaches under load (bot turns, action calls, consumers, webhooks).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
     redis_url: str | None = None
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     public_base_url: str = "http://127.0.0.1:8000"
@@ -213,6 +220,9 @@ class Settings(_Group):
     ] = ()
     host: str = "127.0.0.1"
     port: int = 8000
+    # Service processes sharing the port (`tratativa serve --workers`): one Python process uses
+    # one core; more need REDIS_URL (live notifications cross processes through Redis).
+    service_workers: int = Field(default=1, ge=1, le=64)
     # "development" (TRATATIVA_ENV=development) accepts the public SECRET_KEY; anything else,
     # including unset, is treated as production.
     environment: str = Field(default="production", validation_alias="TRATATIVA_ENV")

@@ -157,7 +157,14 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 @lru_cache(maxsize=1)
 def get_engine() -> AsyncEngine:
-    return make_engine(get_settings().database_url)
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        return make_engine(settings.database_url)
+    return make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
 
 
 @lru_cache(maxsize=1)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from api import db
+from api.config import get_settings
 from api.db import make_engine
 
 pytestmark = [pytest.mark.integration]
@@ -56,3 +58,20 @@ async def test_a_recently_used_connection_is_not_pinged(
         assert len(pings) == 1
     finally:
         await engine.dispose()
+
+
+def test_the_service_pool_is_sized_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DB_POOL_SIZE / DB_MAX_OVERFLOW reach the pool: connections beyond the pool are closed
+    when handed back, so a pool smaller than the load reconnects on every checkout."""
+    settings = get_settings().model_copy(
+        update={
+            "database_url": "postgresql+asyncpg://tratativa@127.0.0.1:5432/tratativa",
+            "db_pool_size": 7,
+            "db_max_overflow": 3,
+        }
+    )
+    monkeypatch.setattr(db, "get_settings", lambda: settings)
+    engine = db.get_engine.__wrapped__()  # type: ignore[attr-defined]
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, AsyncAdaptedQueuePool)
+    assert (pool.size(), pool._max_overflow) == (7, 3)
