@@ -277,7 +277,7 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
         for consumer in get_consumers():
             wanted = consumer.kinds is None or not consumer.kinds.isdisjoint(kinds)
             if consumer.inline and wanted:
-                waits.append(_drainer(consumer, bind).request())
+                waits.append(_drainer(consumer, bind).request(urgent=not background))
         if not background:
             for wait in waits:
                 await wait
@@ -301,9 +301,18 @@ def inline_drains_in_background() -> Iterator[None]:
         _in_background.reset(token)
 
 
+# A pass nobody waits for (requested from the background: a webhook's or a bot turn's commit)
+# starts this long after the first request, so that the commits of a busy moment share it: under
+# load each commit would otherwise cost every inline consumer a pass of its own (lock the cursor,
+# read the stream, move the cursor). A request somebody waits for (an analyst's action, a turn
+# catching up) starts the pass at once.
+LINGER_SECONDS = 0.05
+
+
 class _Drainer:
     """One inline consumer on one engine in one event loop: at most one pass runs at a time;
-    requests made while it runs are served together by the next pass."""
+    requests made while it runs are served together by the next pass, and a pass nobody waits
+    for lingers `LINGER_SECONDS` first to gather the requests of the moment."""
 
     def __init__(self, consumer: Consumer, engine: AsyncEngine) -> None:
         self.consumer = consumer
@@ -311,12 +320,16 @@ class _Drainer:
         self.maker = async_sessionmaker(engine, expire_on_commit=False)
         self.task: asyncio.Task[None] | None = None
         self.waiting: list[asyncio.Future[None]] = []
+        self.urgent = asyncio.Event()
 
-    def request(self) -> asyncio.Future[None]:
-        """A future done once a pass that started after this call has finished."""
+    def request(self, *, urgent: bool = True) -> asyncio.Future[None]:
+        """A future done once a pass that started after this call has finished. `urgent`: the
+        caller waits for it, so the pass does not linger."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self.waiting.append(done)
+        if urgent:
+            self.urgent.set()
         if self.task is None or self.task.done():
             self.task = loop.create_task(self._run())
             _background_drains.add(self.task)
@@ -333,6 +346,10 @@ class _Drainer:
         served: list[asyncio.Future[None]] = []
         try:
             while self.waiting:
+                if not self.urgent.is_set() and LINGER_SECONDS > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.urgent.wait(), LINGER_SECONDS)
+                self.urgent.clear()
                 served, self.waiting = self.waiting, []
                 try:
                     await drain(self.consumer, maker=self.maker)
@@ -396,6 +413,10 @@ async def _listen_for_wakes(waker: asyncio.Event) -> None:
             await asyncio.sleep(5)
 
 
+# How long the worker's runner waits after a wake-up before its round (see run_event_consumers).
+RUNNER_LINGER_SECONDS = 0.2
+
+
 async def run_event_consumers(
     stop: asyncio.Event,
     *,
@@ -424,6 +445,11 @@ async def run_event_consumers(
             )
             for task in (stopping, woken):
                 task.cancel()
+            if waker.is_set() and not stop.is_set():
+                # Woken by a commit: let the commits of the moment gather into one round (each
+                # round drains every consumer; under load every commit would start one).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=RUNNER_LINGER_SECONDS)
     finally:
         _local_wakers.discard(waker)
         listener.cancel()

@@ -17,10 +17,11 @@ from api.conversations.models import Conversation, Direction, Message
 from api.db import unit_of_work
 from api.engine.client import BotMessage, EngineTurn, NluReading
 from api.engine.turns import process_conversation
-from api.events import emit
+from api.events import consumers, emit
 from api.events import kinds as ev
 from api.events.consumers import (
     Consumer,
+    drain_shared,
     inline_drains_in_background,
     register_consumer,
     run_consumer_once,
@@ -103,6 +104,46 @@ async def test_in_the_background_the_commit_does_not_wait_but_the_event_is_handl
         event_id = await recorder.emit_one(0)
     await wait_for_inline_drains()
     assert recorder.handled[event_id] == 1
+
+
+async def test_background_commits_of_a_moment_share_one_pass(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes = 0
+    original = consumers.drain
+
+    async def counted_drain(consumer: Consumer, **kwargs: object) -> int:
+        nonlocal passes
+        if consumer.name == recorder.run:
+            passes += 1
+        return await original(consumer, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(consumers, "drain", counted_drain)
+    monkeypatch.setattr(consumers, "LINGER_SECONDS", 0.5)
+    with inline_drains_in_background():
+        ids = await asyncio.gather(*(recorder.emit_one(n) for n in range(8)))
+    await wait_for_inline_drains()
+    assert sorted(recorder.handled) == sorted(ids)
+    assert set(recorder.handled.values()) == {1}
+    # Eight commits in a row, nobody waiting: far fewer passes than commits.
+    assert passes < len(ids)
+
+
+async def test_a_pass_somebody_waits_for_does_not_linger(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumers, "LINGER_SECONDS", 3600.0)
+    with inline_drains_in_background():
+        event_id = await recorder.emit_one(0)  # its pass would linger for an hour
+    # Somebody waits (a bot turn catching up): the pass starts now and handles the event.
+    await asyncio.wait_for(drain_shared(recorder.consumer), timeout=30)
+    assert recorder.handled[event_id] == 1
+    # The other inline consumers' passes for that commit are lingering too: asking each for a
+    # pass ends its linger at once.
+    for consumer in consumers.get_consumers():
+        if consumer.inline:
+            await asyncio.wait_for(drain_shared(consumer), timeout=30)
+    await asyncio.wait_for(wait_for_inline_drains(), timeout=30)
 
 
 class ScriptedGateway:
