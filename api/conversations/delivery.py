@@ -38,6 +38,54 @@ def delivery_envelope(message: Message) -> dict[str, object]:
     }
 
 
+# RANK as SQL: a stored status's rank (-1 for one outside RANK, as in do_update_delivery_status).
+_STORED_RANK = sa.case(
+    {str(status): rank for status, rank in RANK.items()},
+    value=Message.delivery_status,
+    else_=-1,
+)
+
+
+async def do_advance_delivery(
+    session: AsyncSession, *, channel: Channel, provider_id: str, status: DeliveryStatus
+) -> int | None:
+    """The common case of a provider's report, in one statement: move a message we know by
+    `provider_id` forward to `status` (sent, delivered, read) and emit message.delivered.
+    Returns the message's id; None when nothing moved (an unknown id, or a report no newer than
+    what is stored): `do_update_delivery_status` then decides. The UPDATE takes the row lock and
+    re-checks the rank after any concurrent report committed, so reports never move it back."""
+    if status not in PROGRESS:
+        return None
+    row = (
+        await session.execute(
+            sa.update(Message)
+            .where(
+                Message.channel == channel,
+                Message.provider_id == provider_id,
+                RANK[status] > _STORED_RANK,
+            )
+            .values(delivery_status=status, status_updated_at=utcnow())
+            .returning(Message.id, Message.case_id, Message.conversation_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        return None
+    message_id, case_id, conversation_id = row
+    emit(
+        session,
+        MessageDelivered(
+            case_id=case_id,
+            conversation_id=conversation_id,
+            channel=str(channel),
+            actor_kind=EventActorKind.SYSTEM,
+            message_id=message_id,
+            status=str(status),
+        ),
+    )
+    return int(message_id)
+
+
 async def do_update_delivery_status(
     session: AsyncSession,
     *,

@@ -3,8 +3,10 @@ worker's retries and failures, and signed status callbacks arriving in any order
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -19,6 +21,7 @@ from api.conversations.models import Channel, DeliveryStatus, Message
 from api.conversations.outbound import Outbound, TemplateRef, do_queue_outbound
 from api.db import unit_of_work, utcnow
 from api.errors import ChannelDeliveryError
+from api.events.models import StoredEvent
 from api.outbox import service as outbox_service
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
@@ -326,6 +329,37 @@ async def test_status_callbacks_out_of_order_never_go_backwards(stack: TwilioSta
 
     assert await callback(stack, "status_read", sid) == 200
     assert (await message_row(queued.message_id)).delivery_status is DeliveryStatus.READ
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_concurrent_reports_in_any_order_move_forward_once_each(
+    stack: TwilioStack, seed: int
+) -> None:
+    """Twilio retries and reorders callbacks: sent, delivered and read, each twice, all at once.
+    The message ends read, and its message.delivered events only ever go forward, one per move."""
+    sid = new_sid()
+    queued = await sent_message(sid)
+    names = ["status_sent", "status_delivered", "status_read"] * 2
+    random.Random(seed).shuffle(names)
+
+    codes = await asyncio.gather(*(callback(stack, name, sid) for name in names))
+
+    assert set(codes) == {200}
+    assert (await message_row(queued.message_id)).delivery_status is DeliveryStatus.READ
+    async with unit_of_work() as session:
+        reported = list(
+            await session.scalars(
+                sa.select(StoredEvent.payload["status"].as_string())
+                .where(
+                    StoredEvent.kind == "message.delivered",
+                    StoredEvent.payload["message_id"].as_integer() == queued.message_id,
+                )
+                .order_by(StoredEvent.id)
+            )
+        )
+    order = ["sent", "delivered", "read"]
+    assert reported[-1] == "read"
+    assert reported == sorted(set(reported), key=order.index)  # forward only, no repeats
 
 
 async def test_a_failed_callback_records_the_error_code(stack: TwilioStack) -> None:

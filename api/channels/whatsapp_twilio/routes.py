@@ -29,7 +29,7 @@ from api.channels.whatsapp_twilio.adapter import (
     verify_signature,
 )
 from api.config import Settings, get_settings
-from api.conversations.delivery import do_update_delivery_status
+from api.conversations.delivery import do_advance_delivery, do_update_delivery_status
 from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
 from api.db import get_sessionmaker, run_after_commit, utcnow
@@ -123,6 +123,10 @@ async def receive_status(request: Request, session: WebhookSession) -> Response:
         log.info("status %r of %s not tracked", reported, sid)
         return Response(status_code=200)
     error = _error_text(_one(params, "ErrorCode"), _one(params, "ErrorMessage"))
+    if error is None and await do_advance_delivery(
+        session, channel=Channel.WHATSAPP, provider_id=sid, status=status
+    ):
+        return Response(status_code=200)
     mid = request.query_params.get("mid", "")
     message = await do_update_delivery_status(
         session,
