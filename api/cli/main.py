@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from api.analysts.models import Role
 from api.cli.errors import GuardedTyper
 from api.config import ensure_secret_key_file
-from api.errors import AppError
+from api.errors import AppError, ConfigurationError
 
 T = TypeVar("T")
 
@@ -322,6 +322,10 @@ def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
     reload: bool = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="service processes sharing the port (default SERVICE_WORKERS, 1)"),
+    ] = None,
 ) -> None:
     """Run the HTTP service (API, webhooks, panel)."""
     import uvicorn
@@ -330,9 +334,20 @@ def serve(
 
     _check_secret_key()
     settings = get_settings()
+    processes = workers if workers is not None else settings.service_workers
+    if processes < 1:
+        raise ConfigurationError("--workers: pelo menos 1 processo.")
+    if processes > 1 and not settings.redis_url:
+        raise ConfigurationError(
+            "--workers acima de 1 exige REDIS_URL: as notificações ao vivo só chegam aos "
+            "navegadores ligados a outro processo pelo Redis."
+        )
+    if processes > 1 and reload:
+        raise ConfigurationError("--reload roda um processo só: tire o --workers.")
     uvicorn.run(
         "api.app:create_app",
         factory=True,
+        workers=processes,
         host=host or settings.host,
         port=port or settings.port,
         reload=reload,

@@ -131,3 +131,13 @@ def test_an_unknown_migration_is_one_line(fresh_database: str) -> None:
     assert error_lines(result) == [
         "erro: migração: Can't locate revision identified by 'nao-existe'"
     ]
+
+
+def test_several_service_processes_without_redis_is_one_line(fresh_database: str) -> None:
+    # Live notifications reach a browser connected to another process only through Redis.
+    result = tratativa(
+        "serve", "--workers", "2", database_url=fresh_database, REDIS_URL="", PORT="1"
+    )
+    assert result.returncode == 1
+    [line] = error_lines(result)
+    assert line.startswith("erro: --workers acima de 1 exige REDIS_URL")
