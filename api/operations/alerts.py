@@ -451,7 +451,14 @@ async def do_resolve_condition(
         query = query.where(Alert.case_id == case_id)
     else:
         raise ValueError("resolve by subject or by case")
-    alerts = list(await session.scalars(query))
+    return await do_resolve_alerts(session, list(await session.scalars(query)), why=why, now=now)
+
+
+async def do_resolve_alerts(
+    session: AsyncSession, alerts: Sequence[Alert], *, why: str, now: dt.datetime | None = None
+) -> int:
+    """Resolve these alerts (loaded by the caller, unresolved) because their condition cleared:
+    `do_resolve_condition` for a caller that already holds them. Returns how many."""
     for alert in alerts:
         alert.state = RESOLVED
         alert.resolved_at = now or utcnow()

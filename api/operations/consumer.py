@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,16 +30,23 @@ from api.cases.models import Case
 from api.conversations.models import Conversation, Holder
 from api.events import kinds as k
 from api.events.consumers import Consumer, register_consumer
+from api.events.models import StoredEvent
 from api.events.service import EventRecord
 from api.operations import kinds as ak
 from api.operations.alerts import (
+    OPEN,
+    RESOLVED,
+    SNOOZED,
     AlertSpec,
+    EmailPreferences,
     do_fold_repeat,
+    do_resolve_alerts,
     do_resolve_condition,
-    get_unresolved,
+    load_email_preferences,
     raise_alerts,
 )
 from api.operations.kinds import AlertSettings, get_alert_settings, kind_label
+from api.operations.models import Alert
 
 NAME = "operations-alerts"
 
@@ -113,6 +121,101 @@ async def handle_event(session: AsyncSession, record: EventRecord) -> None:
     await handler(session, record, await get_alert_settings(session))
 
 
+# A pass of the consumer handles up to its batch_size events in one transaction; an initial
+# e-mail sync brings a message.received per mail. Instead of three to six queries per event
+# (the "e-mail ignored" alerts to resolve, the unseen "infringer replied" alert, the
+# conversation, the case's owner and reference), the first one of a pass reads them for the
+# message.received events ahead of it in a handful of queries (`_Lookahead`).
+LOOKAHEAD = 200
+_LOOKAHEAD_KEY = "operations_alerts_lookahead"
+
+
+@dataclass
+class _Lookahead:
+    """What a pass read at once about the conversations of the message.received events ahead.
+
+    For each conversation in `covered`, `alerts[subject]` holds every alert that the per-event
+    queries would find: "e-mail ignored" not resolved, "infringer replied" open or snoozed —
+    as loaded (and locked, as get_unresolved locks) at the first event, then kept current by
+    this pass: the alerts are the session's objects (a resolve by another handler of the pass
+    changes their state here too) and the ones this pass raises are added. Alerts are only
+    raised for these kinds by this consumer (the "e-mail ignored" sweep writes in its own
+    transaction, as it could before, between two per-event queries); the cursor lock keeps a
+    second pass of this consumer out."""
+
+    covered: set[int] = field(default_factory=set)
+    alerts: dict[str, list[Alert]] = field(default_factory=dict)
+    cases: dict[int, tuple[int | None, str | None]] = field(default_factory=dict)
+    preferences: EmailPreferences | None = None
+
+
+async def _lookahead(session: AsyncSession, record: EventRecord) -> _Lookahead:
+    """The pass's lookahead, extended from `record` on when its conversation is not covered."""
+    state = session.info.get(_LOOKAHEAD_KEY)
+    if not isinstance(state, _Lookahead):
+        state = session.info[_LOOKAHEAD_KEY] = _Lookahead()
+    event = record.event
+    if event.conversation_id is None or event.conversation_id in state.covered:
+        return state
+    rows = (
+        await session.execute(
+            sa.select(StoredEvent.conversation_id, StoredEvent.case_id)
+            .where(
+                StoredEvent.id >= record.id,
+                StoredEvent.kind == k.MessageReceived.kind,
+                StoredEvent.conversation_id.is_not(None),
+            )
+            .order_by(StoredEvent.id)
+            .limit(LOOKAHEAD)
+        )
+    ).all()
+    conversations = {event.conversation_id, *(c for c, _ in rows if c is not None)} - state.covered
+    cases = {c for _, c in rows if c is not None}
+    if event.case_id is not None:
+        cases.add(event.case_id)
+    cases -= set(state.cases)
+    subjects = sorted(conversation_subject(c) for c in conversations)
+    found = await session.scalars(
+        sa.select(Alert)
+        .where(
+            Alert.subject.in_(subjects),
+            sa.or_(
+                sa.and_(Alert.kind == ak.EMAIL_IGNORED, Alert.state != RESOLVED),
+                sa.and_(Alert.kind == ak.INFRINGER_REPLIED, Alert.state.in_((OPEN, SNOOZED))),
+            ),
+        )
+        .order_by(Alert.id)
+        .with_for_update()
+    )
+    for alert in found.all():
+        state.alerts.setdefault(alert.subject, []).append(alert)
+    # Into the identity map: session.get(Conversation, id) below asks nothing more.
+    await session.scalars(sa.select(Conversation).where(Conversation.id.in_(sorted(conversations))))
+    if cases:
+        for case_id, assignee_id, reference in await session.execute(
+            sa.select(Case.id, Case.assignee_id, Case.reference).where(Case.id.in_(sorted(cases)))
+        ):
+            state.cases[int(case_id)] = (assignee_id, reference)
+    state.covered |= conversations
+    return state
+
+
+async def _case_facts(
+    session: AsyncSession, state: _Lookahead, case_id: int | None
+) -> tuple[int | None, str | None]:
+    """(responsible analyst, reference) of a case, from the lookahead when it read them."""
+    if case_id is None:
+        return None, None
+    if case_id not in state.cases:
+        row = (
+            await session.execute(
+                sa.select(Case.assignee_id, Case.reference).where(Case.id == case_id)
+            )
+        ).first()
+        state.cases[case_id] = (row[0], row[1]) if row is not None else (None, None)
+    return state.cases[case_id]
+
+
 async def _on_message_received(
     session: AsyncSession, record: EventRecord, settings: AlertSettings
 ) -> None:
@@ -120,34 +223,43 @@ async def _on_message_received(
     assert isinstance(event, k.MessageReceived)
     if event.conversation_id is None:
         return
+    state = await _lookahead(session, record)
     subject = conversation_subject(event.conversation_id)
-    await do_resolve_condition(
-        session, kinds=[ak.EMAIL_IGNORED], subject=subject, why="o infrator respondeu"
-    )
+    known = state.alerts.get(subject, [])
+    ignored = [a for a in known if a.kind == ak.EMAIL_IGNORED and a.state != RESOLVED]
+    if ignored:
+        await do_resolve_alerts(session, ignored, why="o infrator respondeu")
     if not settings.enabled(ak.INFRINGER_REPLIED):
         return
     # One alert while it is unseen: once acknowledged, the next message is news again.
-    existing = await get_unresolved(
-        session, kind=ak.INFRINGER_REPLIED, subject=subject, for_update=True, unseen_only=True
-    )
-    if existing is not None:
+    unseen = [a for a in known if a.kind == ak.INFRINGER_REPLIED and a.state in (OPEN, SNOOZED)]
+    if unseen:
+        existing = max(unseen, key=lambda a: a.id)
         if existing.cycle != f"m{event.message_id}":
             await do_fold_repeat(session, alert=existing, now=event.occurred_at)
         return
     conversation = await session.get(Conversation, event.conversation_id)
-    recipient = await owner_of(session, case_id=event.case_id, conversation=conversation)
+    assignee, reference = await _case_facts(session, state, event.case_id)
+    recipient = (
+        conversation.analyst_id
+        if conversation is not None
+        and conversation.holder is Holder.HUMAN
+        and conversation.analyst_id is not None
+        else assignee
+    )  # owner_of, with the case's assignee read ahead
     waiting = conversation is not None and conversation.holder is Holder.WAITING_HUMAN
     if recipient is None and not waiting:
         return
-    ref = await _reference(session, event.case_id)
-    await raise_alerts(
+    if state.preferences is None:
+        state.preferences = await load_email_preferences(session)
+    raised = await raise_alerts(
         session,
         [
             AlertSpec(
                 kind=ak.INFRINGER_REPLIED,
                 subject=subject,
                 cycle=f"m{event.message_id}",
-                title=f"{kind_label(ak.INFRINGER_REPLIED)}{ref}",
+                title=f"{kind_label(ak.INFRINGER_REPLIED)}{f' ({reference})' if reference else ''}",
                 body="Nova mensagem do infrator na conversa.",
                 case_id=event.case_id,
                 conversation_id=event.conversation_id,
@@ -157,7 +269,9 @@ async def _on_message_received(
             )
         ],
         now=event.occurred_at,
+        preferences=state.preferences,
     )
+    state.alerts.setdefault(subject, []).extend(raised)
 
 
 async def _on_message_sent(
