@@ -37,7 +37,7 @@ from api.conversations.outbound import (
 from api.conversations.service import sender_id_for
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
-from api.engine.commands import do_catch_up, do_queue_engine_command
+from api.engine.commands import catch_up_owed, do_catch_up, do_queue_engine_command
 from api.engine.models import EngineCommandKind
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
 from api.events import EventActorKind, about, emit
@@ -59,6 +59,8 @@ class PendingTurn:
     case_id: int | None
     holder: Holder
     sender_id: str
+    # Rasa is owed a pause or resume (or may be): catch up before the turn (engine.commands).
+    catch_up: bool = True
 
 
 async def _claim_next(
@@ -127,6 +129,7 @@ async def _pending_or_release(
         case_id=conversation.case_id,
         holder=conversation.holder,
         sender_id=sender_id_for(conversation),
+        catch_up=await catch_up_owed(session, conversation_id=conversation_id),
     )
 
 
@@ -205,7 +208,8 @@ async def _record(
     assert message is not None and conversation is not None
     if message.handled_at is not None:
         return  # another worker finished it (lease expired mid-turn); never answer twice
-    await session.refresh(conversation)  # actions may have changed holder / case meanwhile
+    # `conversation` was read afresh by this transaction (the finish's own session): holder and
+    # case as the actions, which ran in their own transactions, left them.
     message.handled_at = utcnow()
     message.case_id = message.case_id or conversation.case_id
     if result is not None and result.nlu is not None:
@@ -289,7 +293,8 @@ async def _handle(
     try:
         # Rasa first hears the pauses and resumes still owed to it, so its tracker agrees with
         # the holder before it reads this turn.
-        await do_catch_up(gateway, conversation_id=turn.conversation_id)
+        if turn.catch_up:
+            await do_catch_up(gateway, conversation_id=turn.conversation_id)
         result = await gateway.send_turn(
             sender=turn.sender_id,
             text=turn.text,

@@ -268,6 +268,40 @@ async def test_a_handoff_event_the_request_did_not_turn_into_a_command_is_by_the
     assert rasa.received_for(f"conv-{conversation_id}") == [[{"event": "pause"}]]
 
 
+async def owed(conversation_id: int) -> bool:
+    async with unit_of_work() as session:
+        return await commands.catch_up_owed(session, conversation_id=conversation_id)
+
+
+async def test_a_turn_catches_up_exactly_while_rasa_is_owed_something(
+    rasa: StandInRasa, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn skips the catch-up (a consumer pass and a claim) only when nothing is owed: no
+    handoff event of the conversation left unread by the consumer, no command undelivered."""
+    headers = await _login(client)
+    conversation_id = await _conversation()
+    await consumers.drain(commands.ENGINE_COMMANDS)
+    assert await owed(conversation_id) is False
+
+    monkeypatch.setattr(consumers, "_excluded_here", {commands.ENGINE_COMMANDS.name})
+    claimed = await client.post(f"/api/v1/conversations/{conversation_id}/claim", headers=headers)
+    assert claimed.status_code == 200
+    assert await _commands(conversation_id) == []
+    assert await owed(conversation_id) is True  # the event, not yet a command
+
+    monkeypatch.setattr(consumers, "_excluded_here", set())
+    [command] = await _commands_once_consumed(conversation_id, 1)
+    assert command.state is EngineCommandState.PENDING  # Rasa is down
+    assert await owed(conversation_id) is True  # the command, not yet delivered
+
+    await rasa.start()
+    delivered = await deliver_engine_commands(
+        get_gateway(), conversation_id=conversation_id, now=True
+    )
+    assert delivered == 1
+    assert await owed(conversation_id) is False
+
+
 async def test_delivered_commands_are_pruned_after_a_week_and_owed_ones_never(
     rasa: StandInRasa, client: httpx.AsyncClient
 ) -> None:
