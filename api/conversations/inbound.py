@@ -117,7 +117,7 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
 
     meta = {**inbound.meta, "answerable": inbound.answerable}
     # Idempotency lives in the database's unique (channel, provider_id), not in a prior read.
-    message_id = await session.scalar(
+    message = await session.scalar(
         _insert(session)(Message)
         .values(
             conversation_id=conversation.id,
@@ -135,9 +135,9 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             handled_at=None if inbound.answerable else inbound.received_at,
         )
         .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-        .returning(Message.id)
+        .returning(Message)
     )
-    if message_id is None:
+    if message is None:
         existing = await session.scalar(
             sa.select(Message).where(
                 Message.channel == inbound.channel, Message.provider_id == inbound.external_id
@@ -148,8 +148,6 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
         assert stored is not None
         return Received(message=existing, conversation=stored, created=False)
 
-    message = await session.get(Message, message_id)
-    assert message is not None
     for item in inbound.attachments:
         session.add(_attachment_row(message.id, item))
     conversation.last_inbound_at = max(

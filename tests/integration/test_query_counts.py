@@ -41,7 +41,7 @@ TIMELINE_QUERIES = 4
 # Before the acknowledgement: identify the sender, find the conversation, store message,
 # timeline entry and event, the number it wrote to. The inline consumers (live notifications,
 # "infringer replied" alerts) and the turn's scheduling run after the response has gone out.
-WEBHOOK_QUERIES = 10
+WEBHOOK_QUERIES = 9
 
 
 @pytest.fixture
