@@ -90,6 +90,10 @@ async def _pipeline(account: object, url: str) -> tuple[int, int, float, dict[st
     workers = prepare.parse_workers()
     if workers:
         await prepare.prepare_batch([b"Subject: warm-up\r\n\r\n."] * prepare.CHUNK * workers)
+    # So are the event consumers (the first commit that emits events imports them, ~0.3 s).
+    from api.events.consumers import get_consumers
+
+    get_consumers()
     warm_up = time.perf_counter() - started
     before = {pid: _cpu_seconds(pid) for pid in await _backend_pids(url)}
     pool = prepare._pool

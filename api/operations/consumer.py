@@ -146,6 +146,7 @@ class _Lookahead:
     covered: set[int] = field(default_factory=set)
     alerts: dict[str, list[Alert]] = field(default_factory=dict)
     cases: dict[int, tuple[int | None, str | None]] = field(default_factory=dict)
+    conversations: list[Conversation] = field(default_factory=list)
     preferences: EmailPreferences | None = None
 
 
@@ -189,8 +190,13 @@ async def _lookahead(session: AsyncSession, record: EventRecord) -> _Lookahead:
     )
     for alert in found.all():
         state.alerts.setdefault(alert.subject, []).append(alert)
-    # Into the identity map: session.get(Conversation, id) below asks nothing more.
-    await session.scalars(sa.select(Conversation).where(Conversation.id.in_(sorted(conversations))))
+    # Held here, so they stay in the session's (weak) identity map: session.get(Conversation, id)
+    # below asks nothing more.
+    state.conversations.extend(
+        await session.scalars(
+            sa.select(Conversation).where(Conversation.id.in_(sorted(conversations)))
+        )
+    )
     if cases:
         for case_id, assignee_id, reference in await session.execute(
             sa.select(Case.id, Case.assignee_id, Case.reference).where(Case.id.in_(sorted(cases)))
