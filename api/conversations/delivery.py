@@ -38,8 +38,13 @@ def delivery_envelope(message: Message) -> dict[str, object]:
     }
 
 
-# RANK as SQL: a stored status's rank (-1 for one outside RANK, as in do_update_delivery_status).
-_STORED_RANK = sa.case(
+def stored_rank() -> sa.ColumnElement[int]:
+    """RANK as SQL: the stored status's rank (-1 for one outside RANK, as in
+    do_update_delivery_status)."""
+    return _STORED_RANK
+
+
+_STORED_RANK: sa.ColumnElement[int] = sa.case(
     {str(status): rank for status, rank in RANK.items()},
     value=Message.delivery_status,
     else_=-1,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 from api.config import get_settings
 from api.conversations.models import DeliveryStatus, Message
 from api.db import utcnow
-from api.events import emit
+from api.events import EventActorKind, emit
 from api.events.kinds import MessageDelivered, MessageFailed
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
@@ -83,30 +83,69 @@ def envelope_of(item: OutboxItem) -> Envelope:
 
 
 async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResult) -> None:
-    item = await session.get(OutboxItem, item_id)
-    if item is None:
-        return
-    item.state = OutboxState.DONE
-    item.done_at = utcnow()
-    item.locked_until = None
-    message = await session.get(Message, item.message_id)
-    if message is not None:
-        message.provider_id = result.provider_id
-        # A status callback may already have moved it further; never go back.
-        from api.conversations.delivery import PROGRESS, RANK, delivery_envelope
+    """The provider took the message: the outbox row is done, the message carries the provider's
+    id and moves forward to what the provider said (a status callback may already have moved it
+    further: never back). Statements, not ORM loads: this runs for every message sent."""
+    from api.conversations.delivery import PROGRESS, RANK, stored_rank
 
-        if RANK[result.status] > RANK.get(message.delivery_status, -1):
-            message.delivery_status = result.status
-            message.status_updated_at = utcnow()
-            if result.status in PROGRESS:
-                emit(
-                    session,
-                    MessageDelivered(
-                        **delivery_envelope(message),
-                        message_id=message.id,
-                        status=str(result.status),
-                    ),
-                )
+    message_id = await session.scalar(
+        sa.update(OutboxItem)
+        .where(OutboxItem.id == item_id)
+        .values(state=OutboxState.DONE, done_at=utcnow(), locked_until=None)
+        .returning(OutboxItem.message_id)
+        .execution_options(synchronize_session=False)
+    )
+    if message_id is None:
+        return
+    now = utcnow()
+    forward = stored_rank() < RANK[result.status]
+    if result.status not in PROGRESS:  # queued, sending: no event to emit
+        await session.execute(
+            sa.update(Message)
+            .where(Message.id == message_id)
+            .values(
+                provider_id=result.provider_id,
+                delivery_status=sa.case(
+                    (forward, str(result.status)), else_=Message.delivery_status
+                ),
+                status_updated_at=sa.case((forward, now), else_=Message.status_updated_at),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return
+    moved = (
+        await session.execute(
+            sa.update(Message)
+            .where(Message.id == message_id, forward)
+            .values(
+                provider_id=result.provider_id,
+                delivery_status=result.status,
+                status_updated_at=now,
+            )
+            .returning(Message.case_id, Message.conversation_id, Message.channel)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if moved is None:
+        await session.execute(
+            sa.update(Message)
+            .where(Message.id == message_id)
+            .values(provider_id=result.provider_id)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    case_id, conversation_id, channel = moved
+    emit(
+        session,
+        MessageDelivered(
+            case_id=case_id,
+            conversation_id=conversation_id,
+            channel=str(channel),
+            actor_kind=EventActorKind.SYSTEM,
+            message_id=message_id,
+            status=str(result.status),
+        ),
+    )
 
 
 def next_attempt_delay(attempt: int, retry_after_seconds: float | None = None) -> float:

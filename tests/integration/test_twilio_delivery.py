@@ -362,6 +362,57 @@ async def test_concurrent_reports_in_any_order_move_forward_once_each(
     assert reported == sorted(set(reported), key=order.index)  # forward only, no repeats
 
 
+async def delivered_statuses(message_id: int) -> list[str]:
+    async with unit_of_work() as session:
+        return list(
+            await session.scalars(
+                sa.select(StoredEvent.payload["status"].as_string())
+                .where(
+                    StoredEvent.kind == "message.delivered",
+                    StoredEvent.payload["message_id"].as_integer() == message_id,
+                )
+                .order_by(StoredEvent.id)
+            )
+        )
+
+
+@pytest.mark.parametrize("answer", [DeliveryStatus.QUEUED, DeliveryStatus.SENT])
+async def test_the_send_answer_after_a_faster_callback_keeps_the_status_and_stores_the_id(
+    stack: TwilioStack, answer: DeliveryStatus
+) -> None:
+    """The provider's "delivered" callback arrived before its answer to our send call: the
+    answer stores the provider's id and closes the outbox row, and moves nothing back."""
+    queued = await queue_reply()
+    sid = new_sid()
+    assert await callback(stack, "status_delivered", sid, query=f"mid={queued.message_id}") == 200
+    async with unit_of_work() as session:
+        await do_mark_sent(
+            session, item_id=queued.outbox_id, result=SendResult(provider_id=sid, status=answer)
+        )
+    message = await message_row(queued.message_id)
+    assert (message.provider_id, message.delivery_status) == (sid, DeliveryStatus.DELIVERED)
+    assert await delivered_statuses(queued.message_id) == ["delivered"]
+    async with unit_of_work() as session:
+        item = await session.get(OutboxItem, queued.outbox_id)
+        assert item is not None and item.state is OutboxState.DONE and item.done_at is not None
+
+
+@pytest.mark.parametrize("answer", [DeliveryStatus.QUEUED, DeliveryStatus.SENT])
+async def test_the_send_answer_moves_a_pending_message_forward(answer: DeliveryStatus) -> None:
+    queued = await queue_reply()
+    sid = new_sid()
+    async with unit_of_work() as session:
+        await do_mark_sent(
+            session, item_id=queued.outbox_id, result=SendResult(provider_id=sid, status=answer)
+        )
+    message = await message_row(queued.message_id)
+    assert (message.provider_id, message.delivery_status) == (sid, answer)
+    assert message.status_updated_at is not None
+    # Only what the provider moved forward is an event (queued is not: sent, delivered, read).
+    expected = ["sent"] if answer is DeliveryStatus.SENT else []
+    assert await delivered_statuses(queued.message_id) == expected
+
+
 async def test_a_failed_callback_records_the_error_code(stack: TwilioStack) -> None:
     sid = new_sid()
     queued = await sent_message(sid)
