@@ -19,7 +19,12 @@ _SENDER_RE = re.compile(r"^conv-(\d+)$")
 
 def sender_id_for(conversation: Conversation) -> str:
     """The Rasa sender id of a conversation."""
-    return f"conv-{conversation.id}"
+    return sender_id_for_id(conversation.id)
+
+
+def sender_id_for_id(conversation_id: int) -> str:
+    """The Rasa sender id of the conversation `conversation_id`."""
+    return f"conv-{conversation_id}"
 
 
 def conversation_id_from_sender(sender_id: str) -> int | None:

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,7 +34,7 @@ from api.conversations.outbound import (
     author_of,
     do_queue_message,
 )
-from api.conversations.service import sender_id_for
+from api.conversations.service import sender_id_for_id
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
 from api.engine.commands import catch_up_owed, do_catch_up, do_queue_engine_command
@@ -110,8 +110,8 @@ async def _pending_or_release(
     Race-free without a second look: the caller's UPDATE holds the conversation's row lock
     until commit, so a message committed before this read is seen here, and whoever commits
     one after it and then tries to claim waits on that lock and finds the lease free."""
-    message = await _oldest_ready(session, conversation_id)
-    if message is None:
+    turn = await _oldest_ready(session, conversation_id)
+    if turn is None:
         await session.execute(
             sa.update(Conversation)
             .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
@@ -119,18 +119,7 @@ async def _pending_or_release(
             .execution_options(synchronize_session=False)
         )
         return None
-    conversation = await session.get(Conversation, conversation_id)
-    assert conversation is not None
-    return PendingTurn(
-        message_id=message.id,
-        text=message.text,
-        channel=str(message.channel),
-        conversation_id=conversation.id,
-        case_id=conversation.case_id,
-        holder=conversation.holder,
-        sender_id=sender_id_for(conversation),
-        catch_up=await catch_up_owed(session, conversation_id=conversation_id),
-    )
+    return replace(turn, catch_up=await catch_up_owed(session, conversation_id=conversation_id))
 
 
 async def _release(
@@ -203,24 +192,36 @@ async def _record(
     failure: str | None,
     opt_out: bool,
 ) -> None:
-    message = await session.get(Message, turn.message_id)
+    # Read afresh by this transaction (the finish's own session): holder and case as the
+    # actions, which ran in their own transactions, left them.
     conversation = await session.get(Conversation, turn.conversation_id)
-    assert message is not None and conversation is not None
-    if message.handled_at is not None:
-        return  # another worker finished it (lease expired mid-turn); never answer twice
-    # `conversation` was read afresh by this transaction (the finish's own session): holder and
-    # case as the actions, which ran in their own transactions, left them.
-    message.handled_at = utcnow()
-    message.case_id = message.case_id or conversation.case_id
+    assert conversation is not None
+    reading: dict[str, object] = {}
     if result is not None and result.nlu is not None:
-        message.intent = result.nlu.intent
-        message.intent_confidence = result.nlu.confidence
-        message.entities = result.nlu.entities
+        reading = {
+            "intent": result.nlu.intent,
+            "intent_confidence": result.nlu.confidence,
+            "entities": result.nlu.entities,
+        }
+    handled = await session.scalar(
+        sa.update(Message)
+        .where(Message.id == turn.message_id, Message.handled_at.is_(None))
+        .values(
+            handled_at=utcnow(),
+            case_id=sa.func.coalesce(Message.case_id, conversation.case_id),
+            **reading,
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    if handled is None:
+        return  # another worker finished it (lease expired mid-turn); never answer twice
+    if result is not None and result.nlu is not None:
         emit(
             session,
             ev.BotTurnRead(
                 **about(conversation=conversation, actor=EventActorKind.BOT),
-                message_id=message.id,
+                message_id=turn.message_id,
                 intent=result.nlu.intent,
                 confidence=result.nlu.confidence,
             ),
@@ -339,9 +340,10 @@ async def process_conversation(
     return handled
 
 
-async def _oldest_ready(session: AsyncSession, conversation_id: int) -> Message | None:
-    """The oldest unhandled inbound message, unless its media are still being fetched: turns
-    keep their order, so the whole conversation waits for it (the fetcher schedules it)."""
+async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingTurn | None:
+    """The oldest unhandled inbound message as a turn (with its conversation's case and holder,
+    in the same query), unless its media are still being fetched: turns keep their order, so the
+    whole conversation waits for it (the fetcher schedules it)."""
     waiting = (
         sa.select(Attachment.id)
         .where(Attachment.message_id == Message.id, Attachment.media_state == MediaState.PENDING)
@@ -349,7 +351,15 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> Message 
     )
     row = (
         await session.execute(
-            sa.select(Message, waiting)
+            sa.select(
+                Message.id,
+                Message.text,
+                Message.channel,
+                Conversation.case_id,
+                Conversation.holder,
+                waiting,
+            )
+            .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
                 Message.conversation_id == conversation_id,
                 Message.direction == Direction.INBOUND,
@@ -359,10 +369,18 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> Message 
             .limit(1)
         )
     ).first()
-    if row is None or row[1]:
+    if row is None or row[5]:
         return None
-    message: Message = row[0]
-    return message
+    message_id, text, channel, case_id, holder, _ = row
+    return PendingTurn(
+        message_id=message_id,
+        text=text,
+        channel=str(channel),
+        conversation_id=conversation_id,
+        case_id=case_id,
+        holder=holder,
+        sender_id=sender_id_for_id(conversation_id),
+    )
 
 
 async def get_conversations_with_pending(
