@@ -223,6 +223,10 @@ class Settings(_Group):
     # Service processes sharing the port (`tratativa serve --workers`): one Python process uses
     # one core; more need REDIS_URL (live notifications cross processes through Redis).
     service_workers: int = Field(default=1, ge=1, le=64)
+    # Bot turns a process runs at once (TURNS_PER_PROCESS); more wait for a slot, in arrival
+    # order. Above capacity the backlog waits as small tasks instead of as running turns that
+    # hold database connections and crowd the event loop (webhooks are answered promptly).
+    turns_per_process: int = Field(default=8, ge=1, le=256)
     # "development" (TRATATIVA_ENV=development) accepts the public SECRET_KEY; anything else,
     # including unset, is treated as production.
     environment: str = Field(default="production", validation_alias="TRATATIVA_ENV")

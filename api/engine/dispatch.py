@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Coroutine
 from functools import lru_cache
 from typing import Any
@@ -34,16 +35,33 @@ def get_senders() -> dict[Channel, ChannelSender]:
     return build_senders(get_settings())
 
 
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+_slots = weakref.WeakKeyDictionary()
+
+
+def _turn_slots() -> asyncio.Semaphore:
+    """This event loop's turn slots (TURNS_PER_PROCESS)."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(get_settings().turns_per_process)
+    return slots
+
+
 async def run_turns_and_deliver(conversation_id: int) -> int:
     """Handle the pending turns, then send their replies right away instead of waiting for the
     worker's next pass (claims are leased, so the worker and this never send a row twice).
 
-    The inline event consumers woken by the turn's commits run beside it, not before the
-    replies go out (their cursors are durable; `wait_for_scheduled_turns` waits for them)."""
-    with inline_drains_in_background():
-        handled = await process_conversation(conversation_id, gateway=get_gateway())
-        if handled:
-            await deliver_due(get_senders(), conversation_id=conversation_id)
+    At most TURNS_PER_PROCESS of these run at once in a process; the others wait for a slot in
+    arrival order (their messages are in the database: a crash while waiting loses nothing, the
+    worker's sweeper takes them). The inline event consumers woken by the turn's commits run
+    beside it, not before the replies go out (their cursors are durable;
+    `wait_for_scheduled_turns` waits for them)."""
+    async with _turn_slots():
+        with inline_drains_in_background():
+            handled = await process_conversation(conversation_id, gateway=get_gateway())
+            if handled:
+                await deliver_due(get_senders(), conversation_id=conversation_id)
     return handled
 
 

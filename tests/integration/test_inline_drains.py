@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -13,8 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.config import get_settings
 from api.conversations.models import Conversation, Direction, Message
 from api.db import unit_of_work
+from api.engine import dispatch
 from api.engine.client import BotMessage, EngineTurn, NluReading
 from api.engine.turns import process_conversation
 from api.events import consumers, emit
@@ -30,6 +33,7 @@ from api.events.consumers import (
 )
 from api.events.models import StoredEvent
 from api.events.service import EventRecord
+from tests.fixtures.twilio.harness import eventually
 from tests.integration.test_pipeline import case_with_phone, receive
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
@@ -203,3 +207,53 @@ async def test_messages_arriving_during_turns_are_each_answered_once() -> None:
     assert conversation is not None and conversation.turn_lease_token is None
     # Nothing left: a new attempt finds no turn to run.
     assert await process_conversation(conversation_id, gateway=gateway) == 0  # type: ignore[arg-type]
+
+
+class GatedGateway:
+    """Holds every turn until released; counts how many are inside Rasa at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.release = asyncio.Event()
+
+    async def send_turn(self, **_: object) -> EngineTurn:
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+        await self.release.wait()
+        self.inside -= 1
+        return EngineTurn(messages=[], nlu=NluReading(intent="greet", confidence=0.9), paused=False)
+
+    async def send_events(self, **_: object) -> bool:
+        return True
+
+
+async def test_a_process_runs_at_most_its_turn_slots_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above capacity the turns wait for a slot (TURNS_PER_PROCESS) instead of all running at
+    once; every one still runs, once."""
+    settings = get_settings().model_copy(update={"turns_per_process": 2})
+    monkeypatch.setattr(dispatch, "get_settings", lambda: settings)
+    monkeypatch.setattr(dispatch, "_slots", weakref.WeakKeyDictionary())
+    gateway = GatedGateway()
+    monkeypatch.setattr(dispatch, "get_gateway", lambda: gateway)
+    conversations = []
+    for n in range(5):
+        _, phone = await case_with_phone()
+        _, conversation_id, _ = await receive(phone, f"oi {n}", f"SM{uuid.uuid4().hex}")
+        conversations.append(conversation_id)
+
+    runs = [
+        asyncio.create_task(dispatch.run_turns_and_deliver(conversation_id))
+        for conversation_id in conversations
+    ]
+    slots = dispatch._turn_slots()
+
+    async def two_inside_three_waiting() -> bool:
+        return gateway.inside == 2 and len(slots._waiters or ()) == 3
+
+    assert await eventually(two_inside_three_waiting, timeout=30)
+    gateway.release.set()
+    assert await asyncio.gather(*runs) == [1] * 5
+    assert gateway.most == 2
