@@ -68,11 +68,25 @@ def provider_column() -> Any:
     return getattr(Conversation, "provider", None)
 
 
+_ROWS_KEY = "metrics_rows"
+
+
 class SessionStore:
-    """Rows from and into the consumer's transaction."""
+    """Rows from and into the consumer's transaction. The rows a pass has read or created are
+    held for the rest of its transaction: the session's identity map keeps only weak references,
+    so a clean row would otherwise be read again for the next event of the batch."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.rows: dict[tuple[type[Any], Any], Any] = session.info.setdefault(_ROWS_KEY, {})
+
+    async def _get(self, model: type[Any], key: Any) -> Any:
+        found = self.rows.get((model, key))
+        if found is None:
+            found = await self.session.get(model, key)
+            if found is not None:
+                self.rows[(model, key)] = found
+        return found
 
     async def case_info(self, case_id: int) -> CaseInfo | None:
         return (await case_infos(self.session, [case_id])).get(case_id)
@@ -87,20 +101,27 @@ class SessionStore:
         return str(value) if value is not None else None
 
     async def get_conversation(self, conversation_id: int) -> MetricConversation | None:
-        return await self.session.get(MetricConversation, conversation_id)
+        found: MetricConversation | None = await self._get(MetricConversation, conversation_id)
+        return found
 
     async def get_case(self, case_id: int) -> MetricCase | None:
-        return await self.session.get(MetricCase, case_id)
+        found: MetricCase | None = await self._get(MetricCase, case_id)
+        return found
 
     async def get_case_channel(self, case_id: int, channel: str) -> MetricCaseChannel | None:
-        return await self.session.get(MetricCaseChannel, (case_id, channel))
+        found: MetricCaseChannel | None = await self._get(MetricCaseChannel, (case_id, channel))
+        return found
 
     async def get_outbound(self, message_id: int) -> MetricOutbound | None:
-        return await self.session.get(MetricOutbound, message_id)
+        found: MetricOutbound | None = await self._get(MetricOutbound, message_id)
+        return found
 
     def create(self, model: type[Any], **values: Any) -> Any:
         row = model(**values)
         self.session.add(row)
+        key = tuple(values.get(column.key) for column in sa.inspect(model).primary_key)
+        if None not in key:  # a row keyed by what it describes (not by a sequence)
+            self.rows[(model, key[0] if len(key) == 1 else key)] = row
         return row
 
 
