@@ -90,6 +90,13 @@ async def _pipeline(account: object, url: str) -> tuple[int, int, float, dict[st
     workers = prepare.parse_workers()
     if workers:
         await prepare.prepare_batch([b"Subject: warm-up\r\n\r\n."] * prepare.CHUNK * workers)
+    # A worker that got no warm-up chunk may still be importing: wait until their CPU is still.
+    pool = prepare._pool
+    pids = list(getattr(pool, "_processes", None) or {}) if pool is not None else []
+    spent = [-1.0, sum(_cpu_seconds(pid) for pid in pids)]
+    while pids and spent[-1] != spent[-2]:
+        await asyncio.sleep(0.3)
+        spent.append(sum(_cpu_seconds(pid) for pid in pids))
     # So are the event consumers (the first commit that emits events imports them, ~0.3 s).
     from api.events.consumers import get_consumers
 

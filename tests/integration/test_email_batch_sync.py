@@ -232,6 +232,42 @@ async def test_a_failing_batch_goes_one_mail_at_a_time_and_a_database_outage_abo
     assert await cursor(account.key, imap_folder) == len(raws)
 
 
+async def test_a_connection_lost_while_fetching_ahead_keeps_every_batch_stored_before_it(
+    dovecot: Dovecot, imap_folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next batches are fetched and parsed while one is stored: a fetch that fails ahead
+    stops the pass after the batches already fetched whole, and nothing of the failed one."""
+    t = tag()
+    raws = mailbox_of(t, 4 * BATCH)
+    dovecot.append(imap_folder, raws)
+    account = dovecot.account(imap_folder)
+    ids = [external_id(raw) for raw in raws]
+    monkeypatch.setattr(imap_module, "SYNC_BATCH", BATCH)
+    monkeypatch.setattr(imap_module, "BATCH_MIN", 1)
+    monkeypatch.setattr(imap_module, "FETCH_BATCH", 10)
+    real = imap_module._fetch
+    fetches = 0
+
+    async def dropping(mailbox: Any, uids: Any, limit: int) -> Any:
+        nonlocal fetches
+        fetches += 1
+        if fetches == 8:  # the third batch's second chunk
+            raise imap_module.ImapError("connection lost")
+        return await real(mailbox, uids, limit)
+
+    monkeypatch.setattr(imap_module, "_fetch", dropping)
+    with pytest.raises(imap_module.ImapError):
+        await ingest_once(account)
+    assert set(await copies(ids)) == set(ids[: 2 * BATCH])
+    assert await cursor(account.key, imap_folder) == 2 * BATCH
+
+    monkeypatch.setattr(imap_module, "_fetch", real)
+    resumed = await ingest_once(account)
+    assert (resumed.fetched, resumed.stored, resumed.duplicates) == (2 * BATCH, 2 * BATCH, 0)
+    assert await copies(ids) == dict.fromkeys(ids, 1)
+    assert await cursor(account.key, imap_folder) == len(raws)
+
+
 async def copies(ids: list[str]) -> dict[str, int]:
     async with unit_of_work() as session:
         rows = await session.execute(

@@ -372,6 +372,13 @@ async def _fetch(
     return found
 
 
+# Batches fetched and being parsed ahead of the one being stored (besides it): the parse workers
+# keep going while a batch is stored, instead of idling once the next one is ready.
+AHEAD = 1
+
+_Loaded = tuple[list[tuple[FetchedMail, bytes]], list["asyncio.Future[list[PreparedMail]]"]]
+
+
 async def _sync_in_batches(
     mailbox: ImapMailbox,
     maker: async_sessionmaker[AsyncSession],
@@ -381,43 +388,67 @@ async def _sync_in_batches(
     stats: IngestStats,
 ) -> None:
     """A large backlog (an initial sync): up to SYNC_BATCH mails (and SYNC_BATCH_BYTES) per
-    transaction, the cursor moved in it. While one batch is being stored, the next is fetched
-    and parsed in worker processes: at most two batches are held in memory."""
+    transaction, the cursor moved in it.
+
+    A pipeline: a producer task fetches the mails a FETCH_BATCH at a time and hands each chunk
+    to the parse workers at once (fetching the next while they parse), up to AHEAD batches
+    ahead of the one being stored; the batches are stored in UID order. At most AHEAD + 2
+    batches are held in memory (the one stored, AHEAD ready, one being fetched). Nothing is
+    committed ahead: a crash loses only what the database never had."""
     queue = collections.deque(pending)
     storage_dir = str(get_settings().storage_dir)
     sync_batch, sync_batch_bytes, _ = _batch_limits()
+    ready: asyncio.Queue[_Loaded | BaseException | None] = asyncio.Queue(maxsize=AHEAD)
+    parsing: set[asyncio.Future[list[PreparedMail]]] = set()
 
-    async def load() -> list[tuple[FetchedMail, bytes, PreparedMail]]:
-        fetched: list[tuple[FetchedMail, bytes]] = []
-        size = 0
-        while queue and len(fetched) < sync_batch and size < sync_batch_bytes:
-            take = min(FETCH_BATCH, sync_batch - len(fetched), len(queue))
-            chunk = [queue.popleft() for _ in range(take)]
-            found = await _fetch(mailbox, chunk, limit)
-            fetched += found
-            size += sum(len(raw) for _, raw in found)
-        prepared = await prepare_batch([raw for _, raw in fetched], storage_dir=storage_dir)
-        return [(mail, raw, p) for (mail, raw), p in zip(fetched, prepared, strict=True)]
+    async def produce() -> None:
+        try:
+            while queue:
+                fetched: list[tuple[FetchedMail, bytes]] = []
+                parts: list[asyncio.Future[list[PreparedMail]]] = []
+                size = 0
+                while queue and len(fetched) < sync_batch and size < sync_batch_bytes:
+                    take = min(FETCH_BATCH, sync_batch - len(fetched), len(queue))
+                    found = await _fetch(mailbox, [queue.popleft() for _ in range(take)], limit)
+                    fetched += found
+                    size += sum(len(raw) for _, raw in found)
+                    parts.append(
+                        asyncio.ensure_future(
+                            prepare_batch(
+                                [r for _, r in found], storage_dir=storage_dir, pool_from=1
+                            )
+                        )
+                    )
+                    parsing.add(parts[-1])
+                    parts[-1].add_done_callback(parsing.discard)
+                await ready.put((fetched, parts))
+            await ready.put(None)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the storing side, which raises it
+            await ready.put(exc)
 
-    loading: asyncio.Task[list[tuple[FetchedMail, bytes, PreparedMail]]] | None = (
-        asyncio.ensure_future(load()) if queue else None
-    )
+    producer = asyncio.ensure_future(produce())
     # Storing a batch allocates many objects that survive a while (ORM rows, events), which
     # triggers the collector's full passes; each one walked the whole application heap (~25 %
     # of this process's CPU per mail). During the sync that heap is left out of them, and
     # handed back after: nothing is kept from collection past the sync.
     gc.freeze()
     try:
-        while loading is not None:
-            items = await loading
-            loading = asyncio.ensure_future(load()) if queue else None
+        while (loaded := await ready.get()) is not None:
+            if isinstance(loaded, BaseException):
+                raise loaded
+            fetched, parts = loaded
+            prepared = [p for part in await asyncio.gather(*parts) for p in part]
+            items = [(m, raw, p) for (m, raw), p in zip(fetched, prepared, strict=True)]
             await _ingest_batch(maker, mailbox.account, uidvalidity, items, stats)
     finally:
         gc.unfreeze()
-        if loading is not None and not loading.done():
-            loading.cancel()
-            with contextlib.suppress(BaseException):
-                await loading
+        producer.cancel()
+        for part in list(parsing):
+            part.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(producer, *parsing, return_exceptions=True)
 
 
 async def _ingest_batch(

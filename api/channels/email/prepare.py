@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import gc
 import hashlib
 import logging
@@ -114,32 +115,54 @@ def _get_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     return _pool
 
 
+# Parsing is background work: the workers run at the lowest CPU priority (Linux SCHED_IDLE,
+# elsewhere nice +10), so the process storing the batches, the database and live traffic are
+# never kept waiting for a core behind them (storing is a chain of short round trips, each
+# paying the wait for a core: with the workers at the same priority a batch took ~2.5 times
+# as long to store while the next one was parsed). They use whatever CPU is left, which on an
+# idle machine is all of it; on a machine saturated by other work a sync slows down instead.
+LOW_PRIORITY = True
+
+
 def _worker_started() -> None:
     """In each worker process, once this module and the application it imports are loaded:
     those objects live as long as the process, so the collector's full passes (triggered every
     few thousand allocations while a batch is parsed) need not walk them again each time."""
     gc.freeze()
+    if LOW_PRIORITY:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):  # not Linux
+            with contextlib.suppress(OSError):
+                os.nice(10)
 
 
-def shutdown_pool() -> None:
+def shutdown_pool(*, cancel_futures: bool = True) -> None:
     global _pool
     pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=cancel_futures)
 
 
 atexit.register(shutdown_pool)
 
 
 async def prepare_batch(
-    raws: Sequence[bytes], *, workers: int | None = None, storage_dir: str | None = None
+    raws: Sequence[bytes],
+    *,
+    workers: int | None = None,
+    storage_dir: str | None = None,
+    pool_from: int = CHUNK,
 ) -> list[PreparedMail]:
     """Prepare mails off the event loop: in worker processes (chunks of CHUNK) when there are
-    enough to be worth it, else in a thread. A failing pool (a worker killed) falls back to a
-    thread for this batch and is rebuilt for the next."""
+    at least `pool_from` (enough to be worth it), else in a thread. A failing pool (a worker
+    killed) falls back to a thread for this batch and is rebuilt for the next; the other calls
+    running on it meanwhile are not cancelled (each falls back by itself if it fails too)."""
     workers = parse_workers() if workers is None else workers
     loop = asyncio.get_running_loop()
-    if workers <= 0 or len(raws) < CHUNK:
+    if not raws:
+        return []
+    if workers <= 0 or len(raws) < pool_from:
         return await asyncio.to_thread(prepare_many, raws, storage_dir)
     pool = _get_pool(workers)
     chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
@@ -149,6 +172,7 @@ async def prepare_batch(
         )
     except Exception:  # a worker died (BrokenProcessPool), a result would not pickle, ...
         log.exception("e-mail parse workers failed; preparing this batch in a thread")
-        shutdown_pool()
+        if _pool is pool:
+            shutdown_pool(cancel_futures=False)
         return await asyncio.to_thread(prepare_many, raws, storage_dir)
     return [prepared for chunk in done for prepared in chunk]
