@@ -44,6 +44,27 @@ def outcome(validate, response):
         return "invalid: " + error.message
 
 same = [outcome(original, r) == outcome(speedups.validate, r) for r in responses]
+
+from rasa.shared.core.events import Event, UserUttered, deserialise_events
+stored = [
+    {"event": "user", "text": "oi", "parse_data": {"intent": {"name": "greet"}}},
+    {"event": "slot", "name": "offer_amount", "value": 1800},
+    {"event": "action", "name": "action_listen"},
+    {"event": "bot", "text": "Olá"},
+    {"event": "pause"},
+    {"event": "user", "text": "de novo", "parse_data": {"intent": {"name": "affirm"}}},
+]
+events_same = [
+    type(a) is type(b) and a == b
+    for a, b in zip(deserialise_events(stored), [Event.from_parameters(e) for e in stored])
+] + [speedups._original_resolve("slot") is Event.resolve_by_type("slot")]
+try:
+    Event.resolve_by_type("no_such_event")
+    unknown_refused = False
+except ValueError:
+    unknown_refused = True
+default_kept = Event.resolve_by_type("no_such_event", UserUttered) is UserUttered
+
 kinds = [outcome(speedups.validate, r).split(":")[0] for r in responses]
 action = RemoteAction("action_probe", None)
 try:
@@ -58,6 +79,10 @@ print(json.dumps({
     "rasa_accepts_valid": action._validate_action_result({"events": [], "responses": []}),
     "rasa_refuses_invalid": refused_by_rasa,
     "schemas_checked": len(speedups._checked),
+    "events_same": events_same,
+    "unknown_refused": unknown_refused,
+    "default_kept": default_kept,
+    "cached": sorted(speedups._resolved),
 }))
 """
 
@@ -87,6 +112,15 @@ def test_it_accepts_and_refuses_exactly_what_jsonschema_does(result: dict[str, o
     assert result["kinds"][:3] == ["valid"] * 3
     assert "invalid" in result["kinds"][3:] and result["kinds"][3] == "invalid"
     assert result["schemas_checked"] == 1
+
+
+def test_stored_events_resolve_to_the_same_classes(result: dict[str, object]) -> None:
+    """Events come back from the tracker store as the same classes and values; an unknown type
+    name is still refused (or given its default), and is not remembered."""
+    assert result["events_same"] == [True] * 7
+    assert result["unknown_refused"] is True
+    assert result["default_kept"] is True
+    assert result["cached"] == ["action", "bot", "pause", "slot", "user"]
 
 
 def test_rasa_still_refuses_an_invalid_action_response(result: dict[str, object]) -> None:
