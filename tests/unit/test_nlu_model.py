@@ -55,6 +55,12 @@ print(json.dumps({
     "coverage_chatter": restored.coverage("sogra churrasco"),
     "coverage_case": restored.coverage("valor boleto"),
     "restored_has_no_estimator": restored.pipeline is None,
+    "one_by_one_difference": float(np.abs(
+        np.vstack([restored.probabilities([text]) for text in texts + probe])
+        - restored.probabilities(texts + probe)
+    ).max()),
+    "one_by_one_same_intents": [restored.decide([t])[0].intent for t in texts + probe]
+    == [d.intent for d in restored.decide(texts + probe)],
 }))
 """
 
@@ -80,6 +86,14 @@ def test_the_restored_model_predicts_what_the_fitted_one_does(result: dict[str, 
     assert isinstance(result["max_difference"], float) and result["max_difference"] < 1e-9
     assert result["same_intents"] is True
     assert result["intents"][:3] == ["ask_amount", "request_payment", "affirm"]  # type: ignore[index]
+
+
+def test_one_message_at_a_time_reads_as_in_a_batch(result: dict[str, object]) -> None:
+    """The served path (one message per turn, no sparse matrices) gives the batch's
+    probabilities and intents."""
+    assert isinstance(result["one_by_one_difference"], float)
+    assert result["one_by_one_difference"] < 1e-12
+    assert result["one_by_one_same_intents"] is True
 
 
 def test_words_seen_only_in_out_of_scope_chatter_are_not_known(
