@@ -186,8 +186,11 @@ async def run_after_commit(session: AsyncSession) -> None:
 @asynccontextmanager
 async def unit_of_work(
     maker: async_sessionmaker[AsyncSession] | None = None,
+    *,
+    after_commit: Callable[[AsyncSession], Awaitable[None]] = run_after_commit,
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit on success, roll back on error, then run after-commit hooks."""
+    """One transaction: commit on success, roll back on error, then run after-commit hooks
+    (`after_commit` runs them: a caller may wrap them, e.g. in a context)."""
     session = (maker or get_sessionmaker())()
     try:
         yield session
@@ -198,4 +201,4 @@ async def unit_of_work(
         raise
     finally:
         await session.close()
-    await run_after_commit(session)
+    await after_commit(session)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.analysts.models import Analyst, Role, SessionKind
 from api.analysts.sessions import get_session_analyst
-from api.db import run_after_commit
+from api.db import unit_of_work
 from api.errors import AuthenticationRequired, PermissionDenied
 from api.web.tokens import read_token
 
@@ -21,19 +21,8 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=F
 
 async def get_session() -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed here and nowhere else."""
-    from api.db import get_sessionmaker
-
-    session = get_sessionmaker()()
-    try:
+    async with unit_of_work() as session:
         yield session
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        session.info.pop("after_commit", None)
-        raise
-    finally:
-        await session.close()
-    await run_after_commit(session)
 
 
 def client_address(request: Request) -> str:

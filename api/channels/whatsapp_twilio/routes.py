@@ -32,7 +32,7 @@ from api.config import Settings, get_settings
 from api.conversations.delivery import do_advance_delivery, do_update_delivery_status
 from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
-from api.db import get_sessionmaker, run_after_commit, utcnow
+from api.db import run_after_commit, unit_of_work, utcnow
 from api.errors import PayloadTooLarge, PermissionDenied
 from api.events.consumers import inline_drains_in_background
 from api.ids import MAX_ID
@@ -54,16 +54,11 @@ async def webhook_session() -> AsyncIterator[AsyncSession]:
     handed to a background task, the event capture for tests); the inline event consumers'
     passes run beside the response, not before it (api.events.consumers). Nothing is lost if
     the process dies meanwhile: the turn sweeper and the worker's consumers read the database."""
-    session = get_sessionmaker()()
-    try:
+    async with unit_of_work(after_commit=_hooks_in_background) as session:
         yield session
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        session.info.pop("after_commit", None)
-        raise
-    finally:
-        await session.close()
+
+
+async def _hooks_in_background(session: AsyncSession) -> None:
     with inline_drains_in_background():
         await run_after_commit(session)
 
