@@ -49,20 +49,26 @@ async def claim_due(
         sa.and_(OutboxItem.state == OutboxState.IN_FLIGHT, OutboxItem.locked_until < now),
     )
     only = [] if conversation_id is None else [OutboxItem.conversation_id == conversation_id]
-    query = (
-        sa.select(OutboxItem)
+    chosen = (
+        sa.select(OutboxItem.id)
         .where(due, ~blocked_by_earlier, *only)
         .order_by(OutboxItem.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=OutboxItem)
     )
-    items = (await session.scalars(query)).all()
-    for item in items:
-        item.state = OutboxState.IN_FLIGHT
-        item.locked_until = now + dt.timedelta(seconds=get_settings().outbox_lease_seconds)
-        item.attempts += 1
-    await session.flush()
-    return items
+    # One statement: lease the chosen rows and return them (no load, then flush of each row).
+    claimed = await session.scalars(
+        sa.update(OutboxItem)
+        .where(OutboxItem.id.in_(chosen.scalar_subquery()))
+        .values(
+            state=OutboxState.IN_FLIGHT,
+            locked_until=now + dt.timedelta(seconds=get_settings().outbox_lease_seconds),
+            attempts=OutboxItem.attempts + 1,
+        )
+        .returning(OutboxItem)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return sorted(claimed.all(), key=lambda item: item.id)
 
 
 def envelope_of(item: OutboxItem) -> Envelope:

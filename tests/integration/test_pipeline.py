@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
+import uuid
 from typing import Any
 
 import pytest
@@ -307,3 +308,37 @@ async def test_delivery_status_never_goes_backwards() -> None:
         DeliveryStatus.READ,
         DeliveryStatus.READ,
     ]
+
+
+async def test_concurrent_claims_lease_each_row_once() -> None:
+    """Several workers claiming at once (one UPDATE over rows chosen FOR UPDATE SKIP LOCKED):
+    every due row of these conversations is leased by exactly one of them, attempts counted
+    once, the rows of one conversation still in order."""
+    conversations = []
+    for n in range(6):
+        _, phone = await case_with_phone()
+        _, conversation_id, _ = await receive(phone, "oi", f"SMclaim{n}{uuid.uuid4().hex[:8]}")
+        async with unit_of_work() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            assert conversation is not None
+            await do_queue_outbound(
+                session, conversation=conversation, outbound=Outbound(text="r"), actor=Actor.bot()
+            )
+        conversations.append(conversation_id)
+
+    async def claim(conversation_id: int) -> list[int]:
+        async with unit_of_work() as session:
+            return [i.id for i in await claim_due(session, conversation_id=conversation_id)]
+
+    # Each conversation claimed by three workers at once.
+    results = await asyncio.gather(*(claim(c) for c in conversations for _ in range(3)))
+    claimed = [item for found in results for item in found]
+    assert len(claimed) == len(set(claimed)) == len(conversations)
+    async with unit_of_work() as session:
+        rows = list(
+            await session.scalars(
+                sa.select(OutboxItem).where(OutboxItem.conversation_id.in_(conversations))
+            )
+        )
+    assert {row.id for row in rows} == set(claimed)
+    assert {(row.state, row.attempts) for row in rows} == {(OutboxState.IN_FLIGHT, 1)}
