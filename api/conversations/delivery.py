@@ -77,6 +77,27 @@ async def do_advance_delivery(
     if row is None:
         return None
     message_id, case_id, conversation_id = row
+    emit_delivered(
+        session,
+        message_id=message_id,
+        case_id=case_id,
+        conversation_id=conversation_id,
+        channel=channel,
+        status=status,
+    )
+    return int(message_id)
+
+
+def emit_delivered(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    case_id: int | None,
+    conversation_id: int,
+    channel: str,
+    status: DeliveryStatus,
+) -> None:
+    """message.delivered for a message the provider moved forward (sent, delivered, read)."""
     emit(
         session,
         MessageDelivered(
@@ -88,7 +109,6 @@ async def do_advance_delivery(
             status=str(status),
         ),
     )
-    return int(message_id)
 
 
 async def do_update_delivery_status(

@@ -13,8 +13,8 @@ from sqlalchemy.orm import aliased
 from api.config import get_settings
 from api.conversations.models import DeliveryStatus, Message
 from api.db import utcnow
-from api.events import EventActorKind, emit
-from api.events.kinds import MessageDelivered, MessageFailed
+from api.events import emit
+from api.events.kinds import MessageFailed
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
 from api.timeline.models import EntryKind
@@ -92,7 +92,7 @@ async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResul
     """The provider took the message: the outbox row is done, the message carries the provider's
     id and moves forward to what the provider said (a status callback may already have moved it
     further: never back). Statements, not ORM loads: this runs for every message sent."""
-    from api.conversations.delivery import PROGRESS, RANK, stored_rank
+    from api.conversations.delivery import PROGRESS, RANK, emit_delivered, stored_rank
 
     message_id = await session.scalar(
         sa.update(OutboxItem)
@@ -141,16 +141,13 @@ async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResul
         )
         return
     case_id, conversation_id, channel = moved
-    emit(
+    emit_delivered(
         session,
-        MessageDelivered(
-            case_id=case_id,
-            conversation_id=conversation_id,
-            channel=str(channel),
-            actor_kind=EventActorKind.SYSTEM,
-            message_id=message_id,
-            status=str(result.status),
-        ),
+        message_id=message_id,
+        case_id=case_id,
+        conversation_id=conversation_id,
+        channel=channel,
+        status=result.status,
     )
 
 
