@@ -109,7 +109,10 @@ def _get_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
         # spawn, not fork: this process runs an event loop and holds database connections.
         context = multiprocessing.get_context("spawn")
         _pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_worker_started
+            max_workers=workers,
+            mp_context=context,
+            initializer=_worker_started,
+            initargs=(LOW_PRIORITY,),
         )
         _pool_size = workers
     return _pool
@@ -121,15 +124,16 @@ def _get_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 # paying the wait for a core: with the workers at the same priority a batch took ~2.5 times
 # as long to store while the next one was parsed). They use whatever CPU is left, which on an
 # idle machine is all of it; on a machine saturated by other work a sync slows down instead.
+# Read when the pool starts (False: the workers keep this process's priority).
 LOW_PRIORITY = True
 
 
-def _worker_started() -> None:
+def _worker_started(low_priority: bool) -> None:
     """In each worker process, once this module and the application it imports are loaded:
     those objects live as long as the process, so the collector's full passes (triggered every
     few thousand allocations while a batch is parsed) need not walk them again each time."""
     gc.freeze()
-    if LOW_PRIORITY:
+    if low_priority:
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         except (AttributeError, OSError):  # not Linux
