@@ -179,6 +179,8 @@ async def _lookahead(session: AsyncSession, record: EventRecord) -> _Lookahead:
     found = await session.scalars(
         sa.select(Alert)
         .where(
+            # kind and subject lead ix_alerts_open_subject: the index is searched, not scanned.
+            Alert.kind.in_((ak.EMAIL_IGNORED, ak.INFRINGER_REPLIED)),
             Alert.subject.in_(subjects),
             sa.or_(
                 sa.and_(Alert.kind == ak.EMAIL_IGNORED, Alert.state != RESOLVED),
