@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -26,12 +28,22 @@ from api.operations.routes import router as operations_router
 from api.outreach.routes import router as outreach_router
 from api.panel import install_panel
 from api.public.routes import router as public_router
+from api.runtime import freeze_loaded_objects
 from api.web.errors import install_error_handlers
 from api.web.inputs import RefuseNulMiddleware
 from api.web.logging import install_log_redaction
 from api.web.openapi import install_error_responses
 from api.web.proxies import TrustedProxyMiddleware
 from api.web.scheduling import TurnSchedulerMiddleware
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Everything loaded so far (modules, mappers, routes, templates) lives as long as the
+    # process: moved out of the collector's reach, so its full collections stop rescanning it
+    # under load (api.runtime).
+    freeze_loaded_objects()
+    yield
 
 
 def create_app() -> FastAPI:
@@ -43,6 +55,7 @@ def create_app() -> FastAPI:
         description="CRM conversacional para proteção de marcas: casos, conversas, handoff.",
         version="0.1.0",
         docs_url="/docs",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.add_middleware(RefuseNulMiddleware)

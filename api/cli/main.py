@@ -361,12 +361,14 @@ def worker() -> None:
     """Run the worker: outbox delivery, left-behind bot turns, e-mail ingestion."""
     import logging
 
+    from api.runtime import freeze_loaded_objects
     from api.worker import run_worker
 
     _check_secret_key()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    freeze_loaded_objects()
     asyncio.run(run_worker())
 
 

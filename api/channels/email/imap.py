@@ -432,8 +432,11 @@ async def _sync_in_batches(
     # Storing a batch allocates many objects that survive a while (ORM rows, events), which
     # triggers the collector's full passes; each one walked the whole application heap (~25 %
     # of this process's CPU per mail). During the sync that heap is left out of them, and
-    # handed back after: nothing is kept from collection past the sync.
-    gc.freeze()
+    # handed back after: nothing is kept from collection past the sync. A process that froze
+    # its loaded application at start-up (api.runtime) keeps it so; nothing more is frozen then.
+    own_freeze = gc.get_freeze_count() == 0
+    if own_freeze:
+        gc.freeze()
     try:
         while (loaded := await ready.get()) is not None:
             if isinstance(loaded, BaseException):
@@ -443,7 +446,8 @@ async def _sync_in_batches(
             items = [(m, raw, p) for (m, raw), p in zip(fetched, prepared, strict=True)]
             await _ingest_batch(maker, mailbox.account, uidvalidity, items, stats)
     finally:
-        gc.unfreeze()
+        if own_freeze:
+            gc.unfreeze()
         producer.cancel()
         for part in list(parsing):
             part.cancel()
