@@ -188,7 +188,9 @@ def make_turns(who: Sequence[str], messages: int) -> list[Turn]:
 async def whatsapp_step(
     http: httpx.AsyncClient, sim_url: str, rate: float, args: argparse.Namespace
 ) -> Step:
-    step = Step("whatsapp", rate, make_turns(new_phones(args.infringers), args.messages))
+    step = Step(
+        "whatsapp", rate, make_turns(new_phones(args.infringers), step_messages(rate, args))
+    )
     after = (await http.get(f"{sim_url}/_sim")).json()["last_seq"]
 
     async def send(turn: Turn) -> None:
@@ -279,7 +281,7 @@ async def rasa_step(
 ) -> Step:
     run = uuid.uuid4().hex[:8]
     who = [f"bench-{run}-{i}" for i in range(args.infringers)]
-    step = Step("rasa", rate, make_turns(who, args.messages))
+    step = Step("rasa", rate, make_turns(who, step_messages(rate, args)))
     locks = {w: asyncio.Lock() for w in who}  # not a wait: only keeps each sender's order
 
     async def send(turn: Turn) -> None:
@@ -306,6 +308,13 @@ async def rasa_step(
 
     step.send_seconds = await open_loop(rate, step.turns, send)
     return step
+
+
+def step_messages(rate: float, args: argparse.Namespace) -> int:
+    """Messages of a step: --messages, or more so that arrivals last --min-seconds (a short
+    burst above capacity ends before its queue shows in the p95)."""
+    wanted = max(args.messages, math.ceil(rate * args.min_seconds))
+    return int(min(MAX_MESSAGES, wanted))
 
 
 def highest(steps: Sequence[Step]) -> float:
@@ -340,7 +349,8 @@ async def run(args: argparse.Namespace) -> int:
     args.messages = max(1, min(args.messages, MAX_MESSAGES))
     rates = sorted({min(MAX_RATE, float(r)) for r in args.rates.split(",") if float(r) > 0})
     # Enough connections that the pool never turns the open loop into a closed one.
-    limits = httpx.Limits(max_connections=args.messages + 8, max_keepalive_connections=64)
+    most = max((step_messages(r, args) for r in rates), default=args.messages)
+    limits = httpx.Limits(max_connections=most + 8, max_keepalive_connections=64)
     timeout = httpx.Timeout(args.timeout + 30, connect=5.0)
     whatsapp: list[Step] = []
     rasa: list[Step] = []
@@ -356,13 +366,21 @@ async def run(args: argparse.Namespace) -> int:
             # One-time costs (the app's first route resolution, the action server's first
             # import of the actions, Rasa's first prediction) are not a rate's latency.
             warm = argparse.Namespace(
-                **{**vars(args), "messages": args.warm_up, "infringers": args.warm_up}
+                **{
+                    **vars(args),
+                    "messages": args.warm_up,
+                    "infringers": args.warm_up,
+                    "min_seconds": 0,
+                }
             )
             warmed = await whatsapp_step(http, sim_url, 2.0, warm)
             if rasa_url:
                 await rasa_step(http, rasa_url, args.rasa_secret, 2.0, warm)
             print(f"warm-up: {warmed.answered}/{args.warm_up} turns through each path, not counted")
-        print(f"{args.infringers} infringers, {args.messages} messages per rate and path")
+        print(
+            f"{args.infringers} infringers, per rate and path {args.messages} messages or "
+            f"{args.min_seconds:g} s of arrivals, whichever is more"
+        )
         print(HEADER, flush=True)
         w_on, r_on = True, bool(rasa_url)  # a path stops at its first rate not sustained
         for rate in rates:
@@ -428,6 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=30.0, help="seconds to drain replies after a step"
     )
     parser.add_argument("--max-seconds", type=float, default=600.0, help="no new rate after it")
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=10.0,
+        help="each step's arrivals last at least this long (more messages at higher rates)",
+    )
     parser.add_argument(
         "--warm-up", type=int, default=10, help="turns through each path before measuring"
     )
