@@ -21,10 +21,10 @@ from api.config import get_settings
 from api.conversations.models import Channel
 from api.conversations.scheduling import TurnRequest
 from api.engine.client import get_gateway
-from api.engine.turns import Replies, process_conversation
+from api.engine.turns import process_conversation
 from api.events.consumers import inline_drains_in_background, wait_for_inline_drains
 from api.outbox.senders import ChannelSender
-from api.outbox.worker import send_claimed
+from api.outbox.worker import deliver_due
 
 log = logging.getLogger(__name__)
 _tasks: set[asyncio.Task[int]] = set()
@@ -59,14 +59,9 @@ async def run_turns_and_deliver(conversation_id: int) -> int:
     `wait_for_scheduled_turns` waits for them)."""
     async with _turn_slots():
         with inline_drains_in_background():
-            replies: Replies = []
-            try:
-                handled = await process_conversation(
-                    conversation_id, gateway=get_gateway(), replies=replies
-                )
-            finally:  # claimed by committed finishes: sent even if a later turn failed
-                if replies:
-                    await send_claimed(get_senders(), replies)
+            handled = await process_conversation(conversation_id, gateway=get_gateway())
+            if handled:
+                await deliver_due(get_senders(), conversation_id=conversation_id)
     return handled
 
 

@@ -43,14 +43,11 @@ from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out
 from api.events import EventActorKind, about, emit
 from api.events import kinds as ev
 from api.handoff.service import do_request_handoff
-from api.outbox.senders import Envelope
-from api.outbox.worker import claim_envelopes
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
 log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=90)
-Replies = list[tuple[int, Envelope]]
 
 
 @dataclass(frozen=True)
@@ -178,17 +175,12 @@ async def _finish(
     result: EngineTurn | None,
     failure: str | None,
     opt_out: bool,
-    replies: Replies | None = None,
 ) -> PendingTurn | None:
-    """Record the turn; in the same transaction, take the next one (or give the lease back),
-    and claim the conversation's due replies into `replies` for the caller to send once the
-    loop is done (no separate claim transaction)."""
+    """Record the turn; in the same transaction, take the next one (or give the lease back)."""
     async with unit_of_work(maker) as session:
         await _record(session, turn, result=result, failure=failure, opt_out=opt_out)
         if not await _renew(session, turn.conversation_id, token):
             return None  # the lease expired and another process took the conversation
-        if replies is not None:
-            replies += await claim_envelopes(session, conversation_id=turn.conversation_id)
         return await _pending_or_release(session, turn.conversation_id, token)
 
 
@@ -291,22 +283,13 @@ async def _handle(
     gateway: RasaGateway | None,
     turn: PendingTurn,
     token: str,
-    replies: Replies | None = None,
 ) -> PendingTurn | None:
     """Run one turn; returns the next one of the conversation (None: the lease is given back)."""
     if is_opt_out_keyword(turn.text):
-        return await _finish(
-            maker, turn, token, result=None, failure=None, opt_out=True, replies=replies
-        )
+        return await _finish(maker, turn, token, result=None, failure=None, opt_out=True)
     if gateway is None:
         return await _finish(
-            maker,
-            turn,
-            token,
-            result=None,
-            failure="Rasa não configurado",
-            opt_out=False,
-            replies=replies,
+            maker, turn, token, result=None, failure="Rasa não configurado", opt_out=False
         )
     try:
         # Rasa first hears the pauses and resumes still owed to it, so its tracker agrees with
@@ -322,12 +305,8 @@ async def _handle(
         )
     except EngineUnavailable as exc:
         log.warning("turn %s: %s", turn.message_id, exc.message)
-        return await _finish(
-            maker, turn, token, result=None, failure=exc.message, opt_out=False, replies=replies
-        )
-    return await _finish(
-        maker, turn, token, result=result, failure=None, opt_out=False, replies=replies
-    )
+        return await _finish(maker, turn, token, result=None, failure=exc.message, opt_out=False)
+    return await _finish(maker, turn, token, result=result, failure=None, opt_out=False)
 
 
 async def process_conversation(
@@ -335,15 +314,12 @@ async def process_conversation(
     *,
     gateway: RasaGateway | None,
     maker: async_sessionmaker[AsyncSession] | None = None,
-    replies: Replies | None = None,
 ) -> int:
     """Handle every pending inbound message of a conversation, oldest first. Returns how many;
     0 when another process holds the conversation (it will handle them).
 
     Two transactions per turn besides Rasa's: the claim (lease and first message) and the
-    finish (the turn's effects, then the next message or the lease given back). With `replies`,
-    each finish also claims the conversation's due outbox rows into it, for the caller to send
-    (api.outbox.worker.send_claimed) once this returns."""
+    finish (the turn's effects, then the next message or the lease given back)."""
     maker = maker or get_sessionmaker()
     claimed = await _claim_next(maker, conversation_id)
     if claimed is None:
@@ -353,7 +329,7 @@ async def process_conversation(
     try:
         turn: PendingTurn | None = next_turn
         while turn is not None:
-            turn = await _handle(maker, gateway, turn, token, replies)
+            turn = await _handle(maker, gateway, turn, token)
             handled += 1
     except BaseException:
         # The turn failed before its finish committed: free the conversation for the next

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.conversations.models import Channel
 from api.db import get_sessionmaker, unit_of_work
 from api.errors import ChannelDeliveryError
-from api.outbox.senders import ChannelSender, Envelope
+from api.outbox.senders import ChannelSender
 from api.outbox.service import claim_due, do_mark_failed, do_mark_sent, envelope_of
 
 log = logging.getLogger(__name__)
@@ -28,28 +28,8 @@ async def deliver_due(
     """One pass: returns how many rows were attempted."""
     maker = maker or get_sessionmaker()
     async with unit_of_work(maker) as session:
-        items = await claim_envelopes(session, limit=limit, conversation_id=conversation_id)
-    return await send_claimed(senders, items, maker=maker)
-
-
-async def claim_envelopes(
-    session: AsyncSession, *, limit: int = 20, conversation_id: int | None = None
-) -> list[tuple[int, Envelope]]:
-    """Claim due rows in the caller's transaction (`claim_due`); what `send_claimed` sends once
-    it has committed."""
-    claimed = await claim_due(session, limit=limit, conversation_id=conversation_id)
-    return [(item.id, envelope_of(item)) for item in claimed]
-
-
-async def send_claimed(
-    senders: Mapping[Channel, ChannelSender],
-    items: Sequence[tuple[int, Envelope]],
-    *,
-    maker: async_sessionmaker[AsyncSession] | None = None,
-) -> int:
-    """Send rows claimed by a committed transaction, each through its channel, and record the
-    outcome. Returns how many were attempted."""
-    maker = maker or get_sessionmaker()
+        claimed = await claim_due(session, limit=limit, conversation_id=conversation_id)
+        items = [(item.id, envelope_of(item)) for item in claimed]
     for item_id, envelope in items:
         sender = senders.get(envelope.channel)
         try:

@@ -33,8 +33,6 @@ from api.events.consumers import (
 )
 from api.events.models import StoredEvent
 from api.events.service import EventRecord
-from api.outbox.models import OutboxItem, OutboxState
-from api.outbox.senders import Envelope
 from tests.fixtures.twilio.harness import eventually
 from tests.integration.test_pipeline import case_with_phone, receive
 
@@ -259,31 +257,3 @@ async def test_a_process_runs_at_most_its_turn_slots_at_once(
     gateway.release.set()
     assert await asyncio.gather(*runs) == [1] * 5
     assert gateway.most == 2
-
-
-async def test_the_finish_claims_the_turns_replies_for_its_process_to_send() -> None:
-    """The reply is claimed by the turn's own finish (no claim transaction of its own): leased to
-    this process, which sends it once the turns are done; without a list it waits for the
-    worker."""
-    conversations = []
-    for n in range(2):
-        _, phone = await case_with_phone()
-        _, conversation_id, _ = await receive(phone, f"oi {n}", f"SM{uuid.uuid4().hex}")
-        conversations.append(conversation_id)
-    gateway = ScriptedGateway("", arrivals=0)
-    replies: list[tuple[int, Envelope]] = []
-    assert await process_conversation(conversations[0], gateway=gateway, replies=replies) == 1  # type: ignore[arg-type]
-    assert await process_conversation(conversations[1], gateway=gateway) == 1  # type: ignore[arg-type]
-
-    async with unit_of_work() as session:
-        rows = {
-            row.conversation_id: row
-            for row in await session.scalars(
-                sa.select(OutboxItem).where(OutboxItem.conversation_id.in_(conversations))
-            )
-        }
-    claimed = rows[conversations[0]]
-    assert [item_id for item_id, _ in replies] == [claimed.id]
-    assert replies[0][1].text.startswith("resposta a msg-")
-    assert claimed.state is OutboxState.IN_FLIGHT and claimed.attempts == 1
-    assert rows[conversations[1]].state is OutboxState.PENDING
