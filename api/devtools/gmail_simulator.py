@@ -19,6 +19,9 @@ served with `format=raw` (base64url).
   <RS256 OIDC token>), the signing certificate served at `GET /oauth2/v1/certs` like Google's.
 - Faults: `add_fault(path_contains, status, retry_after=…, count=…)` answers the next matching
   calls with that status (429/503 carry Retry-After) — or POST `/_sim/faults`.
+- Holds (tests): `hold(path_contains, address=…)` keeps the next matching call waiting until the
+  returned `Hold` is released; its `arrived` event tells that the call is being held, so a test
+  can act while a client is known to be in the middle of a request.
 
 Run: `python -m api.devtools.gmail_simulator --port 8097` and point a gmail mailbox at it with
 `--api-base-url http://127.0.0.1:8097/ --token-uri http://127.0.0.1:8097/token`.
@@ -28,6 +31,7 @@ Single process, bounded memory, not for production.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import datetime as dt
 import email
@@ -48,9 +52,12 @@ from urllib.parse import parse_qs
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("gmail_simulator")
 
@@ -108,6 +115,23 @@ class Fault:
     count: int
 
 
+@dataclass
+class Hold:
+    """The next `count` calls whose path contains `path_contains` (made with an access token of
+    `address`, if given) wait until `release()` (or `timeout` seconds, so a test that forgets
+    to release never wedges the server); `arrived` is set when the first of them is held."""
+
+    path_contains: str
+    address: str | None = None
+    count: int = 1
+    timeout: float = 30.0
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class GmailState:
     """Everything the simulator knows; tests may call its methods directly (thread-safe)."""
 
@@ -122,6 +146,7 @@ class GmailState:
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (address, expiry)
         self.users: dict[str, SimUser] = {}
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
         self.token_requests = 0
         self.raw_downloads = 0  # messages.get with format=raw
@@ -167,6 +192,16 @@ class GmailState:
     ) -> None:
         with self.lock:
             self.faults.append(Fault(path_contains, status, retry_after, count))
+
+    def hold(
+        self, path_contains: str, *, address: str | None = None, count: int = 1,
+        timeout: float = 30.0,
+    ) -> Hold:  # fmt: skip
+        """Hold the next matching calls until the returned `Hold` is released (see `Hold`)."""
+        hold = Hold(path_contains, address.lower() if address else None, count, timeout)
+        with self.lock:
+            self.holds.append(hold)
+        return hold
 
     def expire_access_tokens(self) -> None:
         with self.lock:
@@ -352,6 +387,19 @@ class GmailState:
                     return fault
         return None
 
+    def take_hold(self, path: str, authorization: str) -> Hold | None:
+        token = authorization.removeprefix("Bearer ").strip()
+        with self.lock:
+            found = self.access_tokens.get(token)
+            address = found[0] if found is not None else None
+            for hold in self.holds:
+                if hold.path_contains in path and hold.address in (None, address):
+                    hold.count -= 1
+                    if hold.count <= 0:
+                        self.holds.remove(hold)
+                    return hold
+        return None
+
 
 def make_signing_key() -> tuple[str, bytes, str]:
     from cryptography import x509
@@ -458,6 +506,24 @@ def google_error(status: int, message: str, *, headers: dict[str, str] | None = 
         status_code=status,
         headers=headers,
     )
+
+
+class _HoldRequests:
+    """ASGI middleware: a call matching one of `state.holds` waits (off the server's event loop,
+    so other calls are still answered) until the hold is released."""
+
+    def __init__(self, app: ASGIApp, state: GmailState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.state.holds:
+            authorization = Headers(scope=scope).get("authorization", "")
+            hold = self.state.take_hold(str(scope["path"]), authorization)
+            if hold is not None:
+                hold.arrived.set()
+                await asyncio.to_thread(hold.released.wait, hold.timeout)
+        await self.app(scope, receive, send)
 
 
 def create_app(state: GmailState) -> Starlette:
@@ -745,7 +811,8 @@ def create_app(state: GmailState) -> Starlette:
             Route("/_sim/faults", sim_faults, methods=["POST"]),
             Route("/_sim/deliver", sim_deliver, methods=["POST"]),
             Route("/_sim/accounts", sim_account, methods=["POST"]),
-        ]
+        ],
+        middleware=[Middleware(_HoldRequests, state=state)],
     )
 
 

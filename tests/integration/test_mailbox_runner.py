@@ -197,11 +197,26 @@ async def test_a_leased_mailbox_is_not_synced_twice_at_once(
     gmail, gmail_url, _, _ = sims
     name, address = await add_gmail(gmail, gmail_url, monkeypatch)
     gmail.deliver(address, a_mail())
-    first, second = await asyncio.gather(
-        sync_due(names=[name], force=True), sync_due(names=[name], force=True)
-    )
-    ran = [r for r in (*first, *second) if r.name == name]
-    assert len(ran) == 1 and ran[0].ok
+    downloads = gmail.raw_downloads
+    # The first pass is stopped inside its sync (at the message listing, after it took the
+    # lease and its access token), so the second pass certainly runs while the lease is held.
+    listing = gmail.hold("/messages", address=address)
+    first = asyncio.create_task(sync_due(names=[name], force=True))
+    try:
+        assert await asyncio.to_thread(listing.arrived.wait, 10), "the first pass never listed"
+        assert not first.done()
+        leased = await mailbox(name)
+        assert leased.locked_until is not None and leased.locked_until > utcnow()
+        assert await sync_due(names=[name], force=True) == []  # leased: not run a second time
+    finally:
+        listing.release()
+        async with asyncio.timeout(30):
+            results = await first
+    [result] = results
+    assert result.name == name and result.ok
+    assert result.stats is not None and result.stats.stored == 1
+    assert gmail.raw_downloads == downloads + 1  # the mail was fetched by one pass only
+    assert (await mailbox(name)).locked_until is None  # the lease is given back after the pass
 
 
 async def test_a_disabled_mailbox_is_not_read_until_enabled(
