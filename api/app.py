@@ -28,7 +28,7 @@ from api.operations.routes import router as operations_router
 from api.outreach.routes import router as outreach_router
 from api.panel import install_panel
 from api.public.routes import router as public_router
-from api.runtime import freeze_loaded_objects
+from api.runtime import freeze_loaded_objects, quiet_chatty_loggers
 from api.web.errors import install_error_handlers
 from api.web.inputs import RefuseNulMiddleware
 from api.web.logging import install_log_redaction
@@ -50,6 +50,7 @@ def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()
+    quiet_chatty_loggers()
     app = FastAPI(
         title="Tratativa",
         description="CRM conversacional para proteção de marcas: casos, conversas, handoff.",

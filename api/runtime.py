@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 
@@ -17,3 +18,28 @@ def freeze_loaded_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+# Client libraries that log every request at INFO: the Twilio client writes about ten lines per
+# message sent (URL, each header, status), httpx one per call to Rasa or a provider. Our own
+# records say what was sent (outbox, timeline, events) and failures are logged as warnings, so
+# per-request lines only cost CPU under load (~3 % of the service's) and fill the logs.
+CHATTY_LOGGERS = ("twilio.http_client", "httpx")
+
+
+def quiet_chatty_loggers() -> None:
+    """Raise the client libraries' per-request loggers to WARNING (their errors still show)."""
+    import logging
+
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when installed (uvicorn[standard] brings it, and the service runs
+    on it through uvicorn), else asyncio's: the worker's loop costs less CPU per wake-up."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

@@ -361,15 +361,17 @@ def worker() -> None:
     """Run the worker: outbox delivery, left-behind bot turns, e-mail ingestion."""
     import logging
 
-    from api.runtime import freeze_loaded_objects
+    from api.runtime import freeze_loaded_objects, new_event_loop, quiet_chatty_loggers
     from api.worker import run_worker
 
     _check_secret_key()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_chatty_loggers()
     freeze_loaded_objects()
-    asyncio.run(run_worker())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(run_worker())
 
 
 from api.automations.cli import rules_app  # noqa: E402

@@ -700,7 +700,10 @@ def run(
         cfg.account_sid,
         cfg.webhook_base,
     )
-    uvicorn.run(create_app(cfg), host=host, port=port, log_level="info")
+    # No access log: the service logs every request it receives from here, and under the
+    # benchmark's load this process's own lines cost more CPU than its work (it shares the
+    # machine with the service it measures).
+    uvicorn.run(create_app(cfg), host=host, port=port, log_level="info", access_log=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
