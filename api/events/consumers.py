@@ -305,8 +305,11 @@ def inline_drains_in_background() -> Iterator[None]:
 # starts this long after the first request, so that the commits of a busy moment share it: under
 # load each commit would otherwise cost every inline consumer a pass of its own (lock the cursor,
 # read the stream, move the cursor). A request somebody waits for (an analyst's action, a turn
-# catching up) starts the pass at once.
-LINGER_SECONDS = 0.05
+# catching up) starts the pass at once. 100 ms covers a bot turn: the alerts consumer wants both
+# the webhook's message.received and the turn's message.sent, which then share one pass (with
+# 50 ms they took two: 2.1 passes per WhatsApp message in the service); an alert or a live
+# notification shows at most this much later.
+LINGER_SECONDS = 0.1
 
 
 class _Drainer:
