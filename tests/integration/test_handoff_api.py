@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +22,10 @@ from api.conversations.models import Channel, Conversation, Holder, Message
 from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
 from api.engine.turns import process_conversation
+from api.events.consumers import get_cursor
+from api.events.service import get_events
 from api.notifications.bus import MemoryBus, get_bus
+from api.notifications.live import NAME as LIVE_NOTIFICATIONS
 from api.outbox.models import OutboxItem
 from api.timeline.models import EntryKind, TimelineEntry
 from tests.factories import make_analyst, make_case, make_infringer
@@ -268,31 +272,49 @@ async def test_events_are_published_after_commit_only(client: httpx.AsyncClient)
     bus = get_bus()
     assert isinstance(bus, MemoryBus)  # no REDIS_URL in the app settings under test
     received: list[dict[str, Any]] = []
+    subscribed = asyncio.Event()
+    probe = f"probe-{uuid.uuid4().hex}"
     conversation_id, _ = await conversation_for_case()
 
     async def listen() -> None:
         # Only this conversation's handoffs: a pass over earlier commits (this test's setup, an
         # earlier test) may still be publishing.
         async for event in bus.subscribe():
-            if event.get("conversation_id") == conversation_id and event["kind"].startswith(
-                "handoff."
-            ):
+            if event.get("probe") == probe:
+                subscribed.set()
+            elif event.get("conversation_id") == conversation_id and str(
+                event.get("kind")
+            ).startswith("handoff."):
                 received.append(event)
                 return
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0)
-    ana, _, _ = await login(client)
-    # A failing request (bad body) publishes nothing.
-    bad = await client.post(
-        f"/api/v1/conversations/{conversation_id}/escalate", json={"reason": ""}, headers=ana
-    )
-    assert bad.status_code == 422
-    await client.post(
-        f"/api/v1/conversations/{conversation_id}/escalate", json={"reason": "revisão"}, headers=ana
-    )
-    # Bounded, not timed: under a loaded CI a pass may reach the event a few seconds late.
-    await asyncio.wait_for(listener, timeout=30)
+    try:
+        # The listener is subscribed before anything is published: a probe made the round trip.
+        await asyncio.sleep(0)
+        await bus.publish({"type": "test.probe", "kind": "test.probe", "probe": probe})
+        await asyncio.wait_for(subscribed.wait(), timeout=10)
+        ana, _, _ = await login(client)
+        # A failing request (bad body) publishes nothing.
+        bad = await client.post(
+            f"/api/v1/conversations/{conversation_id}/escalate", json={"reason": ""}, headers=ana
+        )
+        assert bad.status_code == 422
+        escalated = await client.post(
+            f"/api/v1/conversations/{conversation_id}/escalate",
+            json={"reason": "revisão"},
+            headers=ana,
+        )
+        assert escalated.status_code == 200, escalated.text  # else no event to wait for
+        assert escalated.json()["holder"] == "waiting_human"
+        # The request's commit drained the live consumer before it answered, so the event is
+        # normally here already; bounded, not timed, for a loaded CI.
+        try:
+            await asyncio.wait_for(listener, timeout=30)
+        except TimeoutError:
+            pytest.fail(await _why_no_live_event(conversation_id))
+    finally:
+        listener.cancel()
     # One shape for every live event (api/notifications/live.py), published by the
     # live-notifications consumer once the change has committed.
     assert received == [
@@ -309,6 +331,23 @@ async def test_events_are_published_after_commit_only(client: httpx.AsyncClient)
             "reason": "revisão",
         }
     ]
+
+
+async def _why_no_live_event(conversation_id: int) -> str:
+    """Where the event stopped: not stored, stored but not passed by the live consumer's cursor
+    (no pass reached it: the cursor row was locked by another pass, an older transaction still
+    open held the stream's horizon back on PostgreSQL, or the pass failed — see the log), or
+    passed but never received."""
+    async with unit_of_work() as session:
+        stored = await get_events(
+            session, conversation_id=conversation_id, kinds=["handoff.requested"]
+        )
+        cursor = await get_cursor(session, LIVE_NOTIFICATIONS)
+    return (
+        f"no live handoff.requested for conversation {conversation_id} within 30 s; stored "
+        f"(tx_id, id): {[(r.tx_id, r.id) for r in stored]}; {LIVE_NOTIFICATIONS} cursor "
+        f"(tx_id, id): {cursor}"
+    )
 
 
 async def test_only_an_analyst_lifts_an_opt_out_and_messages_flow_again(
