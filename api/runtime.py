@@ -24,7 +24,8 @@ def freeze_loaded_objects() -> None:
 # message sent (URL, each header, status), httpx one per call to Rasa or a provider. Our own
 # records say what was sent (outbox, timeline, events) and failures are logged as warnings, so
 # per-request lines only cost CPU under load (~3 % of the service's) and fill the logs.
-CHATTY_LOGGERS = ("twilio.http_client", "httpx")
+# ("twilio" covers its sync and async clients: twilio.http_client, twilio.async_http_client.)
+CHATTY_LOGGERS = ("twilio", "httpx")
 
 
 def quiet_chatty_loggers() -> None:

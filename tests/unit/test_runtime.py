@@ -22,9 +22,9 @@ def restore_levels() -> object:
 
 @pytest.mark.usefixtures("restore_levels")
 def test_per_request_client_lines_are_dropped_but_their_warnings_kept() -> None:
-    logging.getLogger("twilio.http_client").setLevel(logging.NOTSET)
+    logging.getLogger("twilio").setLevel(logging.NOTSET)
     quiet_chatty_loggers()
-    for name in ("twilio.http_client", "httpx"):
+    for name in ("twilio.http_client", "twilio.async_http_client", "httpx"):
         logger = logging.getLogger(name)
         assert not logger.isEnabledFor(logging.INFO)
         assert logger.isEnabledFor(logging.WARNING)
@@ -35,9 +35,9 @@ def test_per_request_client_lines_are_dropped_but_their_warnings_kept() -> None:
 def test_the_app_quiets_them_when_it_is_built() -> None:
     from api.app import create_app
 
-    logging.getLogger("twilio.http_client").setLevel(logging.NOTSET)
+    logging.getLogger("twilio").setLevel(logging.NOTSET)
     create_app()
-    assert not logging.getLogger("twilio.http_client").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("twilio.async_http_client").isEnabledFor(logging.INFO)
 
 
 def test_the_worker_loop_is_uvloop_and_runs_coroutines() -> None:
