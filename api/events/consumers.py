@@ -196,10 +196,17 @@ async def run_consumer_once(
 ) -> int:
     """Handle one batch and move the cursor past it, in one transaction. Returns how many
     events were handled (0: nothing new, or another process is running this consumer)."""
+    return await _run_once(consumer, maker=maker) or 0
+
+
+async def _run_once(
+    consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
+) -> int | None:
+    """`run_consumer_once`, telling "another pass holds the cursor" (None) from "nothing new"."""
     async with unit_of_work(maker) as session:
         cursor = await _lock_cursor(session, consumer)
         if cursor is None:
-            return 0
+            return None
         rows = await read_batch(
             session,
             after=(cursor.last_tx_id, cursor.last_event_id),
@@ -218,12 +225,21 @@ async def drain(
     consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
 ) -> int:
     """Run batches until nothing new is left (a batch shorter than batch_size was the last)."""
+    return (await _drain(consumer, maker=maker))[0]
+
+
+async def _drain(
+    consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
+) -> tuple[int, bool]:
+    """`drain`, and whether it stopped because another pass held the cursor."""
     total = 0
     while True:
-        handled = await run_consumer_once(consumer, maker=maker)
+        handled = await _run_once(consumer, maker=maker)
+        if handled is None:
+            return total, True
         total += handled
         if handled < consumer.batch_size:
-            return total
+            return total, False
 
 
 async def get_cursor(session: AsyncSession, name: str) -> tuple[int, int] | None:
@@ -310,6 +326,8 @@ def inline_drains_in_background() -> Iterator[None]:
 # 50 ms they took two: 2.1 passes per WhatsApp message in the service); an alert or a live
 # notification shows at most this much later.
 LINGER_SECONDS = 0.1
+# How long an inline pass that found the cursor held by another pass keeps trying again.
+BUSY_RETRY_SECONDS = 2.0
 
 
 class _Drainer:
@@ -347,6 +365,7 @@ class _Drainer:
 
     async def _run(self) -> None:
         served: list[asyncio.Future[None]] = []
+        busy_since: float | None = None
         try:
             while self.waiting:
                 if not self.urgent.is_set() and LINGER_SECONDS > 0:
@@ -354,13 +373,25 @@ class _Drainer:
                         await asyncio.wait_for(self.urgent.wait(), LINGER_SECONDS)
                 self.urgent.clear()
                 served, self.waiting = self.waiting, []
+                busy = False
                 try:
-                    await drain(self.consumer, maker=self.maker)
+                    _, busy = await _drain(self.consumer, maker=self.maker)
                 except Exception:
                     log.exception(
                         "event consumer %s failed (the worker retries)", self.consumer.name
                     )
                 _release(served)
+                if not busy:
+                    busy_since = None
+                    continue
+                # Another pass (the worker's runner, another service process) held the cursor:
+                # it may have read the stream before these commits, and nothing else would
+                # bring them here before the next commit or the worker's next poll. Try again
+                # after a linger, for at most BUSY_RETRY_SECONDS (then the worker's poll does).
+                now = asyncio.get_running_loop().time()
+                busy_since = now if busy_since is None else busy_since
+                if now - busy_since < BUSY_RETRY_SECONDS and not self.waiting:
+                    self.waiting.append(asyncio.get_running_loop().create_future())
         finally:  # cancelled (shutdown): nobody waits for ever
             _release(served)
             _release(self.waiting)

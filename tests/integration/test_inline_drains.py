@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config import get_settings
 from api.conversations.models import Conversation, Direction, Message
-from api.db import unit_of_work
+from api.db import get_engine, unit_of_work
 from api.engine import dispatch
 from api.engine.client import BotMessage, EngineTurn, NluReading
 from api.engine.turns import process_conversation
@@ -31,7 +31,7 @@ from api.events.consumers import (
     unregister_consumer,
     wait_for_inline_drains,
 )
-from api.events.models import StoredEvent
+from api.events.models import EventConsumer, StoredEvent
 from api.events.service import EventRecord
 from tests.fixtures.twilio.harness import eventually
 from tests.integration.test_pipeline import case_with_phone, receive
@@ -114,15 +114,15 @@ async def test_background_commits_of_a_moment_share_one_pass(
     recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     passes = 0
-    original = consumers.drain
+    original = consumers._drain
 
-    async def counted_drain(consumer: Consumer, **kwargs: object) -> int:
+    async def counted_drain(consumer: Consumer, **kwargs: object) -> tuple[int, bool]:
         nonlocal passes
         if consumer.name == recorder.run:
             passes += 1
         return await original(consumer, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(consumers, "drain", counted_drain)
+    monkeypatch.setattr(consumers, "_drain", counted_drain)
     monkeypatch.setattr(consumers, "LINGER_SECONDS", 0.5)
     with inline_drains_in_background():
         ids = await asyncio.gather(*(recorder.emit_one(n) for n in range(8)))
@@ -131,6 +131,33 @@ async def test_background_commits_of_a_moment_share_one_pass(
     assert set(recorder.handled.values()) == {1}
     # Eight commits in a row, nobody waiting: far fewer passes than commits.
     assert passes < len(ids)
+
+
+async def test_a_pass_that_found_the_cursor_held_tries_again_once_it_is_free(
+    recorder: Recorder,
+) -> None:
+    """Another pass (the worker's runner, another service process) holds the consumer's cursor
+    when a commit's inline pass comes: that pass skips, and the event must still be handled once
+    the cursor is free, with no later commit and no worker to bring it."""
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks (SKIP LOCKED) are PostgreSQL's; SQLite serializes writers")
+    async with engine.connect() as holder:
+        await holder.execute(
+            sa.select(EventConsumer.name)
+            .where(EventConsumer.name == recorder.run)
+            .with_for_update()
+        )
+        event_id = await recorder.emit_one(0)  # its pass found the cursor locked
+        assert recorder.handled[event_id] == 0
+        await holder.rollback()  # the other pass ends
+
+    async def handled() -> bool:
+        return recorder.handled[event_id] == 1
+
+    assert await eventually(handled, timeout=10.0)
+    await wait_for_inline_drains()
+    assert recorder.handled[event_id] == 1
 
 
 async def test_a_pass_somebody_waits_for_does_not_linger(
