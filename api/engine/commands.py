@@ -205,6 +205,11 @@ async def catch_up_owed(session: AsyncSession, *, conversation_id: int) -> bool:
     command not yet delivered, or a handoff event of the conversation the consumer has not yet
     turned into one (or a consumer that never ran). One query; nearly always False, which spares
     the turn a consumer pass and a claim (two transactions)."""
+    return bool(await session.scalar(sa.select(catch_up_owed_clause(conversation_id))))
+
+
+def catch_up_owed_clause(conversation_id: int) -> sa.ColumnElement[bool]:
+    """`catch_up_owed` as a column, for a query that reads the turn anyway (api.engine.turns)."""
     undelivered = (
         sa.select(EngineCommand.id)
         .where(
@@ -227,8 +232,7 @@ async def catch_up_owed(session: AsyncSession, *, conversation_id: int) -> bool:
         )
         .exists()
     )
-    owed = await session.scalar(sa.select(sa.or_(undelivered, unconsumed, ~cursor.exists())))
-    return bool(owed)
+    return sa.or_(undelivered, unconsumed, ~cursor.exists())
 
 
 async def do_catch_up(gateway: RasaGateway | None, *, conversation_id: int) -> int:

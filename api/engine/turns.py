@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +37,7 @@ from api.conversations.outbound import (
 from api.conversations.service import sender_id_for_id
 from api.db import get_sessionmaker, unit_of_work, utcnow
 from api.engine.client import EngineTurn, EngineUnavailable, RasaGateway
-from api.engine.commands import catch_up_owed, do_catch_up, do_queue_engine_command
+from api.engine.commands import catch_up_owed_clause, do_catch_up, do_queue_engine_command
 from api.engine.models import EngineCommandKind
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out_keyword
 from api.events import EventActorKind, about, emit
@@ -119,7 +119,7 @@ async def _pending_or_release(
             .execution_options(synchronize_session=False)
         )
         return None
-    return replace(turn, catch_up=await catch_up_owed(session, conversation_id=conversation_id))
+    return turn
 
 
 async def _release(
@@ -342,8 +342,9 @@ async def process_conversation(
 
 async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingTurn | None:
     """The oldest unhandled inbound message as a turn (with its conversation's case and holder,
-    in the same query), unless its media are still being fetched: turns keep their order, so the
-    whole conversation waits for it (the fetcher schedules it)."""
+    and whether Rasa is owed a catch-up first, in the same query), unless its media are still
+    being fetched: turns keep their order, so the whole conversation waits for it (the fetcher
+    schedules it)."""
     waiting = (
         sa.select(Attachment.id)
         .where(Attachment.message_id == Message.id, Attachment.media_state == MediaState.PENDING)
@@ -358,6 +359,7 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingT
                 Conversation.case_id,
                 Conversation.holder,
                 waiting,
+                catch_up_owed_clause(conversation_id),
             )
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
@@ -371,7 +373,7 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingT
     ).first()
     if row is None or row[5]:
         return None
-    message_id, text, channel, case_id, holder, _ = row
+    message_id, text, channel, case_id, holder, _, owed = row
     return PendingTurn(
         message_id=message_id,
         text=text,
@@ -380,6 +382,7 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingT
         case_id=case_id,
         holder=holder,
         sender_id=sender_id_for_id(conversation_id),
+        catch_up=bool(owed),
     )
 
 

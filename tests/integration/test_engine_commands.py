@@ -30,10 +30,10 @@ from api.cases.lifecycle import CaseStatus
 from api.config import get_settings
 from api.contacts.models import ContactKind
 from api.contacts.service import do_identify_sender
-from api.conversations.models import Channel
+from api.conversations.models import AuthorKind, Channel, DeliveryStatus, Direction, Message
 from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
-from api.engine import commands
+from api.engine import commands, turns
 from api.engine.client import get_gateway
 from api.engine.commands import deliver_engine_commands
 from api.engine.models import EngineCommand, EngineCommandKind, EngineCommandState
@@ -269,8 +269,27 @@ async def test_a_handoff_event_the_request_did_not_turn_into_a_command_is_by_the
 
 
 async def owed(conversation_id: int) -> bool:
+    """Whether Rasa is owed a catch-up, asked alone and as the next turn reads it (the bot
+    loop takes it from the same query as the turn's message): both must say the same."""
     async with unit_of_work() as session:
-        return await commands.catch_up_owed(session, conversation_id=conversation_id)
+        alone = await commands.catch_up_owed(session, conversation_id=conversation_id)
+        turn = await turns._oldest_ready(session, conversation_id)
+    assert turn is not None and turn.catch_up is alone
+    return alone
+
+
+async def _unanswered_message(conversation_id: int) -> None:
+    async with unit_of_work() as session:
+        session.add(
+            Message(
+                conversation_id=conversation_id,
+                direction=Direction.INBOUND,
+                channel=Channel.WHATSAPP,
+                author_kind=AuthorKind.INFRINGER,
+                text="oi",
+                delivery_status=DeliveryStatus.RECEIVED,
+            )
+        )
 
 
 async def test_a_turn_catches_up_exactly_while_rasa_is_owed_something(
@@ -280,6 +299,7 @@ async def test_a_turn_catches_up_exactly_while_rasa_is_owed_something(
     handoff event of the conversation left unread by the consumer, no command undelivered."""
     headers = await _login(client)
     conversation_id = await _conversation()
+    await _unanswered_message(conversation_id)
     await consumers.drain(commands.ENGINE_COMMANDS)
     assert await owed(conversation_id) is False
 
