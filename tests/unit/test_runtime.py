@@ -57,3 +57,17 @@ def test_freezing_moves_what_is_alive_out_of_the_collector() -> None:
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
+
+
+def test_httpx_finds_sniffio_instead_of_searching_for_it_on_every_request() -> None:
+    """httpcore imports sniffio on every request; without it installed, each request's failed
+    import searched sys.path again (pyproject declares it for that reason)."""
+    import sys
+
+    from httpcore._synchronization import current_async_library
+
+    async def library() -> str:
+        return current_async_library()
+
+    assert asyncio.run(library()) == "asyncio"
+    assert "sniffio" in sys.modules
