@@ -208,8 +208,11 @@ async def catch_up_owed(session: AsyncSession, *, conversation_id: int) -> bool:
     return bool(await session.scalar(sa.select(catch_up_owed_clause(conversation_id))))
 
 
-def catch_up_owed_clause(conversation_id: int) -> sa.ColumnElement[bool]:
-    """`catch_up_owed` as a column, for a query that reads the turn anyway (api.engine.turns)."""
+def catch_up_owed_clause(
+    conversation_id: int | sa.BindParameter[int],
+) -> sa.ColumnElement[bool]:
+    """`catch_up_owed` as a column, for a query that reads the turn anyway (api.engine.turns,
+    which passes a bound parameter to build its query once)."""
     undelivered = (
         sa.select(EngineCommand.id)
         .where(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.contacts.models import ContactPoint
 from api.conversations.models import (
     Attachment,
+    Channel,
     Conversation,
     Direction,
     Holder,
@@ -73,16 +76,8 @@ async def _claim_next(
     now = utcnow()
     async with unit_of_work(maker) as session:
         claimed = await session.scalar(
-            sa.update(Conversation)
-            .where(
-                Conversation.id == conversation_id,
-                sa.or_(
-                    Conversation.turn_lease_until.is_(None), Conversation.turn_lease_until < now
-                ),
-            )
-            .values(turn_lease_token=token, turn_lease_until=now + LEASE)
-            .returning(Conversation.id)
-            .execution_options(synchronize_session=False)
+            _claim_statement(),
+            {"conversation_id": conversation_id, "now": now, "token": token, "until": now + LEASE},
         )
         if claimed is None:
             return None
@@ -93,11 +88,8 @@ async def _claim_next(
 async def _renew(session: AsyncSession, conversation_id: int, token: str) -> bool:
     """Renew our lease (row-locking the conversation until commit); False if it was lost."""
     renewed = await session.scalar(
-        sa.update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
-        .values(turn_lease_until=utcnow() + LEASE)
-        .returning(Conversation.id)
-        .execution_options(synchronize_session=False)
+        _renew_statement(),
+        {"conversation_id": conversation_id, "token": token, "until": utcnow() + LEASE},
     )
     return renewed is not None
 
@@ -113,10 +105,7 @@ async def _pending_or_release(
     turn = await _oldest_ready(session, conversation_id)
     if turn is None:
         await session.execute(
-            sa.update(Conversation)
-            .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
-            .values(turn_lease_token=None, turn_lease_until=None)
-            .execution_options(synchronize_session=False)
+            _release_statement(), {"conversation_id": conversation_id, "token": token}
         )
         return None
     return turn
@@ -127,10 +116,7 @@ async def _release(
 ) -> None:
     async with unit_of_work(maker) as session:
         await session.execute(
-            sa.update(Conversation)
-            .where(Conversation.id == conversation_id, Conversation.turn_lease_token == token)
-            .values(turn_lease_token=None, turn_lease_until=None)
-            .execution_options(synchronize_session=False)
+            _release_statement(), {"conversation_id": conversation_id, "token": token}
         )
 
 
@@ -196,24 +182,15 @@ async def _record(
     # actions, which ran in their own transactions, left them.
     conversation = await session.get(Conversation, turn.conversation_id)
     assert conversation is not None
-    reading: dict[str, object] = {}
-    if result is not None and result.nlu is not None:
-        reading = {
-            "intent": result.nlu.intent,
-            "intent_confidence": result.nlu.confidence,
-            "entities": result.nlu.entities,
-        }
-    handled = await session.scalar(
-        sa.update(Message)
-        .where(Message.id == turn.message_id, Message.handled_at.is_(None))
-        .values(
-            handled_at=utcnow(),
-            case_id=sa.func.coalesce(Message.case_id, conversation.case_id),
-            **reading,
-        )
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    )
+    nlu = result.nlu if result is not None else None
+    params: dict[str, object] = {
+        "message_id": turn.message_id,
+        "now": utcnow(),
+        "case_id": conversation.case_id,
+    }
+    if nlu is not None:
+        params |= {"intent": nlu.intent, "confidence": nlu.confidence, "entities": nlu.entities}
+    handled = await session.scalar(_handled_statement(with_reading=nlu is not None), params)
     if handled is None:
         return  # another worker finished it (lease expired mid-turn); never answer twice
     if result is not None and result.nlu is not None:
@@ -345,31 +322,8 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingT
     and whether Rasa is owed a catch-up first, in the same query), unless its media are still
     being fetched: turns keep their order, so the whole conversation waits for it (the fetcher
     schedules it)."""
-    waiting = (
-        sa.select(Attachment.id)
-        .where(Attachment.message_id == Message.id, Attachment.media_state == MediaState.PENDING)
-        .exists()
-    )
     row = (
-        await session.execute(
-            sa.select(
-                Message.id,
-                Message.text,
-                Message.channel,
-                Conversation.case_id,
-                Conversation.holder,
-                waiting,
-                catch_up_owed_clause(conversation_id),
-            )
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.direction == Direction.INBOUND,
-                Message.handled_at.is_(None),
-            )
-            .order_by(Message.id)
-            .limit(1)
-        )
+        await session.execute(_oldest_ready_statement(), {"conversation_id": conversation_id})
     ).first()
     if row is None or row[5]:
         return None
@@ -383,6 +337,109 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingT
         holder=holder,
         sender_id=sender_id_for_id(conversation_id),
         catch_up=bool(owed),
+    )
+
+
+# The statements of every turn, built once (building them cost more CPU than running them):
+# each call binds its values.
+
+
+@functools.cache
+def _claim_statement() -> sa.Update:
+    until = Conversation.turn_lease_until
+    return (
+        sa.update(Conversation)
+        .where(
+            Conversation.id == sa.bindparam("conversation_id", type_=sa.Integer),
+            sa.or_(until.is_(None), until < sa.bindparam("now", type_=until.type)),
+        )
+        .values(
+            turn_lease_token=sa.bindparam("token", type_=sa.String),
+            turn_lease_until=sa.bindparam("until", type_=until.type),
+        )
+        .returning(Conversation.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _renew_statement() -> sa.Update:
+    return (
+        sa.update(Conversation)
+        .where(
+            Conversation.id == sa.bindparam("conversation_id", type_=sa.Integer),
+            Conversation.turn_lease_token == sa.bindparam("token", type_=sa.String),
+        )
+        .values(turn_lease_until=sa.bindparam("until", type_=Conversation.turn_lease_until.type))
+        .returning(Conversation.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _release_statement() -> sa.Update:
+    return (
+        sa.update(Conversation)
+        .where(
+            Conversation.id == sa.bindparam("conversation_id", type_=sa.Integer),
+            Conversation.turn_lease_token == sa.bindparam("token", type_=sa.String),
+        )
+        .values(turn_lease_token=None, turn_lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _handled_statement(*, with_reading: bool) -> sa.Update:
+    """Mark the turn's message handled (unless another worker did), with Rasa's reading."""
+    values: dict[str, Any] = {
+        "handled_at": sa.bindparam("now", type_=Message.handled_at.type),
+        "case_id": sa.func.coalesce(Message.case_id, sa.bindparam("case_id", type_=sa.Integer)),
+    }
+    if with_reading:
+        values |= {
+            "intent": sa.bindparam("intent", type_=Message.intent.type),
+            "intent_confidence": sa.bindparam("confidence", type_=Message.intent_confidence.type),
+            "entities": sa.bindparam("entities", type_=Message.entities.type),
+        }
+    return (
+        sa.update(Message)
+        .where(
+            Message.id == sa.bindparam("message_id", type_=sa.Integer),
+            Message.handled_at.is_(None),
+        )
+        .values(**values)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _oldest_ready_statement() -> sa.Select[int, str, Channel, int | None, Holder, bool, bool]:
+    conversation_id = sa.bindparam("conversation_id", type_=sa.Integer)
+    waiting = (
+        sa.select(Attachment.id)
+        .where(Attachment.message_id == Message.id, Attachment.media_state == MediaState.PENDING)
+        .exists()
+    )
+    return (
+        sa.select(
+            Message.id,
+            Message.text,
+            Message.channel,
+            Conversation.case_id,
+            Conversation.holder,
+            waiting,
+            catch_up_owed_clause(conversation_id),
+        )
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.INBOUND,
+            Message.handled_at.is_(None),
+        )
+        .order_by(Message.id)
+        .limit(1)
     )
 
 
