@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from api.db import get_engine, get_sessionmaker, unit_of_work, utcnow
 from api.events.models import EventConsumer, StoredEvent
@@ -103,33 +105,69 @@ def _load_builtin_consumers() -> None:
     import api.operations.live  # noqa: F401
 
 
-async def _head(session: AsyncSession) -> tuple[int, int]:
-    row = (
-        await session.execute(
-            sa.select(StoredEvent.tx_id, StoredEvent.id)
-            .order_by(StoredEvent.tx_id.desc(), StoredEvent.id.desc())
-            .limit(1)
+# The statements of every pass, built once (building them and their cache keys cost more CPU
+# than running them): each call binds its values. Built on first use, not at import (that
+# could configure the mappers before every model is imported).
+
+
+@functools.cache
+def _head_statement() -> sa.Select[int, int]:
+    return (
+        sa.select(StoredEvent.tx_id, StoredEvent.id)
+        .order_by(StoredEvent.tx_id.desc(), StoredEvent.id.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _lock_cursor_statement() -> sa.Select[EventConsumer]:
+    """The cursor row of consumer `name`, locked; skipped while another process holds it."""
+    return (
+        sa.select(EventConsumer)
+        .where(EventConsumer.name == sa.bindparam("name", type_=EventConsumer.name.type))
+        .with_for_update(skip_locked=True)
+    )
+
+
+@functools.cache
+def _count_cursor_statement() -> sa.Select[int]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(EventConsumer)
+        .where(EventConsumer.name == sa.bindparam("name", type_=EventConsumer.name.type))
+    )
+
+
+@functools.cache
+def _move_cursor_statement() -> sa.Update:
+    """Move consumer `p_name`'s cursor (a Core UPDATE of the row the pass holds locked: what
+    the unit of work's flush of the changed attributes wrote, without the flush)."""
+    table = cast(sa.Table, EventConsumer.__table__)
+    return (
+        sa.update(table)
+        .where(table.c.name == sa.bindparam("p_name", type_=table.c.name.type))
+        .values(
+            last_tx_id=sa.bindparam("p_tx_id", type_=table.c.last_tx_id.type),
+            last_event_id=sa.bindparam("p_event_id", type_=table.c.last_event_id.type),
+            updated_at=sa.bindparam("p_updated_at", type_=table.c.updated_at.type),
         )
-    ).first()
+    )
+
+
+async def _head(session: AsyncSession) -> tuple[int, int]:
+    row = (await session.execute(_head_statement())).first()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def _lock_cursor(session: AsyncSession, consumer: Consumer) -> EventConsumer | None:
     """The consumer's cursor row, locked for this transaction; None while another process
     holds it."""
-    query = (
-        sa.select(EventConsumer)
-        .where(EventConsumer.name == consumer.name)
-        .with_for_update(skip_locked=True)
-    )
-    cursor = await session.scalar(query)
+    query = _lock_cursor_statement()
+    params = {"name": consumer.name}
+    cursor = await session.scalar(query, params)
     if cursor is not None:
         return cursor
-    exists = await session.scalar(
-        sa.select(sa.func.count())
-        .select_from(EventConsumer)
-        .where(EventConsumer.name == consumer.name)
-    )
+    exists = await session.scalar(_count_cursor_statement(), params)
     if exists:
         return None  # locked by another process
     tx_id, event_id = await _head(session) if consumer.start_at_head else (0, 0)
@@ -137,7 +175,7 @@ async def _lock_cursor(session: AsyncSession, consumer: Consumer) -> EventConsum
         name=consumer.name, last_tx_id=tx_id, last_event_id=event_id, updated_at=utcnow()
     )
     await session.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
-    return await session.scalar(query)
+    return await session.scalar(query, params)
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -167,7 +205,15 @@ _PG_HORIZON: sa.ColumnClause[int] = sa.literal_column(
 
 
 def _below_horizon(session: AsyncSession) -> sa.ColumnElement[bool]:
-    if session.get_bind().dialect.name == "postgresql":
+    return _horizon_condition(_on_postgresql(session))
+
+
+def _on_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _horizon_condition(postgresql: bool) -> sa.ColumnElement[bool]:
+    if postgresql:
         return StoredEvent.tx_id < _PG_HORIZON
     return sa.true()
 
@@ -181,14 +227,31 @@ async def read_batch(
 ) -> Sequence[StoredEvent]:
     """Committed events after `after` (a (tx_id, id) position), in stream order, never past
     the oldest transaction still running."""
+    query = _read_batch_statement(
+        _on_postgresql(session), None if kinds is None else frozenset(kinds)
+    )
+    params = {"after_tx_id": after[0], "after_id": after[1], "limit": limit}
+    return (await session.scalars(query, params)).all()
+
+
+@functools.cache
+def _read_batch_statement(postgresql: bool, kinds: frozenset[str] | None) -> sa.Select[StoredEvent]:
+    """`read_batch`'s SELECT on PostgreSQL or not (the horizon: `_below_horizon`), for these
+    kinds (one statement per set of kinds: the consumers are fixed at start-up). The position
+    is bound as BIGINT: a tx_id passes 2**31 (asyncpg refuses such a value for an INTEGER)."""
     query = sa.select(StoredEvent).where(
-        sa.tuple_(StoredEvent.tx_id, StoredEvent.id) > sa.tuple_(*after),
-        _below_horizon(session),
+        sa.tuple_(StoredEvent.tx_id, StoredEvent.id)
+        > sa.tuple_(
+            sa.bindparam("after_tx_id", type_=sa.BigInteger),
+            sa.bindparam("after_id", type_=sa.BigInteger),
+        ),
+        _horizon_condition(postgresql),
     )
     if kinds is not None:
         query = query.where(StoredEvent.kind.in_(sorted(kinds)))
-    query = query.order_by(StoredEvent.tx_id, StoredEvent.id).limit(limit)
-    return (await session.scalars(query)).all()
+    return query.order_by(StoredEvent.tx_id, StoredEvent.id).limit(
+        sa.bindparam("limit", type_=sa.Integer)
+    )
 
 
 async def run_consumer_once(
@@ -216,8 +279,20 @@ async def _run_once(
         for row in rows:
             await consumer.handle(session, to_record(row))
         if rows:
-            cursor.last_tx_id, cursor.last_event_id = rows[-1].tx_id, rows[-1].id
-            cursor.updated_at = utcnow()
+            moved = cast(
+                sa.CursorResult[Any],
+                await session.execute(
+                    _move_cursor_statement(),
+                    {
+                        "p_name": cursor.name,
+                        "p_tx_id": rows[-1].tx_id,
+                        "p_event_id": rows[-1].id,
+                        "p_updated_at": utcnow(),
+                    },
+                ),
+            )
+            if moved.rowcount != 1:  # as the unit of work's flush checked
+                raise StaleDataError(f"event consumer {cursor.name!r}: cursor row is gone")
         return len(rows)
 
 

@@ -18,6 +18,7 @@ cycle.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -158,30 +159,58 @@ async def _lookahead(session: AsyncSession, record: EventRecord) -> _Lookahead:
     event = record.event
     if event.conversation_id is None or event.conversation_id in state.covered:
         return state
-    rows = (
-        await session.execute(
-            sa.select(StoredEvent.conversation_id, StoredEvent.case_id)
-            .where(
-                StoredEvent.id >= record.id,
-                StoredEvent.kind == k.MessageReceived.kind,
-                StoredEvent.conversation_id.is_not(None),
-            )
-            .order_by(StoredEvent.id)
-            .limit(LOOKAHEAD)
-        )
-    ).all()
+    rows = (await session.execute(_ahead_statement(), {"first_id": record.id})).all()
     conversations = {event.conversation_id, *(c for c, _ in rows if c is not None)} - state.covered
     cases = {c for _, c in rows if c is not None}
     if event.case_id is not None:
         cases.add(event.case_id)
     cases -= set(state.cases)
     subjects = sorted(conversation_subject(c) for c in conversations)
-    found = await session.scalars(
+    found = await session.scalars(_unresolved_alerts_statement(), {"subjects": subjects})
+    for alert in found.all():
+        state.alerts.setdefault(alert.subject, []).append(alert)
+    # Held here, so they stay in the session's (weak) identity map: session.get(Conversation, id)
+    # below asks nothing more.
+    state.conversations.extend(
+        await session.scalars(_conversations_statement(), {"ids": sorted(conversations)})
+    )
+    if cases:
+        for case_id, assignee_id, reference in await session.execute(
+            _cases_statement(), {"ids": sorted(cases)}
+        ):
+            state.cases[int(case_id)] = (assignee_id, reference)
+    state.covered |= conversations
+    return state
+
+
+# The lookahead's statements, built once on first use (building them cost more CPU than
+# running them): each call binds its values; an IN list is one expanding parameter.
+
+
+@functools.cache
+def _ahead_statement() -> sa.Select[int | None, int | None]:
+    """The conversations and cases of the next message.received events from `first_id` on."""
+    return (
+        sa.select(StoredEvent.conversation_id, StoredEvent.case_id)
+        .where(
+            StoredEvent.id >= sa.bindparam("first_id", type_=StoredEvent.id.type),
+            StoredEvent.kind == k.MessageReceived.kind,
+            StoredEvent.conversation_id.is_not(None),
+        )
+        .order_by(StoredEvent.id)
+        .limit(LOOKAHEAD)
+    )
+
+
+@functools.cache
+def _unresolved_alerts_statement() -> sa.Select[Alert]:
+    """The alerts a message.received handles, of the conversation `subjects`, locked."""
+    return (
         sa.select(Alert)
         .where(
             # kind and subject lead ix_alerts_open_subject: the index is searched, not scanned.
             Alert.kind.in_((ak.EMAIL_IGNORED, ak.INFRINGER_REPLIED)),
-            Alert.subject.in_(subjects),
+            Alert.subject.in_(sa.bindparam("subjects", expanding=True)),
             sa.or_(
                 sa.and_(Alert.kind == ak.EMAIL_IGNORED, Alert.state != RESOLVED),
                 sa.and_(Alert.kind == ak.INFRINGER_REPLIED, Alert.state.in_((OPEN, SNOOZED))),
@@ -190,22 +219,18 @@ async def _lookahead(session: AsyncSession, record: EventRecord) -> _Lookahead:
         .order_by(Alert.id)
         .with_for_update()
     )
-    for alert in found.all():
-        state.alerts.setdefault(alert.subject, []).append(alert)
-    # Held here, so they stay in the session's (weak) identity map: session.get(Conversation, id)
-    # below asks nothing more.
-    state.conversations.extend(
-        await session.scalars(
-            sa.select(Conversation).where(Conversation.id.in_(sorted(conversations)))
-        )
+
+
+@functools.cache
+def _conversations_statement() -> sa.Select[Conversation]:
+    return sa.select(Conversation).where(Conversation.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+@functools.cache
+def _cases_statement() -> sa.Select[int, int | None, str | None]:
+    return sa.select(Case.id, Case.assignee_id, Case.reference).where(
+        Case.id.in_(sa.bindparam("ids", expanding=True))
     )
-    if cases:
-        for case_id, assignee_id, reference in await session.execute(
-            sa.select(Case.id, Case.assignee_id, Case.reference).where(Case.id.in_(sorted(cases)))
-        ):
-            state.cases[int(case_id)] = (assignee_id, reference)
-    state.covered |= conversations
-    return state
 
 
 async def _case_facts(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,12 +157,16 @@ async def get_alert_settings(session: AsyncSession) -> AlertSettings:
     cached = session.info.get(_CACHED)
     if isinstance(cached, AlertSettings):
         return cached
-    override = await session.scalar(
-        sa.select(OperationsSetting.value).where(OperationsSetting.key == ALERT_SETTINGS_KEY)
-    )
+    override = await session.scalar(_alert_settings_statement())
     settings = merge_alert_settings(override)
     session.info[_CACHED] = settings
     return settings
+
+
+@functools.cache
+def _alert_settings_statement() -> sa.Select[dict[str, Any]]:
+    """The stored override (built once: every pass of the alert consumers reads it)."""
+    return sa.select(OperationsSetting.value).where(OperationsSetting.key == ALERT_SETTINGS_KEY)
 
 
 async def do_update_alert_settings(
