@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +81,37 @@ class Received:
     created: bool
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+@functools.cache
+def _insert_once(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (channel, provider_id) DO NOTHING RETURNING the message, built once
+    per dialect (building it cost more than running it); each call binds its values."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    bound = {
+        name: sa.bindparam(f"p_{name}", type_=Message.__table__.c[name].type)
+        for name in (
+            "conversation_id",
+            "case_id",
+            "channel",
+            "text",
+            "subject",
+            "provider_id",
+            "meta",
+            "raw",
+            "created_at",
+            "handled_at",
+        )
+    }
+    return (
+        insert(Message)
+        .values(
+            direction=Direction.INBOUND,
+            author_kind=AuthorKind.INFRINGER,
+            delivery_status=DeliveryStatus.RECEIVED,
+            **bound,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+        .returning(Message)
+    )
 
 
 async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> Received:
@@ -118,24 +148,19 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
     meta = {**inbound.meta, "answerable": inbound.answerable}
     # Idempotency lives in the database's unique (channel, provider_id), not in a prior read.
     message = await session.scalar(
-        _insert(session)(Message)
-        .values(
-            conversation_id=conversation.id,
-            case_id=conversation.case_id,
-            direction=Direction.INBOUND,
-            channel=inbound.channel,
-            author_kind=AuthorKind.INFRINGER,
-            text=inbound.text,
-            subject=inbound.subject,
-            provider_id=inbound.external_id,
-            delivery_status=DeliveryStatus.RECEIVED,
-            meta=meta,
-            raw=inbound.raw or None,
-            created_at=inbound.received_at,
-            handled_at=None if inbound.answerable else inbound.received_at,
-        )
-        .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-        .returning(Message)
+        _insert_once(session.get_bind().dialect.name),
+        {
+            "p_conversation_id": conversation.id,
+            "p_case_id": conversation.case_id,
+            "p_channel": inbound.channel,
+            "p_text": inbound.text,
+            "p_subject": inbound.subject,
+            "p_provider_id": inbound.external_id,
+            "p_meta": meta,
+            "p_raw": inbound.raw or None,
+            "p_created_at": inbound.received_at,
+            "p_handled_at": None if inbound.answerable else inbound.received_at,
+        },
     )
     if message is None:
         existing = await session.scalar(
