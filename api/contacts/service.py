@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,11 +56,27 @@ def normalize_address(kind: ContactKind, raw: str) -> str:
     return raw.strip().lower().lstrip("@")
 
 
+@functools.cache
+def _contact_points_statement() -> sa.Select[ContactPoint]:
+    """Contact points of a kind among some values, built once (each message looks its sender
+    up: building the statement per call cost more CPU than running it); each call binds them."""
+    return (
+        sa.select(ContactPoint)
+        .where(
+            ContactPoint.kind == sa.bindparam("kind", type_=ContactPoint.kind.type),
+            ContactPoint.value.in_(
+                sa.bindparam("values", type_=ContactPoint.value.type, expanding=True)
+            ),
+        )
+        .order_by(ContactPoint.id)
+    )
+
+
 async def get_contact_points(
     session: AsyncSession, *, kind: ContactKind, values: Sequence[str]
 ) -> Sequence[ContactPoint]:
-    query = sa.select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value.in_(values))
-    return (await session.scalars(query.order_by(ContactPoint.id))).all()
+    params = {"kind": kind, "values": list(values)}
+    return (await session.scalars(_contact_points_statement(), params)).all()
 
 
 async def get_contact_point(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import sqlalchemy as sa
@@ -36,18 +37,29 @@ async def get_conversation(session: AsyncSession, *, conversation_id: int) -> Co
     return await session.get(Conversation, conversation_id)
 
 
-async def get_open_conversation(
-    session: AsyncSession, *, channel: Channel, contact_point_id: int
-) -> Conversation | None:
-    return await session.scalar(
+@functools.cache
+def _open_conversation_statement() -> sa.Select[Conversation]:
+    """The open conversation of a contact on a channel, built once (looked up for every
+    message: building the statement per call cost more CPU than running it)."""
+    return (
         sa.select(Conversation)
         .where(
-            Conversation.channel == channel,
-            Conversation.contact_point_id == contact_point_id,
+            Conversation.channel == sa.bindparam("channel", type_=Conversation.channel.type),
+            Conversation.contact_point_id
+            == sa.bindparam("contact_point_id", type_=Conversation.contact_point_id.type),
             Conversation.closed_at.is_(None),
         )
         .order_by(Conversation.id.desc())
         .limit(1)
+    )
+
+
+async def get_open_conversation(
+    session: AsyncSession, *, channel: Channel, contact_point_id: int
+) -> Conversation | None:
+    return await session.scalar(
+        _open_conversation_statement(),
+        {"channel": channel, "contact_point_id": contact_point_id},
     )
 
 

@@ -11,6 +11,7 @@ call whose key is already there changes nothing and gets the recorded response.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -57,14 +58,30 @@ def action_key(action_call: Mapping[str, Any]) -> ActionKey | None:
     return None
 
 
+@functools.cache
+def _execution_statement() -> sa.Select[ActionExecution]:
+    """The run of an action key, built once (every action call looks it up: building the
+    statement per call cost more CPU than running it); each call binds the key."""
+    return sa.select(ActionExecution).where(
+        ActionExecution.sender_id
+        == sa.bindparam("sender_id", type_=ActionExecution.sender_id.type),
+        ActionExecution.turn_key == sa.bindparam("turn_key", type_=ActionExecution.turn_key.type),
+        ActionExecution.action_name
+        == sa.bindparam("action_name", type_=ActionExecution.action_name.type),
+        ActionExecution.occurrence
+        == sa.bindparam("occurrence", type_=ActionExecution.occurrence.type),
+    )
+
+
 async def get_execution(session: AsyncSession, key: ActionKey) -> ActionExecution | None:
     return await session.scalar(
-        sa.select(ActionExecution).where(
-            ActionExecution.sender_id == key.sender_id,
-            ActionExecution.turn_key == key.turn_key,
-            ActionExecution.action_name == key.action_name,
-            ActionExecution.occurrence == key.occurrence,
-        )
+        _execution_statement(),
+        {
+            "sender_id": key.sender_id,
+            "turn_key": key.turn_key,
+            "action_name": key.action_name,
+            "occurrence": key.occurrence,
+        },
     )
 
 

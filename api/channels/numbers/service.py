@@ -8,6 +8,7 @@ through the provider and number of the infringer's latest message (`reply_route`
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,6 +249,51 @@ async def _require(session: AsyncSession, number_id: int) -> WhatsAppNumber:
     return row
 
 
+# The statements of every message's route, built once (building them per call cost more CPU
+# than running them): each call binds its values.
+
+
+@functools.cache
+def _number_statement(*, by_number: bool, by_account: bool) -> sa.Select[WhatsAppNumber]:
+    """One of our numbers of a provider by its number, its account id or either (an active one
+    first, then the oldest); one statement per combination of what is looked up by."""
+    conditions: list[Any] = []
+    if by_number:
+        conditions.append(
+            WhatsAppNumber.number == sa.bindparam("number", type_=WhatsAppNumber.number.type)
+        )
+    if by_account:
+        conditions.append(
+            WhatsAppNumber.account_id
+            == sa.bindparam("account_id", type_=WhatsAppNumber.account_id.type)
+        )
+    assert conditions, "looked up by neither number nor account id"
+    return (
+        sa.select(WhatsAppNumber)
+        .where(
+            WhatsAppNumber.provider == sa.bindparam("provider", type_=WhatsAppNumber.provider.type),
+            sa.or_(*conditions),
+        )
+        .order_by(WhatsAppNumber.active.desc(), WhatsAppNumber.id)
+        .limit(1)
+    )
+
+
+@functools.cache
+def _latest_inbound_meta_statement() -> sa.Select[Any]:
+    """The meta of a conversation's latest inbound message (provider, our number, account)."""
+    return (
+        sa.select(Message.meta)
+        .where(
+            Message.conversation_id
+            == sa.bindparam("conversation_id", type_=Message.conversation_id.type),
+            Message.direction == Direction.INBOUND,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
 async def find_number(
     session: AsyncSession,
     provider: Provider,
@@ -257,17 +303,14 @@ async def find_number(
 ) -> NumberConfig | None:
     """One of our numbers by provider and its number or account id (table, then environment)."""
     settings = get_settings()
-    conditions: list[Any] = []
-    if number:
-        conditions.append(WhatsAppNumber.number == number)
-    if account_id:
-        conditions.append(WhatsAppNumber.account_id == account_id)
-    if conditions:
+    if number or account_id:
+        params: dict[str, Any] = {"provider": provider.value}
+        if number:
+            params["number"] = number
+        if account_id:
+            params["account_id"] = account_id
         row = await session.scalar(
-            sa.select(WhatsAppNumber)
-            .where(WhatsAppNumber.provider == provider.value, sa.or_(*conditions))
-            .order_by(WhatsAppNumber.active.desc(), WhatsAppNumber.id)
-            .limit(1)
+            _number_statement(by_number=bool(number), by_account=bool(account_id)), params
         )
         if row is not None:
             return _config_of(row, settings)
@@ -313,10 +356,7 @@ async def reply_route(session: AsyncSession, conversation: Conversation) -> Numb
     """Where a reply leaves from: the provider and number of the infringer's latest message,
     else the conversation's own, else the default number (then kept for the conversation)."""
     meta = await session.scalar(
-        sa.select(Message.meta)
-        .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND)
-        .order_by(Message.id.desc())
-        .limit(1)
+        _latest_inbound_meta_statement(), {"conversation_id": conversation.id}
     )
     meta = meta or {}
     provider_name = meta.get("provider") or conversation.provider
