@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from api.conversations.models import Channel, DeliveryStatus, Message
 from api.db import utcnow
@@ -51,6 +54,30 @@ _STORED_RANK: sa.ColumnElement[int] = sa.case(
 )
 
 
+# The statements of every status report, built once (building them cost more CPU than running
+# them): each call binds its values.
+
+
+@functools.cache
+def _advance_statement() -> ReturningUpdate[int, int | None, int]:
+    """Move the message `p_channel`/`p_provider_id` to `p_status` (since `p_now`) when its stored
+    status ranks below `p_rank`; returns what the event needs."""
+    return (
+        sa.update(Message)
+        .where(
+            Message.channel == sa.bindparam("p_channel", type_=Message.channel.type),
+            Message.provider_id == sa.bindparam("p_provider_id", type_=Message.provider_id.type),
+            stored_rank() < sa.bindparam("p_rank", type_=sa.Integer),
+        )
+        .values(
+            delivery_status=sa.bindparam("p_status", type_=Message.delivery_status.type),
+            status_updated_at=sa.bindparam("p_now", type_=Message.status_updated_at.type),
+        )
+        .returning(Message.id, Message.case_id, Message.conversation_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def do_advance_delivery(
     session: AsyncSession, *, channel: Channel, provider_id: str, status: DeliveryStatus
 ) -> int | None:
@@ -63,15 +90,14 @@ async def do_advance_delivery(
         return None
     row = (
         await session.execute(
-            sa.update(Message)
-            .where(
-                Message.channel == channel,
-                Message.provider_id == provider_id,
-                RANK[status] > _STORED_RANK,
-            )
-            .values(delivery_status=status, status_updated_at=utcnow())
-            .returning(Message.id, Message.case_id, Message.conversation_id)
-            .execution_options(synchronize_session=False)
+            _advance_statement(),
+            {
+                "p_channel": channel,
+                "p_provider_id": provider_id,
+                "p_rank": RANK[status],
+                "p_status": status,
+                "p_now": utcnow(),
+            },
         )
     ).first()
     if row is None:
@@ -111,6 +137,33 @@ def emit_delivered(
     )
 
 
+@functools.cache
+def _reported_statement() -> sa.Select[Message]:
+    """The message `p_channel`/`p_provider_id`, locked."""
+    return (
+        sa.select(Message)
+        .where(
+            Message.channel == sa.bindparam("p_channel", type_=Message.channel.type),
+            Message.provider_id == sa.bindparam("p_provider_id", type_=Message.provider_id.type),
+        )
+        .with_for_update()
+    )
+
+
+@functools.cache
+def _unnamed_statement() -> sa.Select[Message]:
+    """The message `p_message_id` of `p_channel` whose provider id is not stored yet, locked."""
+    return (
+        sa.select(Message)
+        .where(
+            Message.id == sa.bindparam("p_message_id", type_=sa.Integer),
+            Message.channel == sa.bindparam("p_channel", type_=Message.channel.type),
+            Message.provider_id.is_(None),
+        )
+        .with_for_update()
+    )
+
+
 async def do_update_delivery_status(
     session: AsyncSession,
     *,
@@ -126,19 +179,11 @@ async def do_update_delivery_status(
     stored yet: the provider can report before our send call has returned.
     """
     message = await session.scalar(
-        sa.select(Message)
-        .where(Message.channel == channel, Message.provider_id == provider_id)
-        .with_for_update()
+        _reported_statement(), {"p_channel": channel, "p_provider_id": provider_id}
     )
     if message is None and message_id is not None:
         message = await session.scalar(
-            sa.select(Message)
-            .where(
-                Message.id == message_id,
-                Message.channel == channel,
-                Message.provider_id.is_(None),
-            )
-            .with_for_update()
+            _unnamed_statement(), {"p_message_id": message_id, "p_channel": channel}
         )
         if message is not None:
             message.provider_id = provider_id

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from api.config import get_settings
-from api.conversations.models import DeliveryStatus, Message
+from api.conversations.models import Channel, DeliveryStatus, Message
 from api.db import utcnow
 from api.events import emit
 from api.events.kinds import MessageFailed
@@ -28,12 +30,14 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0.5, min(MAX_BACKOFF_SECONDS, 2.0**attempt))
 
 
-async def claim_due(
-    session: AsyncSession, *, limit: int = 20, conversation_id: int | None = None
-) -> Sequence[OutboxItem]:
-    """Take due rows for this worker; an earlier unsent row of a conversation holds back the
-    later ones, so order is kept. A worker that died leaves its rows to be retried at lease end."""
-    now = utcnow()
+# The statements run for every claim and every message sent, built once (building them cost
+# more CPU than running them): each call binds its values.
+
+
+@functools.cache
+def _claim_statement(one_conversation: bool) -> ReturningUpdate[OutboxItem]:
+    """Lease up to `p_limit` due rows (of conversation `p_conversation_id` when
+    `one_conversation`) until `p_locked_until` and return them; `p_now` decides what is due."""
     earlier = aliased(OutboxItem)
     blocked_by_earlier = (
         sa.select(earlier.id)
@@ -44,30 +48,51 @@ async def claim_due(
         )
         .exists()
     )
+    now = sa.bindparam("p_now", type_=OutboxItem.next_attempt_at.type)
     due = sa.or_(
         sa.and_(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= now),
         sa.and_(OutboxItem.state == OutboxState.IN_FLIGHT, OutboxItem.locked_until < now),
     )
-    only = [] if conversation_id is None else [OutboxItem.conversation_id == conversation_id]
+    only = (
+        [OutboxItem.conversation_id == sa.bindparam("p_conversation_id", type_=sa.Integer)]
+        if one_conversation
+        else []
+    )
     chosen = (
         sa.select(OutboxItem.id)
         .where(due, ~blocked_by_earlier, *only)
         .order_by(OutboxItem.id)
-        .limit(limit)
+        .limit(sa.bindparam("p_limit", type_=sa.Integer))
         .with_for_update(skip_locked=True, of=OutboxItem)
     )
     # One statement: lease the chosen rows and return them (no load, then flush of each row).
-    claimed = await session.scalars(
+    return (
         sa.update(OutboxItem)
         .where(OutboxItem.id.in_(chosen.scalar_subquery()))
         .values(
             state=OutboxState.IN_FLIGHT,
-            locked_until=now + dt.timedelta(seconds=get_settings().outbox_lease_seconds),
+            locked_until=sa.bindparam("p_locked_until", type_=OutboxItem.locked_until.type),
             attempts=OutboxItem.attempts + 1,
         )
         .returning(OutboxItem)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
+
+
+async def claim_due(
+    session: AsyncSession, *, limit: int = 20, conversation_id: int | None = None
+) -> Sequence[OutboxItem]:
+    """Take due rows for this worker; an earlier unsent row of a conversation holds back the
+    later ones, so order is kept. A worker that died leaves its rows to be retried at lease end."""
+    now = utcnow()
+    params: dict[str, object] = {
+        "p_now": now,
+        "p_locked_until": now + dt.timedelta(seconds=get_settings().outbox_lease_seconds),
+        "p_limit": limit,
+    }
+    if conversation_id is not None:
+        params["p_conversation_id"] = conversation_id
+    claimed = await session.scalars(_claim_statement(conversation_id is not None), params)
     return sorted(claimed.all(), key=lambda item: item.id)
 
 
@@ -88,56 +113,121 @@ def envelope_of(item: OutboxItem) -> Envelope:
     )
 
 
+@functools.cache
+def _done_statement() -> ReturningUpdate[int]:
+    """The outbox row `p_item_id` is done (at `p_done_at`); returns its message's id."""
+    return (
+        sa.update(OutboxItem)
+        .where(OutboxItem.id == sa.bindparam("p_item_id", type_=sa.Integer))
+        .values(
+            state=OutboxState.DONE,
+            done_at=sa.bindparam("p_done_at", type_=OutboxItem.done_at.type),
+            locked_until=None,
+        )
+        .returning(OutboxItem.message_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _forward() -> sa.ColumnElement[bool]:
+    """The stored status ranks below `p_rank` (the rank of the provider's status)."""
+    from api.conversations.delivery import stored_rank
+
+    return stored_rank() < sa.bindparam("p_rank", type_=sa.Integer)
+
+
+@functools.cache
+def _sent_quietly_statement() -> sa.Update:
+    """Message `p_message_id` has the provider's id `p_provider_id`, and status `p_status` (a
+    str) since `p_now` when that is forward of the stored one; no RETURNING (no event)."""
+    forward = _forward()
+    return (
+        sa.update(Message)
+        .where(Message.id == sa.bindparam("p_message_id", type_=sa.Integer))
+        .values(
+            provider_id=sa.bindparam("p_provider_id", type_=Message.provider_id.type),
+            delivery_status=sa.case(
+                (forward, sa.bindparam("p_status", type_=sa.String)),
+                else_=Message.delivery_status,
+            ),
+            status_updated_at=sa.case(
+                (forward, sa.bindparam("p_now", type_=Message.status_updated_at.type)),
+                else_=Message.status_updated_at,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _sent_forward_statement() -> ReturningUpdate[int | None, int, Channel]:
+    """Message `p_message_id`, when `p_status` is forward of its stored status, has the
+    provider's id `p_provider_id` and that status since `p_now`; returns what the event needs."""
+    return (
+        sa.update(Message)
+        .where(Message.id == sa.bindparam("p_message_id", type_=sa.Integer), _forward())
+        .values(
+            provider_id=sa.bindparam("p_provider_id", type_=Message.provider_id.type),
+            delivery_status=sa.bindparam("p_status", type_=Message.delivery_status.type),
+            status_updated_at=sa.bindparam("p_now", type_=Message.status_updated_at.type),
+        )
+        .returning(Message.case_id, Message.conversation_id, Message.channel)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _provider_id_statement() -> sa.Update:
+    """Message `p_message_id` has the provider's id `p_provider_id` (its status stays)."""
+    return (
+        sa.update(Message)
+        .where(Message.id == sa.bindparam("p_message_id", type_=sa.Integer))
+        .values(provider_id=sa.bindparam("p_provider_id", type_=Message.provider_id.type))
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResult) -> None:
     """The provider took the message: the outbox row is done, the message carries the provider's
     id and moves forward to what the provider said (a status callback may already have moved it
     further: never back). Statements, not ORM loads: this runs for every message sent."""
-    from api.conversations.delivery import PROGRESS, RANK, emit_delivered, stored_rank
+    from api.conversations.delivery import PROGRESS, RANK, emit_delivered
 
     message_id = await session.scalar(
-        sa.update(OutboxItem)
-        .where(OutboxItem.id == item_id)
-        .values(state=OutboxState.DONE, done_at=utcnow(), locked_until=None)
-        .returning(OutboxItem.message_id)
-        .execution_options(synchronize_session=False)
+        _done_statement(), {"p_item_id": item_id, "p_done_at": utcnow()}
     )
     if message_id is None:
         return
     now = utcnow()
-    forward = stored_rank() < RANK[result.status]
+    rank = RANK[result.status]
     if result.status not in PROGRESS:  # queued, sending: no event to emit
         await session.execute(
-            sa.update(Message)
-            .where(Message.id == message_id)
-            .values(
-                provider_id=result.provider_id,
-                delivery_status=sa.case(
-                    (forward, str(result.status)), else_=Message.delivery_status
-                ),
-                status_updated_at=sa.case((forward, now), else_=Message.status_updated_at),
-            )
-            .execution_options(synchronize_session=False)
+            _sent_quietly_statement(),
+            {
+                "p_message_id": message_id,
+                "p_provider_id": result.provider_id,
+                "p_rank": rank,
+                "p_status": str(result.status),
+                "p_now": now,
+            },
         )
         return
     moved = (
         await session.execute(
-            sa.update(Message)
-            .where(Message.id == message_id, forward)
-            .values(
-                provider_id=result.provider_id,
-                delivery_status=result.status,
-                status_updated_at=now,
-            )
-            .returning(Message.case_id, Message.conversation_id, Message.channel)
-            .execution_options(synchronize_session=False)
+            _sent_forward_statement(),
+            {
+                "p_message_id": message_id,
+                "p_rank": rank,
+                "p_provider_id": result.provider_id,
+                "p_status": result.status,
+                "p_now": now,
+            },
         )
     ).first()
     if moved is None:
         await session.execute(
-            sa.update(Message)
-            .where(Message.id == message_id)
-            .values(provider_id=result.provider_id)
-            .execution_options(synchronize_session=False)
+            _provider_id_statement(),
+            {"p_message_id": message_id, "p_provider_id": result.provider_id},
         )
         return
     case_id, conversation_id, channel = moved
