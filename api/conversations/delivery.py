@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,9 +48,11 @@ def stored_rank() -> sa.ColumnElement[int]:
     return _STORED_RANK
 
 
+# On the table's column: usable in Core statements and ORM ones alike.
+_MESSAGES = cast(sa.Table, Message.__table__)
 _STORED_RANK: sa.ColumnElement[int] = sa.case(
     {str(status): rank for status, rank in RANK.items()},
-    value=Message.delivery_status,
+    value=_MESSAGES.c.delivery_status,
     else_=-1,
 )
 
@@ -63,18 +66,18 @@ def _advance_statement() -> ReturningUpdate[int, int | None, int]:
     """Move the message `p_channel`/`p_provider_id` to `p_status` (since `p_now`) when its stored
     status ranks below `p_rank`; returns what the event needs."""
     return (
-        sa.update(Message)
+        sa.update(_MESSAGES)
         .where(
-            Message.channel == sa.bindparam("p_channel", type_=Message.channel.type),
-            Message.provider_id == sa.bindparam("p_provider_id", type_=Message.provider_id.type),
+            _MESSAGES.c.channel == sa.bindparam("p_channel", type_=_MESSAGES.c.channel.type),
+            _MESSAGES.c.provider_id
+            == sa.bindparam("p_provider_id", type_=_MESSAGES.c.provider_id.type),
             stored_rank() < sa.bindparam("p_rank", type_=sa.Integer),
         )
         .values(
-            delivery_status=sa.bindparam("p_status", type_=Message.delivery_status.type),
-            status_updated_at=sa.bindparam("p_now", type_=Message.status_updated_at.type),
+            delivery_status=sa.bindparam("p_status", type_=_MESSAGES.c.delivery_status.type),
+            status_updated_at=sa.bindparam("p_now", type_=_MESSAGES.c.status_updated_at.type),
         )
-        .returning(Message.id, Message.case_id, Message.conversation_id)
-        .execution_options(synchronize_session=False)
+        .returning(_MESSAGES.c.id, _MESSAGES.c.case_id, _MESSAGES.c.conversation_id)
     )
 
 

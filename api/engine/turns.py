@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,7 +77,12 @@ async def _claim_next(
     async with unit_of_work(maker) as session:
         claimed = await session.scalar(
             _claim_statement(),
-            {"conversation_id": conversation_id, "now": now, "token": token, "until": now + LEASE},
+            {
+                "p_conversation_id": conversation_id,
+                "p_now": now,
+                "p_token": token,
+                "p_until": now + LEASE,
+            },
         )
         if claimed is None:
             return None
@@ -89,7 +94,7 @@ async def _renew(session: AsyncSession, conversation_id: int, token: str) -> boo
     """Renew our lease (row-locking the conversation until commit); False if it was lost."""
     renewed = await session.scalar(
         _renew_statement(),
-        {"conversation_id": conversation_id, "token": token, "until": utcnow() + LEASE},
+        {"p_conversation_id": conversation_id, "p_token": token, "p_until": utcnow() + LEASE},
     )
     return renewed is not None
 
@@ -105,7 +110,7 @@ async def _pending_or_release(
     turn = await _oldest_ready(session, conversation_id)
     if turn is None:
         await session.execute(
-            _release_statement(), {"conversation_id": conversation_id, "token": token}
+            _release_statement(), {"p_conversation_id": conversation_id, "p_token": token}
         )
         return None
     return turn
@@ -116,7 +121,7 @@ async def _release(
 ) -> None:
     async with unit_of_work(maker) as session:
         await session.execute(
-            _release_statement(), {"conversation_id": conversation_id, "token": token}
+            _release_statement(), {"p_conversation_id": conversation_id, "p_token": token}
         )
 
 
@@ -184,12 +189,16 @@ async def _record(
     assert conversation is not None
     nlu = result.nlu if result is not None else None
     params: dict[str, object] = {
-        "message_id": turn.message_id,
-        "now": utcnow(),
-        "case_id": conversation.case_id,
+        "p_message_id": turn.message_id,
+        "p_now": utcnow(),
+        "p_case_id": conversation.case_id,
     }
     if nlu is not None:
-        params |= {"intent": nlu.intent, "confidence": nlu.confidence, "entities": nlu.entities}
+        params |= {
+            "p_intent": nlu.intent,
+            "p_confidence": nlu.confidence,
+            "p_entities": nlu.entities,
+        }
     handled = await session.scalar(_handled_statement(with_reading=nlu is not None), params)
     if handled is None:
         return  # another worker finished it (lease expired mid-turn); never answer twice
@@ -341,76 +350,83 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingT
 
 
 # The statements of every turn, built once (building them cost more CPU than running them):
-# each call binds its values.
+# each call binds its values. The UPDATEs are Core statements on the tables: the session still
+# autoflushes before them, and they skip the ORM's per-execution copy of the statement (which
+# made SQLAlchemy compute the cache key again each time). Bound names never equal a column's:
+# a parameter named like a column would be SET too.
+_CONVERSATIONS = cast(sa.Table, Conversation.__table__)
+_MESSAGES = cast(sa.Table, Message.__table__)
 
 
 @functools.cache
 def _claim_statement() -> sa.Update:
-    until = Conversation.turn_lease_until
+    c = _CONVERSATIONS.c
     return (
-        sa.update(Conversation)
+        sa.update(_CONVERSATIONS)
         .where(
-            Conversation.id == sa.bindparam("conversation_id", type_=sa.Integer),
-            sa.or_(until.is_(None), until < sa.bindparam("now", type_=until.type)),
+            c.id == sa.bindparam("p_conversation_id", type_=sa.Integer),
+            sa.or_(
+                c.turn_lease_until.is_(None),
+                c.turn_lease_until < sa.bindparam("p_now", type_=c.turn_lease_until.type),
+            ),
         )
         .values(
-            turn_lease_token=sa.bindparam("token", type_=sa.String),
-            turn_lease_until=sa.bindparam("until", type_=until.type),
+            turn_lease_token=sa.bindparam("p_token", type_=sa.String),
+            turn_lease_until=sa.bindparam("p_until", type_=c.turn_lease_until.type),
         )
-        .returning(Conversation.id)
-        .execution_options(synchronize_session=False)
+        .returning(c.id)
     )
 
 
 @functools.cache
 def _renew_statement() -> sa.Update:
+    c = _CONVERSATIONS.c
     return (
-        sa.update(Conversation)
+        sa.update(_CONVERSATIONS)
         .where(
-            Conversation.id == sa.bindparam("conversation_id", type_=sa.Integer),
-            Conversation.turn_lease_token == sa.bindparam("token", type_=sa.String),
+            c.id == sa.bindparam("p_conversation_id", type_=sa.Integer),
+            c.turn_lease_token == sa.bindparam("p_token", type_=sa.String),
         )
-        .values(turn_lease_until=sa.bindparam("until", type_=Conversation.turn_lease_until.type))
-        .returning(Conversation.id)
-        .execution_options(synchronize_session=False)
+        .values(turn_lease_until=sa.bindparam("p_until", type_=c.turn_lease_until.type))
+        .returning(c.id)
     )
 
 
 @functools.cache
 def _release_statement() -> sa.Update:
+    c = _CONVERSATIONS.c
     return (
-        sa.update(Conversation)
+        sa.update(_CONVERSATIONS)
         .where(
-            Conversation.id == sa.bindparam("conversation_id", type_=sa.Integer),
-            Conversation.turn_lease_token == sa.bindparam("token", type_=sa.String),
+            c.id == sa.bindparam("p_conversation_id", type_=sa.Integer),
+            c.turn_lease_token == sa.bindparam("p_token", type_=sa.String),
         )
         .values(turn_lease_token=None, turn_lease_until=None)
-        .execution_options(synchronize_session=False)
     )
 
 
 @functools.cache
 def _handled_statement(*, with_reading: bool) -> sa.Update:
     """Mark the turn's message handled (unless another worker did), with Rasa's reading."""
+    c = _MESSAGES.c
     values: dict[str, Any] = {
-        "handled_at": sa.bindparam("now", type_=Message.handled_at.type),
-        "case_id": sa.func.coalesce(Message.case_id, sa.bindparam("case_id", type_=sa.Integer)),
+        "handled_at": sa.bindparam("p_now", type_=c.handled_at.type),
+        "case_id": sa.func.coalesce(c.case_id, sa.bindparam("p_case_id", type_=sa.Integer)),
     }
     if with_reading:
         values |= {
-            "intent": sa.bindparam("intent", type_=Message.intent.type),
-            "intent_confidence": sa.bindparam("confidence", type_=Message.intent_confidence.type),
-            "entities": sa.bindparam("entities", type_=Message.entities.type),
+            "intent": sa.bindparam("p_intent", type_=c.intent.type),
+            "intent_confidence": sa.bindparam("p_confidence", type_=c.intent_confidence.type),
+            "entities": sa.bindparam("p_entities", type_=c.entities.type),
         }
     return (
-        sa.update(Message)
+        sa.update(_MESSAGES)
         .where(
-            Message.id == sa.bindparam("message_id", type_=sa.Integer),
-            Message.handled_at.is_(None),
+            c.id == sa.bindparam("p_message_id", type_=sa.Integer),
+            c.handled_at.is_(None),
         )
         .values(**values)
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
+        .returning(c.id)
     )
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import random
 from collections.abc import Sequence
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,12 @@ def backoff_seconds(attempt: int) -> float:
     """Exponential backoff with full jitter: up to 2, 4, 8 … seconds, capped at 15 minutes."""
     return random.uniform(0.5, min(MAX_BACKOFF_SECONDS, 2.0**attempt))
 
+
+# The DML below is Core on the tables: the session still autoflushes before it, and it skips the
+# ORM's per-execution copy of the statement (which made SQLAlchemy compute the cache key again
+# each time). The claim stays an ORM statement: it returns the rows as objects.
+_OUTBOX = cast(sa.Table, OutboxItem.__table__)
+_MESSAGES = cast(sa.Table, Message.__table__)
 
 # The statements run for every claim and every message sent, built once (building them cost
 # more CPU than running them): each call binds its values.
@@ -117,15 +124,14 @@ def envelope_of(item: OutboxItem) -> Envelope:
 def _done_statement() -> ReturningUpdate[int]:
     """The outbox row `p_item_id` is done (at `p_done_at`); returns its message's id."""
     return (
-        sa.update(OutboxItem)
-        .where(OutboxItem.id == sa.bindparam("p_item_id", type_=sa.Integer))
+        sa.update(_OUTBOX)
+        .where(_OUTBOX.c.id == sa.bindparam("p_item_id", type_=sa.Integer))
         .values(
             state=OutboxState.DONE,
-            done_at=sa.bindparam("p_done_at", type_=OutboxItem.done_at.type),
+            done_at=sa.bindparam("p_done_at", type_=_OUTBOX.c.done_at.type),
             locked_until=None,
         )
-        .returning(OutboxItem.message_id)
-        .execution_options(synchronize_session=False)
+        .returning(_OUTBOX.c.message_id)
     )
 
 
@@ -142,20 +148,19 @@ def _sent_quietly_statement() -> sa.Update:
     str) since `p_now` when that is forward of the stored one; no RETURNING (no event)."""
     forward = _forward()
     return (
-        sa.update(Message)
-        .where(Message.id == sa.bindparam("p_message_id", type_=sa.Integer))
+        sa.update(_MESSAGES)
+        .where(_MESSAGES.c.id == sa.bindparam("p_message_id", type_=sa.Integer))
         .values(
-            provider_id=sa.bindparam("p_provider_id", type_=Message.provider_id.type),
+            provider_id=sa.bindparam("p_provider_id", type_=_MESSAGES.c.provider_id.type),
             delivery_status=sa.case(
                 (forward, sa.bindparam("p_status", type_=sa.String)),
-                else_=Message.delivery_status,
+                else_=_MESSAGES.c.delivery_status,
             ),
             status_updated_at=sa.case(
-                (forward, sa.bindparam("p_now", type_=Message.status_updated_at.type)),
-                else_=Message.status_updated_at,
+                (forward, sa.bindparam("p_now", type_=_MESSAGES.c.status_updated_at.type)),
+                else_=_MESSAGES.c.status_updated_at,
             ),
         )
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -164,15 +169,14 @@ def _sent_forward_statement() -> ReturningUpdate[int | None, int, Channel]:
     """Message `p_message_id`, when `p_status` is forward of its stored status, has the
     provider's id `p_provider_id` and that status since `p_now`; returns what the event needs."""
     return (
-        sa.update(Message)
-        .where(Message.id == sa.bindparam("p_message_id", type_=sa.Integer), _forward())
+        sa.update(_MESSAGES)
+        .where(_MESSAGES.c.id == sa.bindparam("p_message_id", type_=sa.Integer), _forward())
         .values(
-            provider_id=sa.bindparam("p_provider_id", type_=Message.provider_id.type),
-            delivery_status=sa.bindparam("p_status", type_=Message.delivery_status.type),
-            status_updated_at=sa.bindparam("p_now", type_=Message.status_updated_at.type),
+            provider_id=sa.bindparam("p_provider_id", type_=_MESSAGES.c.provider_id.type),
+            delivery_status=sa.bindparam("p_status", type_=_MESSAGES.c.delivery_status.type),
+            status_updated_at=sa.bindparam("p_now", type_=_MESSAGES.c.status_updated_at.type),
         )
-        .returning(Message.case_id, Message.conversation_id, Message.channel)
-        .execution_options(synchronize_session=False)
+        .returning(_MESSAGES.c.case_id, _MESSAGES.c.conversation_id, _MESSAGES.c.channel)
     )
 
 
@@ -180,10 +184,9 @@ def _sent_forward_statement() -> ReturningUpdate[int | None, int, Channel]:
 def _provider_id_statement() -> sa.Update:
     """Message `p_message_id` has the provider's id `p_provider_id` (its status stays)."""
     return (
-        sa.update(Message)
-        .where(Message.id == sa.bindparam("p_message_id", type_=sa.Integer))
-        .values(provider_id=sa.bindparam("p_provider_id", type_=Message.provider_id.type))
-        .execution_options(synchronize_session=False)
+        sa.update(_MESSAGES)
+        .where(_MESSAGES.c.id == sa.bindparam("p_message_id", type_=sa.Integer))
+        .values(provider_id=sa.bindparam("p_provider_id", type_=_MESSAGES.c.provider_id.type))
     )
 
 
