@@ -108,20 +108,23 @@ async def _claim(
         sa.and_(EngineCommand.state == S.IN_FLIGHT, EngineCommand.locked_until < at),
     )
     only = [] if conversation_ids is None else [EngineCommand.conversation_id.in_(conversation_ids)]
-    query = (
-        sa.select(EngineCommand)
+    chosen = (
+        sa.select(EngineCommand.id)
         .where(due, ~blocked_by_earlier, *only)
         .order_by(EngineCommand.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=EngineCommand)
     )
-    commands = list((await session.scalars(query)).all())
-    for command in commands:
-        command.state = S.IN_FLIGHT
-        command.locked_until = at + LEASE
-        command.attempts += 1
-    await session.flush()
-    return commands
+    # One statement, as the outbox claims: lease the chosen rows and return them (no load, then
+    # a flush of each row).
+    claimed = await session.scalars(
+        sa.update(EngineCommand)
+        .where(EngineCommand.id.in_(chosen.scalar_subquery()))
+        .values(state=S.IN_FLIGHT, locked_until=at + LEASE, attempts=EngineCommand.attempts + 1)
+        .returning(EngineCommand)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return sorted(claimed.all(), key=lambda command: command.id)
 
 
 async def _settle(
