@@ -238,12 +238,16 @@ async def test_outbox_keeps_order_and_recovers_a_dead_workers_rows() -> None:
         ]
     async with unit_of_work() as session:
         first = [
-            i for i in await claim_due(session, limit=100) if i.conversation_id == conversation_id
+            i
+            for i in await claim_due(session, conversation_id=conversation_id)
+            if i.conversation_id == conversation_id
         ]
     assert [i.message_id for i in first] == ids[:1]  # the second waits for the first
     async with unit_of_work() as session:
         again = [
-            i for i in await claim_due(session, limit=100) if i.conversation_id == conversation_id
+            i
+            for i in await claim_due(session, conversation_id=conversation_id)
+            if i.conversation_id == conversation_id
         ]
         assert again == []  # leased
         item = await session.get(OutboxItem, first[0].id)
@@ -251,13 +255,17 @@ async def test_outbox_keeps_order_and_recovers_a_dead_workers_rows() -> None:
         item.locked_until = utcnow() - dt.timedelta(seconds=1)  # the worker died
     async with unit_of_work() as session:
         retaken = [
-            i for i in await claim_due(session, limit=100) if i.conversation_id == conversation_id
+            i
+            for i in await claim_due(session, conversation_id=conversation_id)
+            if i.conversation_id == conversation_id
         ]
         assert [i.message_id for i in retaken] == ids[:1] and retaken[0].attempts == 2
         await do_mark_sent(session, item_id=retaken[0].id, result=SendResult("SMx1"))
     async with unit_of_work() as session:
         second = [
-            i for i in await claim_due(session, limit=100) if i.conversation_id == conversation_id
+            i
+            for i in await claim_due(session, conversation_id=conversation_id)
+            if i.conversation_id == conversation_id
         ]
         assert [i.message_id for i in second] == ids[1:]
         assert await do_mark_failed(session, item_id=second[0].id, error="boom", retryable=True)
