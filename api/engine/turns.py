@@ -378,15 +378,21 @@ def _claim_statement() -> sa.Update:
     )
 
 
+def _held_by_token() -> sa.ColumnElement[bool]:
+    """Conversation `p_conversation_id` whose lease is ours (`p_token`)."""
+    c = _CONVERSATIONS.c
+    return sa.and_(
+        c.id == sa.bindparam("p_conversation_id", type_=sa.Integer),
+        c.turn_lease_token == sa.bindparam("p_token", type_=sa.String),
+    )
+
+
 @functools.cache
 def _renew_statement() -> sa.Update:
     c = _CONVERSATIONS.c
     return (
         sa.update(_CONVERSATIONS)
-        .where(
-            c.id == sa.bindparam("p_conversation_id", type_=sa.Integer),
-            c.turn_lease_token == sa.bindparam("p_token", type_=sa.String),
-        )
+        .where(_held_by_token())
         .values(turn_lease_until=sa.bindparam("p_until", type_=c.turn_lease_until.type))
         .returning(c.id)
     )
@@ -394,13 +400,9 @@ def _renew_statement() -> sa.Update:
 
 @functools.cache
 def _release_statement() -> sa.Update:
-    c = _CONVERSATIONS.c
     return (
         sa.update(_CONVERSATIONS)
-        .where(
-            c.id == sa.bindparam("p_conversation_id", type_=sa.Integer),
-            c.turn_lease_token == sa.bindparam("p_token", type_=sa.String),
-        )
+        .where(_held_by_token())
         .values(turn_lease_token=None, turn_lease_until=None)
     )
 
