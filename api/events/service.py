@@ -3,20 +3,28 @@ captures (tests) see it and consumers are woken. A rollback writes and wakes not
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql import visitors
 
+from api.db import utcnow
 from api.events.kinds import KINDS, DomainEvent, EventActorKind
 from api.events.models import StoredEvent
 
 log = logging.getLogger(__name__)
 
 _PENDING_KEY = "events_emitted"
+_ROWS_KEY = "events_rows"
+_MARKS_KEY = "events_savepoints"
 # Test hook (tests/helpers/events.py): lists that receive every event once its transaction
 # has committed, in emission order.
 capture_sinks: list[list[DomainEvent]] = []
@@ -53,24 +61,130 @@ def about(
 
 
 def emit(session: AsyncSession, event: DomainEvent) -> None:
-    """Record `event` in the caller's transaction (written with its next flush or commit)."""
-    session.add(
-        StoredEvent(
-            kind=event.kind,
-            case_id=event.case_id,
-            conversation_id=event.conversation_id,
-            channel=event.channel,
-            actor_kind=str(event.actor_kind),
-            actor_id=event.actor_id,
-            occurred_at=event.occurred_at,
-            payload=event.payload(),
-        )
+    """Record `event` in the caller's transaction: its row is written, with every other event
+    of the transaction in one INSERT, just before the transaction commits (no ORM object: a
+    flushed event cost more than the change it records). A rolled-back savepoint drops the
+    events emitted inside it; a rolled-back transaction writes none."""
+    info = session.info
+    rows: list[dict[str, Any]] | None = info.get(_ROWS_KEY)
+    if rows is None:
+        rows = info[_ROWS_KEY] = []
+    rows.append(
+        {
+            "kind": event.kind,
+            "case_id": event.case_id,
+            "conversation_id": event.conversation_id,
+            "channel": event.channel,
+            "actor_kind": str(event.actor_kind),
+            "actor_id": event.actor_id,
+            "occurred_at": event.occurred_at,
+            "payload": event.payload(),
+        }
     )
-    pending: list[DomainEvent] | None = session.info.get(_PENDING_KEY)
+    pending: list[DomainEvent] | None = info.get(_PENDING_KEY)
     if pending is None:
-        pending = session.info[_PENDING_KEY] = []
+        pending = info[_PENDING_KEY] = []
         _on_commit(session, pending)
     pending.append(event)
+
+
+@sa.event.listens_for(Session, "before_commit")
+def _write_rows(session: Session) -> None:
+    """One INSERT of the transaction's events, in emission order, as it commits (a savepoint's
+    release leaves them to the transaction's own commit)."""
+    if not session.in_nested_transaction():
+        _write_pending(session)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _write_before_reading(state: ORMExecuteState) -> None:
+    """A statement of the same transaction that reads the events table sees the events emitted
+    before it (as the ORM's autoflush would show them)."""
+    if state.session.info.get(_ROWS_KEY) and _reads_events(state.statement):
+        _write_pending(state.session)
+
+
+def _write_pending(session: Session) -> None:
+    rows = session.info.pop(_ROWS_KEY, None)
+    if not rows:
+        return
+    now = utcnow()
+    session.execute(_insert_statement(), [{**row, "recorded_at": now} for row in rows])
+    # Written inside the savepoints now open: their rollback takes these rows back with them,
+    # and what they emit from now on starts the new list.
+    marks: dict[int, tuple[int, int]] = session.info.get(_MARKS_KEY, {})
+    for key, (_, pending) in marks.items():
+        marks[key] = (0, pending)
+
+
+_READS_EVENTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _reads_events(statement: Any) -> bool:
+    """Whether `statement` names the events table (remembered per statement object: the hot
+    paths' statements are built once)."""
+    try:
+        known = _READS_EVENTS.get(statement)
+    except TypeError:
+        known = None
+    if known is not None:
+        return known
+    if isinstance(statement, sa.TextClause):
+        found = "events" in statement.text
+    else:
+        name = _events_table().name  # ORM statements carry annotated copies of the table
+        found = any(
+            isinstance(element, sa.TableClause) and element.name == name
+            for element in visitors.iterate(statement)
+        )
+    with contextlib.suppress(TypeError):
+        _READS_EVENTS[statement] = found
+    return found
+
+
+@sa.event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks: dict[int, tuple[int, int]] = session.info.setdefault(_MARKS_KEY, {})
+        marks[id(transaction)] = (
+            len(session.info.get(_ROWS_KEY) or ()),
+            len(session.info.get(_PENDING_KEY) or ()),
+        )
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """A savepoint rolled back: the events emitted inside it were never made."""
+    if not previous_transaction.nested:
+        return
+    mark = session.info.get(_MARKS_KEY, {}).get(id(previous_transaction))
+    if mark is None:
+        return
+    rows, pending = session.info.get(_ROWS_KEY), session.info.get(_PENDING_KEY)
+    if rows is not None:
+        del rows[mark[0] :]
+    if pending is not None:
+        del pending[mark[1] :]
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget_transaction(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint's mark stays until the transaction ends (after_soft_rollback comes after
+    # after_transaction_end); a new savepoint that reuses its id overwrites it.
+    if not transaction.nested and transaction.parent is None:
+        # The transaction ended: committed (its rows were written) or rolled back (never).
+        session.info.pop(_ROWS_KEY, None)
+        session.info.pop(_MARKS_KEY, None)
+
+
+@cache
+def _events_table() -> sa.Table:
+    return cast(sa.Table, StoredEvent.__table__)
+
+
+@cache
+def _insert_statement() -> sa.Insert:
+    return sa.insert(_events_table())
 
 
 def _on_commit(session: AsyncSession, pending: list[DomainEvent]) -> None:
@@ -93,6 +207,7 @@ def _on_commit(session: AsyncSession, pending: list[DomainEvent]) -> None:
 def forget_pending(session: AsyncSession) -> None:
     """Drop the record of emitted events after a rollback (unit_of_work drops the hooks)."""
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_ROWS_KEY, None)
 
 
 @dataclass(frozen=True)

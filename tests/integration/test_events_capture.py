@@ -104,17 +104,40 @@ async def test_a_rolled_back_transaction_emits_and_stores_nothing() -> None:
             assert await do_request_handoff(
                 session, conversation=conversation, reason="teste", actor=Actor.bot()
             )
-            await session.flush()  # the event row was really written, then rolled back
-            stored = await session.scalar(
-                sa.select(sa.func.count())
-                .select_from(StoredEvent)
-                .where(StoredEvent.conversation_id == conversation_id)
-            )
-            assert stored == 1
+            await session.flush()
             raise Boom
     assert events == []
     async with unit_of_work() as session:
         assert await get_events(session, conversation_id=conversation_id) == []
+
+
+async def test_a_rolled_back_savepoint_drops_only_its_own_events() -> None:
+    """Events are written as the transaction commits, in emission order; those emitted inside
+    a savepoint that rolled back are neither written nor seen, the others are."""
+    conversation_id, _, _ = await whatsapp_case()
+    ana = await an_analyst()
+
+    class Boom(Exception):
+        pass
+
+    with capture_events() as events:
+        async with unit_of_work() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            assert conversation is not None
+            assert await do_request_handoff(
+                session, conversation=conversation, reason="antes", actor=Actor.bot()
+            )
+            with pytest.raises(Boom):
+                async with session.begin_nested():
+                    await do_claim(session, conversation_id=conversation_id, analyst=ana)
+                    raise Boom
+            async with session.begin_nested():
+                await do_claim(session, conversation_id=conversation_id, analyst=ana)
+            await do_release(session, conversation_id=conversation_id, analyst=ana)
+    assert kinds(events) == ["handoff.requested", "handoff.claimed", "handoff.released"]
+    async with unit_of_work() as session:
+        stored = await get_events(session, conversation_id=conversation_id)
+    assert [record.event for record in stored] == events
 
 
 async def test_message_received() -> None:
