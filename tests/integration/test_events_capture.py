@@ -104,7 +104,14 @@ async def test_a_rolled_back_transaction_emits_and_stores_nothing() -> None:
             assert await do_request_handoff(
                 session, conversation=conversation, reason="teste", actor=Actor.bot()
             )
-            await session.flush()
+            # Read in the same transaction, the event row is there (written before the read),
+            # and the rollback takes it back.
+            stored = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(StoredEvent)
+                .where(StoredEvent.conversation_id == conversation_id)
+            )
+            assert stored == 1
             raise Boom
     assert events == []
     async with unit_of_work() as session:
