@@ -184,9 +184,15 @@ async def _record(
     opt_out: bool,
 ) -> None:
     # Read afresh by this transaction (the finish's own session): holder and case as the
-    # actions, which ran in their own transactions, left them.
-    conversation = await session.get(Conversation, turn.conversation_id)
-    assert conversation is not None
+    # actions, which ran in their own transactions, left them. Its contact point comes in the
+    # same statement: queuing a reply checks it (opt-out), and finds it in the session.
+    row = (
+        await session.execute(
+            _conversation_statement(), {"p_conversation_id": turn.conversation_id}
+        )
+    ).first()
+    assert row is not None
+    conversation = row[0]
     nlu = result.nlu if result is not None else None
     params: dict[str, object] = {
         "p_message_id": turn.message_id,
@@ -356,6 +362,16 @@ async def _oldest_ready(session: AsyncSession, conversation_id: int) -> PendingT
 # a parameter named like a column would be SET too.
 _CONVERSATIONS = cast(sa.Table, Conversation.__table__)
 _MESSAGES = cast(sa.Table, Message.__table__)
+
+
+@functools.cache
+def _conversation_statement() -> sa.Select[Conversation, ContactPoint]:
+    """Conversation `p_conversation_id` and its contact point, in one statement."""
+    return (
+        sa.select(Conversation, ContactPoint)
+        .join(ContactPoint, ContactPoint.id == Conversation.contact_point_id)
+        .where(Conversation.id == sa.bindparam("p_conversation_id", type_=sa.Integer))
+    )
 
 
 @functools.cache
