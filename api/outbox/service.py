@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import random
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,25 +142,44 @@ def _forward() -> sa.ColumnElement[bool]:
     return stored_rank() < sa.bindparam("p_rank", type_=sa.Integer)
 
 
+def _quiet_values() -> dict[str, Any]:
+    """SET the provider's id `p_provider_id`, and status `p_status` (a str) since `p_now` when
+    that is forward of the stored one."""
+    forward = _forward()
+    return {
+        "provider_id": sa.bindparam("p_provider_id", type_=_MESSAGES.c.provider_id.type),
+        "delivery_status": sa.case(
+            (forward, sa.bindparam("p_status", type_=sa.String)),
+            else_=_MESSAGES.c.delivery_status,
+        ),
+        "status_updated_at": sa.case(
+            (forward, sa.bindparam("p_now", type_=_MESSAGES.c.status_updated_at.type)),
+            else_=_MESSAGES.c.status_updated_at,
+        ),
+    }
+
+
 @functools.cache
 def _sent_quietly_statement() -> sa.Update:
     """Message `p_message_id` has the provider's id `p_provider_id`, and status `p_status` (a
     str) since `p_now` when that is forward of the stored one; no RETURNING (no event)."""
-    forward = _forward()
     return (
         sa.update(_MESSAGES)
         .where(_MESSAGES.c.id == sa.bindparam("p_message_id", type_=sa.Integer))
-        .values(
-            provider_id=sa.bindparam("p_provider_id", type_=_MESSAGES.c.provider_id.type),
-            delivery_status=sa.case(
-                (forward, sa.bindparam("p_status", type_=sa.String)),
-                else_=_MESSAGES.c.delivery_status,
-            ),
-            status_updated_at=sa.case(
-                (forward, sa.bindparam("p_now", type_=_MESSAGES.c.status_updated_at.type)),
-                else_=_MESSAGES.c.status_updated_at,
-            ),
-        )
+        .values(_quiet_values())
+    )
+
+
+@functools.cache
+def _done_and_sent_quietly_statement() -> sa.Update:
+    """`_done_statement` and `_sent_quietly_statement` as one (PostgreSQL): the message of the
+    outbox row `p_item_id`, done at `p_done_at`, gets the provider's id and forward status."""
+    done = _done_statement().cte("done")
+    return (
+        sa.update(_MESSAGES)
+        .add_cte(done)
+        .where(_MESSAGES.c.id == done.c.message_id)
+        .values(_quiet_values())
     )
 
 
@@ -196,13 +215,25 @@ async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResul
     further: never back). Statements, not ORM loads: this runs for every message sent."""
     from api.conversations.delivery import PROGRESS, RANK, emit_delivered
 
-    message_id = await session.scalar(
-        _done_statement(), {"p_item_id": item_id, "p_done_at": utcnow()}
-    )
-    if message_id is None:
-        return
     now = utcnow()
     rank = RANK[result.status]
+    if result.status not in PROGRESS and session.get_bind().dialect.name == "postgresql":
+        # The usual answer (queued): both rows in one statement (PostgreSQL's UPDATE in a WITH).
+        await session.execute(
+            _done_and_sent_quietly_statement(),
+            {
+                "p_item_id": item_id,
+                "p_done_at": now,
+                "p_provider_id": result.provider_id,
+                "p_rank": rank,
+                "p_status": str(result.status),
+                "p_now": now,
+            },
+        )
+        return
+    message_id = await session.scalar(_done_statement(), {"p_item_id": item_id, "p_done_at": now})
+    if message_id is None:
+        return
     if result.status not in PROGRESS:  # queued, sending: no event to emit
         await session.execute(
             _sent_quietly_statement(),
