@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -23,8 +23,8 @@ from api.conversations.scheduling import TurnRequest
 from api.engine.client import get_gateway
 from api.engine.turns import process_conversation
 from api.events.consumers import inline_drains_in_background, wait_for_inline_drains
-from api.outbox.senders import ChannelSender
-from api.outbox.worker import deliver_due
+from api.outbox.senders import ChannelSender, Envelope
+from api.outbox.worker import send_claimed
 
 log = logging.getLogger(__name__)
 _tasks: set[asyncio.Task[int]] = set()
@@ -49,8 +49,9 @@ def _turn_slots() -> asyncio.Semaphore:
 
 
 async def run_turns_and_deliver(conversation_id: int) -> int:
-    """Handle the pending turns, then send their replies right away instead of waiting for the
-    worker's next pass (claims are leased, so the worker and this never send a row twice).
+    """Handle the pending turns, sending each turn's replies right away instead of waiting for
+    the worker's next pass: the turn's own transaction claims them (claims are leased, so the
+    worker and this never send a row twice).
 
     At most TURNS_PER_PROCESS of these run at once in a process; the others wait for a slot in
     arrival order (their messages are in the database: a crash while waiting loses nothing, the
@@ -59,10 +60,13 @@ async def run_turns_and_deliver(conversation_id: int) -> int:
     `wait_for_scheduled_turns` waits for them)."""
     async with _turn_slots():
         with inline_drains_in_background():
-            handled = await process_conversation(conversation_id, gateway=get_gateway())
-            if handled:
-                await deliver_due(get_senders(), conversation_id=conversation_id)
-    return handled
+            return await process_conversation(
+                conversation_id, gateway=get_gateway(), deliver=_send_claimed
+            )
+
+
+async def _send_claimed(items: Sequence[tuple[int, Envelope]]) -> int:
+    return await send_claimed(get_senders(), items)
 
 
 def spawn(work: Coroutine[Any, Any, int]) -> None:

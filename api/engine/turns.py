@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -46,11 +46,15 @@ from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION, is_opt_out
 from api.events import EventActorKind, about, emit
 from api.events import kinds as ev
 from api.handoff.service import do_request_handoff
+from api.outbox.senders import Envelope
+from api.outbox.service import claim_envelopes
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
 log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=90)
+# Sends outbox rows the turn's own transaction claimed (leased), once it has committed.
+Deliver = Callable[[Sequence[tuple[int, Envelope]]], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -166,13 +170,26 @@ async def _finish(
     result: EngineTurn | None,
     failure: str | None,
     opt_out: bool,
+    deliver: Deliver | None = None,
 ) -> PendingTurn | None:
-    """Record the turn; in the same transaction, take the next one (or give the lease back)."""
+    """Record the turn; in the same transaction, take the next one (or give the lease back).
+
+    With `deliver`, the same transaction also claims the conversation's due outbox rows (the
+    replies just queued among them) and `deliver` sends them once it has committed: no
+    transaction of its own to claim them. A crash before they are sent leaves them leased; the
+    worker sends them when the lease ends, as after any claim."""
+    claimed: list[tuple[int, Envelope]] = []
     async with unit_of_work(maker) as session:
         await _record(session, turn, result=result, failure=failure, opt_out=opt_out)
-        if not await _renew(session, turn.conversation_id, token):
-            return None  # the lease expired and another process took the conversation
-        return await _pending_or_release(session, turn.conversation_id, token)
+        if deliver is not None:
+            claimed = await claim_envelopes(session, conversation_id=turn.conversation_id)
+        if await _renew(session, turn.conversation_id, token):
+            following = await _pending_or_release(session, turn.conversation_id, token)
+        else:
+            following = None  # the lease expired and another process took the conversation
+    if claimed and deliver is not None:
+        await deliver(claimed)
+    return following
 
 
 async def _record(
@@ -275,14 +292,14 @@ async def _handle(
     gateway: RasaGateway | None,
     turn: PendingTurn,
     token: str,
+    deliver: Deliver | None,
 ) -> PendingTurn | None:
     """Run one turn; returns the next one of the conversation (None: the lease is given back)."""
+    finish = functools.partial(_finish, maker, turn, token, deliver=deliver)
     if is_opt_out_keyword(turn.text):
-        return await _finish(maker, turn, token, result=None, failure=None, opt_out=True)
+        return await finish(result=None, failure=None, opt_out=True)
     if gateway is None:
-        return await _finish(
-            maker, turn, token, result=None, failure="Rasa não configurado", opt_out=False
-        )
+        return await finish(result=None, failure="Rasa não configurado", opt_out=False)
     try:
         # Rasa first hears the pauses and resumes still owed to it, so its tracker agrees with
         # the holder before it reads this turn.
@@ -297,8 +314,8 @@ async def _handle(
         )
     except EngineUnavailable as exc:
         log.warning("turn %s: %s", turn.message_id, exc.message)
-        return await _finish(maker, turn, token, result=None, failure=exc.message, opt_out=False)
-    return await _finish(maker, turn, token, result=result, failure=None, opt_out=False)
+        return await finish(result=None, failure=exc.message, opt_out=False)
+    return await finish(result=result, failure=None, opt_out=False)
 
 
 async def process_conversation(
@@ -306,12 +323,14 @@ async def process_conversation(
     *,
     gateway: RasaGateway | None,
     maker: async_sessionmaker[AsyncSession] | None = None,
+    deliver: Deliver | None = None,
 ) -> int:
     """Handle every pending inbound message of a conversation, oldest first. Returns how many;
     0 when another process holds the conversation (it will handle them).
 
     Two transactions per turn besides Rasa's: the claim (lease and first message) and the
-    finish (the turn's effects, then the next message or the lease given back)."""
+    finish (the turn's effects, then the next message or the lease given back). With
+    `deliver`, each turn's replies are claimed by its finish and sent before the next turn."""
     maker = maker or get_sessionmaker()
     claimed = await _claim_next(maker, conversation_id)
     if claimed is None:
@@ -321,7 +340,7 @@ async def process_conversation(
     try:
         turn: PendingTurn | None = next_turn
         while turn is not None:
-            turn = await _handle(maker, gateway, turn, token)
+            turn = await _handle(maker, gateway, turn, token, deliver)
             handled += 1
     except BaseException:
         # The turn failed before its finish committed: free the conversation for the next

@@ -103,6 +103,15 @@ async def claim_due(
     return sorted(claimed.all(), key=lambda item: item.id)
 
 
+async def claim_envelopes(
+    session: AsyncSession, *, conversation_id: int, limit: int = 20
+) -> list[tuple[int, Envelope]]:
+    """`claim_due` for one conversation, as what the sender needs (outbox id, envelope): read
+    inside the claiming transaction, so they can be sent once it commits."""
+    claimed = await claim_due(session, limit=limit, conversation_id=conversation_id)
+    return [(item.id, envelope_of(item)) for item in claimed]
+
+
 def envelope_of(item: OutboxItem) -> Envelope:
     payload = item.payload
     return Envelope(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.conversations.models import Channel
 from api.db import get_sessionmaker, unit_of_work
 from api.errors import ChannelDeliveryError
-from api.outbox.senders import ChannelSender
+from api.outbox.senders import ChannelSender, Envelope
 from api.outbox.service import claim_due, do_mark_failed, do_mark_sent, envelope_of
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,18 @@ async def deliver_due(
     async with unit_of_work(maker) as session:
         claimed = await claim_due(session, limit=limit, conversation_id=conversation_id)
         items = [(item.id, envelope_of(item)) for item in claimed]
+    return await send_claimed(senders, items, maker=maker)
+
+
+async def send_claimed(
+    senders: Mapping[Channel, ChannelSender],
+    items: Sequence[tuple[int, Envelope]],
+    *,
+    maker: async_sessionmaker[AsyncSession] | None = None,
+) -> int:
+    """Send outbox rows this process has claimed (leased), in order, and record each outcome.
+    Returns how many were attempted."""
+    maker = maker or get_sessionmaker()
     for item_id, envelope in items:
         sender = senders.get(envelope.channel)
         try:

@@ -350,3 +350,51 @@ async def test_concurrent_claims_lease_each_row_once() -> None:
         )
     assert {row.id for row in rows} == set(claimed)
     assert {(row.state, row.attempts) for row in rows} == {(OutboxState.IN_FLIGHT, 1)}
+
+
+async def test_a_turn_claims_its_reply_in_its_own_transaction_and_a_crash_leaves_it_leased() -> (
+    None
+):
+    _, phone = await case_with_phone()
+    _, conversation_id, _ = await receive(phone, "quanto é?", "SMclaim1")
+    seen: list[tuple[str, str, OutboxState, int]] = []
+
+    async def crash_while_sending(items: Any) -> None:
+        # What the deliverer gets is already committed: another session sees it leased.
+        async with unit_of_work() as session:
+            for item_id, envelope in items:
+                row = await session.get(OutboxItem, item_id)
+                assert row is not None
+                seen.append((envelope.text, envelope.to, row.state, row.attempts))
+        raise RuntimeError("the process died before the provider took it")
+
+    with pytest.raises(RuntimeError):
+        await process_conversation(
+            conversation_id, gateway=gateway_to_nowhere(), deliver=crash_while_sending
+        )
+    assert seen == [(ENGINE_DOWN_REPLY, phone, OutboxState.IN_FLIGHT, 1)]
+    async with unit_of_work() as session:
+        assert await claim_due(session, conversation_id=conversation_id) == []  # still leased
+        item = await session.scalar(
+            sa.select(OutboxItem).where(OutboxItem.conversation_id == conversation_id)
+        )
+        assert item is not None
+        item.locked_until = utcnow() - dt.timedelta(seconds=1)  # the lease ran out
+        handled = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == conversation_id, Message.handled_at.is_not(None))
+        )
+    assert handled == 1  # the turn's effects were committed before the send
+    async with unit_of_work() as session:
+        retaken = await claim_due(session, conversation_id=conversation_id)
+        assert [(i.id, i.attempts) for i in retaken] == [(item.id, 2)]
+    # The next message's turn runs: the conversation's lease was given back.
+    await receive(phone, "alo?", "SMclaim2")
+    delivered: list[int] = []
+
+    async def record(items: Any) -> None:
+        delivered.extend(item_id for item_id, _ in items)
+
+    assert await process_conversation(conversation_id, gateway=None, deliver=record) == 1
+    assert item.id not in delivered  # leased by the retake above: never claimed twice
