@@ -354,28 +354,18 @@ async def record_depth_limit(session: AsyncSession, firing: Firing) -> None:
 
 
 async def _run_in_savepoint(session: AsyncSession, run: _Run, action: Any) -> Outcome:
-    pending: list[Any] | None = session.info.get("events_emitted")
-    emitted_before = len(pending) if pending is not None else 0
+    # A failed action's savepoint rolls back; the events it emitted go with it
+    # (api.events.service drops them at the savepoint's rollback).
     try:
         async with session.begin_nested():
             outcome = await _run_action(session, run, action)
     except AppError as exc:
-        _forget_events_since(session, emitted_before)
         return Outcome("failed", f"não foi possível {describe_action(action)}: {exc.message}")
     except Exception:
-        _forget_events_since(session, emitted_before)
         log.exception("automation %s: action %s failed", run.firing.rule.name, action.type)
         return Outcome("failed", f"não foi possível {describe_action(action)}: erro interno")
     run.sends += outcome.sends
     return outcome
-
-
-def _forget_events_since(session: AsyncSession, count: int) -> None:
-    # Events emitted inside a rolled-back savepoint were never written: drop them from the
-    # list that captures and wake-ups read after commit.
-    pending: list[Any] | None = session.info.get("events_emitted")
-    if pending is not None:
-        del pending[count:]
 
 
 async def _schedule(session: AsyncSession, run: _Run, action: Any, position: int) -> Outcome:
