@@ -104,10 +104,10 @@ async def claim_due(
 
 
 async def claim_envelopes(
-    session: AsyncSession, *, conversation_id: int, limit: int = 20
+    session: AsyncSession, *, limit: int = 20, conversation_id: int | None = None
 ) -> list[tuple[int, Envelope]]:
-    """`claim_due` for one conversation, as what the sender needs (outbox id, envelope): read
-    inside the claiming transaction, so they can be sent once it commits."""
+    """`claim_due`, as what the sender needs (outbox id, envelope): read inside the claiming
+    transaction, so they can be sent once it commits."""
     claimed = await claim_due(session, limit=limit, conversation_id=conversation_id)
     return [(item.id, envelope_of(item)) for item in claimed]
 

@@ -13,7 +13,7 @@ from api.conversations.models import Channel
 from api.db import get_sessionmaker, unit_of_work
 from api.errors import ChannelDeliveryError
 from api.outbox.senders import ChannelSender, Envelope
-from api.outbox.service import claim_due, do_mark_failed, do_mark_sent, envelope_of
+from api.outbox.service import claim_envelopes, do_mark_failed, do_mark_sent
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,7 @@ async def deliver_due(
     """One pass: returns how many rows were attempted."""
     maker = maker or get_sessionmaker()
     async with unit_of_work(maker) as session:
-        claimed = await claim_due(session, limit=limit, conversation_id=conversation_id)
-        items = [(item.id, envelope_of(item)) for item in claimed]
+        items = await claim_envelopes(session, limit=limit, conversation_id=conversation_id)
     return await send_claimed(senders, items, maker=maker)
 
 
