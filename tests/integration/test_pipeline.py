@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import socket
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ from api.engine.client import RasaGateway
 from api.engine.texts import ENGINE_DOWN_REPLY, OPT_OUT_CONFIRMATION
 from api.engine.turns import process_conversation
 from api.outbox.models import OutboxItem, OutboxState
-from api.outbox.senders import SendResult
+from api.outbox.senders import Envelope, SendResult
 from api.outbox.service import claim_due, do_mark_failed, do_mark_sent
 from api.templates.service import (
     get_template,
@@ -359,7 +360,7 @@ async def test_a_turn_claims_its_reply_in_its_own_transaction_and_a_crash_leaves
     _, conversation_id, _ = await receive(phone, "quanto é?", "SMclaim1")
     seen: list[tuple[str, str, OutboxState, int]] = []
 
-    async def crash_while_sending(items: Any) -> None:
+    async def crash_while_sending(items: Sequence[tuple[int, Envelope]]) -> None:
         # What the deliverer gets is already committed: another session sees it leased.
         async with unit_of_work() as session:
             for item_id, envelope in items:
@@ -393,8 +394,41 @@ async def test_a_turn_claims_its_reply_in_its_own_transaction_and_a_crash_leaves
     await receive(phone, "alo?", "SMclaim2")
     delivered: list[int] = []
 
-    async def record(items: Any) -> None:
+    async def record(items: Sequence[tuple[int, Envelope]]) -> None:
         delivered.extend(item_id for item_id, _ in items)
 
     assert await process_conversation(conversation_id, gateway=None, deliver=record) == 1
     assert item.id not in delivered  # leased by the retake above: never claimed twice
+
+
+async def test_each_turns_reply_is_sent_before_the_next_turn_runs() -> None:
+    """Claimed by a turn's finish, its replies go out before the conversation's next turn (their
+    lease is never held across another turn's wait for Rasa)."""
+    _, phone = await case_with_phone()
+    _, conversation_id, _ = await receive(phone, "quanto é?", "SMturnseq1")
+    await receive(phone, "alo?", "SMturnseq2")
+    handled_when_sent: list[int] = []
+
+    async def count_handled(items: Sequence[tuple[int, Envelope]]) -> None:
+        async with unit_of_work() as session:
+            handled = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Message)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == "inbound",
+                    Message.handled_at.is_not(None),
+                )
+            )
+        handled_when_sent.extend(handled or 0 for _ in items)
+
+    assert (
+        await process_conversation(
+            conversation_id, gateway=gateway_to_nowhere(), deliver=count_handled
+        )
+        == 2
+    )
+    # The first turn's reply (Rasa is down: the hand-off notice) left while the second waited;
+    # the second turn (already handed off) queued nothing.
+    assert handled_when_sent == [1]
+    assert await outbound_texts(conversation_id) == [ENGINE_DOWN_REPLY]
