@@ -16,7 +16,7 @@ from api.channels.registry import build_senders
 from api.config import Settings, get_settings
 from api.conversations.scheduling import install_turn_scheduler
 from api.db import unit_of_work
-from api.engine.client import get_gateway
+from api.engine.client import close_gateway, get_gateway
 from api.engine.commands import deliver_engine_commands, do_prune_engine_commands
 from api.engine.dispatch import BACKGROUND_TURNS, run_media_fetcher
 from api.engine.ledger import do_prune_executions
@@ -122,3 +122,4 @@ async def run_worker(settings: Settings | None = None) -> None:
             tasks.append(asyncio.create_task(run_imap_ingestion(settings, stop)))
     await stop.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await close_gateway()

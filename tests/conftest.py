@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.config import get_settings
 from api.db import get_engine, get_sessionmaker, make_engine
+from api.engine.client import close_gateway
 
 _WORK_DIR = Path(tempfile.mkdtemp(prefix="tratativa-tests-"))
 
@@ -101,6 +102,13 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await session.close()
             await transaction.rollback()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _close_the_gateway_at_the_end() -> AsyncIterator[None]:
+    """The process's Rasa gateway keeps an aiohttp session in the session's event loop."""
+    yield
+    await close_gateway()
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import httpx
+import aiohttp
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -90,38 +92,55 @@ def parse_turn(body: dict[str, Any]) -> EngineTurn:
 class RasaGateway:
     """Talks to the Rasa server through the gateway channel, authenticated by a shared secret."""
 
-    def __init__(self, settings: RasaSettings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: RasaSettings) -> None:
         if not settings.url:
             raise EngineUnavailable("RASA_URL não configurada.")
         self._base = settings.url.rstrip("/") + GATEWAY_PATH
         self._headers = {"X-Tratativa-Secret": settings.gateway_secret.get_secret_value()}
-        self._client = client or httpx.AsyncClient(timeout=settings.timeout_seconds)
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
+        # aiohttp rather than httpx: one call per turn on the service's hot path, and aiohttp
+        # (already here as the twilio library's client) costs about half the CPU per request.
+        # Its sessions belong to one event loop: the session is built in the loop that calls.
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = self._loop = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._loop = loop
+        return self._session
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         # Only a refused connection is retried: the request never reached Rasa, so it cannot be
         # processed twice. A timeout or a 5xx goes to a person instead.
         try:
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(httpx.ConnectError),
+                retry=retry_if_exception_type(aiohttp.ClientConnectorError),
                 stop=stop_after_attempt(3),
                 wait=wait_exponential_jitter(multiplier=0.2, max=1.0),
                 reraise=True,
             ):
                 with attempt:
-                    response = await self._client.post(
+                    async with self._client().post(
                         self._base + path, json=payload, headers=self._headers
-                    )
-        except httpx.HTTPError as exc:
+                    ) as response:
+                        status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise EngineUnavailable(f"Rasa indisponível ({type(exc).__name__}).") from exc
-        if response.status_code != 200:
-            raise EngineUnavailable(f"Rasa respondeu {response.status_code}.")
+        if status != 200:
+            raise EngineUnavailable(f"Rasa respondeu {status}.")
         try:
-            body: dict[str, Any] = response.json()
+            body = json.loads(raw)
         except ValueError as exc:
             raise EngineUnavailable("Resposta inválida do Rasa.") from exc
+        if not isinstance(body, dict):
+            raise EngineUnavailable("Resposta inválida do Rasa.")
         return body
 
     async def send_turn(
@@ -159,3 +178,11 @@ def get_gateway() -> RasaGateway | None:
     """This process's gateway client; None when no RASA_URL is configured."""
     settings = get_settings()
     return RasaGateway(settings.rasa) if settings.rasa.url else None
+
+
+async def close_gateway() -> None:
+    """Close this process's gateway connections at shutdown, if any were opened."""
+    if get_gateway.cache_info().currsize:
+        gateway = get_gateway()
+        if gateway is not None:
+            await gateway.aclose()

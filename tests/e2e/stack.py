@@ -22,6 +22,7 @@ from api.app import create_app
 from api.channels.registry import build_senders
 from api.config import get_settings
 from api.devtools.twilio_simulator import SimConfig, SimulatorThread, sign
+from api.engine.client import close_gateway
 from api.engine.dispatch import get_gateway, get_senders
 from api.outbox.worker import run_outbox_worker
 from tests.e2e.conftest import RasaServer, running_rasa
@@ -127,6 +128,7 @@ async def running_stack(extra_env: dict[str, str] | None = None) -> AsyncIterato
                 await asyncio.gather(worker, serving)
             sim.stop()
             sock.close()
+            await close_gateway()
             get_settings.cache_clear()
             get_gateway.cache_clear()
             get_senders.cache_clear()

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -81,8 +81,20 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+_opened: list[RasaGateway] = []
+
+
 def gateway_to_nowhere() -> RasaGateway:
-    return RasaGateway(RasaSettings(url=f"http://127.0.0.1:{closed_port()}", timeout_seconds=2))
+    gateway = RasaGateway(RasaSettings(url=f"http://127.0.0.1:{closed_port()}", timeout_seconds=2))
+    _opened.append(gateway)
+    return gateway
+
+
+@pytest.fixture(autouse=True)
+async def _close_gateways() -> AsyncIterator[None]:
+    yield
+    while _opened:
+        await _opened.pop().aclose()
 
 
 async def outbound_texts(conversation_id: int) -> list[str]:
