@@ -40,7 +40,7 @@ scripts/run.sh -- bash -c '
   .venv/bin/python scripts/bench_whatsapp.py --service-url "$PUBLIC_BASE_URL" \
     --sim-url "http://127.0.0.1:$TWILIO_SIMULATOR_PORT" --rasa-url "$RASA_URL" \
     --rates "$BENCH_RATES" --infringers "$BENCH_INFRINGERS" --messages "$BENCH_MESSAGES" \
-    --max-seconds 480 | tee "$BENCH_OUT.whatsapp"
+    --database-url "$DATABASE_URL" --max-seconds 480 | tee "$BENCH_OUT.whatsapp"
   echo; echo "== Rasa gateway parse latency"
   .venv/bin/python scripts/bench_nlu.py --url "$RASA_URL" --requests 200 --concurrency 10
   echo; echo "== Memory: peak RSS under the load above"

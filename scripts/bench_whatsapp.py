@@ -9,8 +9,13 @@ seconds whatever the answers (open loop: nobody waits for a reply before the nex
 - whatsapp: each message goes through the simulator's /_sim/inbound (a signed Twilio webhook to
   the service). Webhook acknowledgement = the simulator's own time for that POST. Turn latency =
   from the webhook POST to the LAST reply of that turn arriving at the simulator (both are the
-  simulator's clock). A reply belongs to the latest message its infringer had sent before it
-  arrived; a turn with no reply in that window counts as unanswered.
+  simulator's clock). With --database-url (make bench passes the service's), a reply belongs
+  to the infringer's latest turn the service had finished (messages.handled_at) when it arrived:
+  a turn's replies leave after its finish commits and before that conversation's next turn runs,
+  so this is exact even when turns take longer than the infringer's gap between messages.
+  Without it, a reply belongs to the latest message its infringer had sent before it arrived,
+  which above saturation credits a slow turn's reply to the next message. A turn with no reply
+  counts as unanswered.
 - rasa: the same turns straight to Rasa's gateway channel
   (POST {RASA_URL}/webhooks/tratativa/webhook with X-Tratativa-Secret); the answer carries every
   reply of the turn, so latency = time to the answer.
@@ -71,6 +76,7 @@ TEXTS = (
 class Turn:
     who: str
     text: str
+    sid: str = ""  # whatsapp: the MessageSid the simulator posted
     posted_at: float = 0.0  # simulator clock (whatsapp) or perf_counter (rasa)
     ack: float | None = None
     latency: float | None = None
@@ -209,10 +215,15 @@ async def whatsapp_step(
             return
         turn.posted_at = float(result["posted_at"])
         turn.ack = float(result["elapsed_ms"]) / 1000
+        turn.sid = str(result.get("message_sid") or "")
 
     step.send_seconds = await open_loop(rate, step.turns, send)
     replies = await drain(http, sim_url, after, step.turns, wait=args.timeout)
-    attribute(step.turns, replies)
+    if args.database_url:
+        finished = await finished_at(args.database_url, [t.sid for t in step.turns if t.sid])
+        attribute_by_finish(step.turns, replies, finished)
+    else:
+        attribute(step.turns, replies)
     return step
 
 
@@ -273,6 +284,54 @@ def attribute(turns: list[Turn], replies: list[dict[str, Any]]) -> None:
         for t in own:
             if t.posted_at <= reply["received_at"]:
                 owner = t
+        if owner is not None:
+            latency = reply["received_at"] - owner.posted_at
+            owner.latency = max(owner.latency or 0.0, latency)
+
+
+async def finished_at(database_url: str, sids: Sequence[str]) -> dict[str, float]:
+    """When the service finished the turn of each inbound WhatsApp message (by MessageSid)."""
+    import sqlalchemy as sa
+
+    from api.conversations.models import Channel, Message
+    from api.db import make_engine
+
+    engine = make_engine(database_url)
+    finished: dict[str, float] = {}
+    try:
+        async with engine.connect() as connection:
+            for start in range(0, len(sids), 500):
+                rows = await connection.execute(
+                    sa.select(Message.provider_id, Message.handled_at).where(
+                        Message.channel == Channel.WHATSAPP,
+                        Message.provider_id.in_(sids[start : start + 500]),
+                    )
+                )
+                for sid, handled_at in rows:
+                    if sid and handled_at is not None:
+                        finished[sid] = handled_at.timestamp()
+    finally:
+        await engine.dispose()
+    return finished
+
+
+def attribute_by_finish(
+    turns: list[Turn], replies: list[dict[str, Any]], finished: dict[str, float]
+) -> None:
+    """Latency of a turn = its last reply; a reply belongs to the infringer's latest turn the
+    service had finished when the reply arrived (same machine, same clock)."""
+    by_phone: dict[str, list[tuple[float, Turn]]] = defaultdict(list)
+    for t in turns:
+        if not t.error and t.sid in finished:
+            by_phone[t.who].append((finished[t.sid], t))
+    for own in by_phone.values():
+        own.sort(key=lambda pair: pair[0])
+    for reply in replies:
+        owner = None
+        for done_at, t in by_phone.get(phone_of(reply), []):
+            if done_at > reply["received_at"]:
+                break
+            owner = t
         if owner is not None:
             latency = reply["received_at"] - owner.posted_at
             owner.latency = max(owner.latency or 0.0, latency)
@@ -462,6 +521,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--warm-up", type=int, default=10, help="turns through each path before measuring"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="the service's database: replies are matched to the turn the service had finished",
     )
     return asyncio.run(run(parser.parse_args(argv)))
 
