@@ -22,6 +22,10 @@ from api.errors import AppError
 
 log = logging.getLogger(__name__)
 GATEWAY_PATH = "/webhooks/tratativa"
+# Rasa's web server (Sanic) closes a keep-alive connection after 5 idle seconds; a request sent
+# on it just then fails after it may have reached Rasa, which is never retried. Connections idle
+# for 4 s are dropped on this side first.
+KEEPALIVE_SECONDS = 4.0
 
 
 class EngineUnavailable(AppError):
@@ -112,7 +116,10 @@ class RasaGateway:
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+            )
             self._loop = loop
         return self._session
 
