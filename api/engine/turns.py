@@ -120,6 +120,23 @@ async def _pending_or_release(
     return turn
 
 
+async def _next_or_release(
+    session: AsyncSession, conversation_id: int, token: str
+) -> PendingTurn | None:
+    """As `_pending_or_release`, once our lease is renewed (the row locked): most turns find
+    nothing more to do, so the lease is first given back on the condition that no message is
+    ready, in one statement; only when one is does the turn read it. The condition is read
+    under the row lock, so what it misses was committed after it and its claim finds the lease
+    free once we commit."""
+    released = await session.scalar(
+        _release_unless_ready_statement(),
+        {"p_conversation_id": conversation_id, "p_token": token},
+    )
+    if released is not None:
+        return None
+    return await _pending_or_release(session, conversation_id, token)
+
+
 async def _release(
     maker: async_sessionmaker[AsyncSession], conversation_id: int, token: str
 ) -> None:
@@ -184,7 +201,7 @@ async def _finish(
         if deliver is not None:
             claimed = await claim_envelopes(session, conversation_id=turn.conversation_id)
         if await _renew(session, turn.conversation_id, token):
-            following = await _pending_or_release(session, turn.conversation_id, token)
+            following = await _next_or_release(session, turn.conversation_id, token)
         else:
             following = None  # the lease expired and another process took the conversation
     if claimed and deliver is not None:
@@ -439,6 +456,36 @@ def _release_statement() -> sa.Update:
         sa.update(_CONVERSATIONS)
         .where(_held_by_token())
         .values(turn_lease_token=None, turn_lease_until=None)
+    )
+
+
+@functools.cache
+def _release_unless_ready_statement() -> sa.Update:
+    """Give the lease back unless the conversation's oldest unhandled inbound message is ready
+    (exists, and has no media still being fetched): `_oldest_ready`'s condition, in SQL."""
+    oldest = (
+        sa.select(Message.id)
+        .where(
+            Message.conversation_id == sa.bindparam("p_conversation_id", type_=sa.Integer),
+            Message.direction == Direction.INBOUND,
+            Message.handled_at.is_(None),
+        )
+        .order_by(Message.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    waiting = (
+        sa.select(Attachment.id)
+        .where(Attachment.message_id == oldest, Attachment.media_state == MediaState.PENDING)
+        .exists()
+    )
+    ready = sa.and_(oldest.is_not(None), ~waiting)
+    c = _CONVERSATIONS.c
+    return (
+        sa.update(_CONVERSATIONS)
+        .where(_held_by_token(), ~ready)
+        .values(turn_lease_token=None, turn_lease_until=None)
+        .returning(c.id)
     )
 
 
