@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
@@ -38,6 +40,7 @@ from api.timeline.service import Actor, create_entry
 
 _ENGAGE_FROM = (CaseStatus.NOTIFICADO, CaseStatus.SEM_RESPOSTA)
 _SUMMARY_CHARS = 280
+_CONVERSATIONS = cast(sa.Table, Conversation.__table__)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,29 @@ def _insert_once(dialect: str) -> Any:
     )
 
 
+@functools.cache
+def _insert_once_touching() -> sa.Select[Message, dt.datetime | None]:
+    """PostgreSQL: `_insert_once` and, when it inserted, the conversation's last_inbound_at
+    moved to the message's time (never back), in one statement; returns the message and the
+    conversation's new last_inbound_at (no row: a replay, nothing changed)."""
+    inserted = _insert_once("postgresql").cte("inserted")
+    at = sa.bindparam("p_created_at", type_=_CONVERSATIONS.c.last_inbound_at.type)
+    c = _CONVERSATIONS.c
+    touched = (
+        sa.update(_CONVERSATIONS)
+        .where(
+            c.id == sa.bindparam("p_conversation_id", type_=sa.Integer),
+            sa.exists(sa.select(inserted.c.id)),
+        )
+        .values(last_inbound_at=sa.func.greatest(sa.func.coalesce(c.last_inbound_at, at), at))
+        .returning(c.last_inbound_at)
+        .cte("touched")
+    )
+    return sa.select(aliased(Message, inserted), touched.c.last_inbound_at).outerjoin(
+        touched, sa.true()
+    )
+
+
 async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> Received:
     """Store an inbound message once (by provider id), tie it to contact, conversation and case,
     and record it on the timeline. A replay returns the stored message with created=False.
@@ -146,22 +172,30 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
             conversation.address = found.address
 
     meta = {**inbound.meta, "answerable": inbound.answerable}
+    params = {
+        "p_conversation_id": conversation.id,
+        "p_case_id": conversation.case_id,
+        "p_channel": inbound.channel,
+        "p_text": inbound.text,
+        "p_subject": inbound.subject,
+        "p_provider_id": inbound.external_id,
+        "p_meta": meta,
+        "p_raw": inbound.raw or None,
+        "p_created_at": inbound.received_at,
+        "p_handled_at": None if inbound.answerable else inbound.received_at,
+    }
     # Idempotency lives in the database's unique (channel, provider_id), not in a prior read.
-    message = await session.scalar(
-        _insert_once(session.get_bind().dialect.name),
-        {
-            "p_conversation_id": conversation.id,
-            "p_case_id": conversation.case_id,
-            "p_channel": inbound.channel,
-            "p_text": inbound.text,
-            "p_subject": inbound.subject,
-            "p_provider_id": inbound.external_id,
-            "p_meta": meta,
-            "p_raw": inbound.raw or None,
-            "p_created_at": inbound.received_at,
-            "p_handled_at": None if inbound.answerable else inbound.received_at,
-        },
-    )
+    dialect = session.get_bind().dialect.name
+    message: Message | None
+    if dialect == "postgresql":
+        # The conversation's last_inbound_at moves in the same statement (one round trip less
+        # per message), only when the message was new.
+        row = (await session.execute(_insert_once_touching(), params)).first()
+        message = row[0] if row is not None else None
+        if row is not None:
+            set_committed_value(conversation, "last_inbound_at", row[1])
+    else:
+        message = await session.scalar(_insert_once(dialect), params)
     if message is None:
         existing = await session.scalar(
             sa.select(Message).where(
@@ -175,9 +209,10 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
 
     for item in inbound.attachments:
         session.add(_attachment_row(message.id, item))
-    conversation.last_inbound_at = max(
-        conversation.last_inbound_at or inbound.received_at, inbound.received_at
-    )
+    if dialect != "postgresql":
+        conversation.last_inbound_at = max(
+            conversation.last_inbound_at or inbound.received_at, inbound.received_at
+        )
     await session.flush()
     await create_entry(
         session,
