@@ -87,6 +87,8 @@ async def _reference(session: AsyncSession, case_id: int | None) -> str:
 
 
 log = logging.getLogger(__name__)
+# The intent (contract/intents.md) of a data subject's request (LGPD art. 18).
+DATA_REQUEST_INTENT = "data_request"
 
 
 async def _subjects_exist(session: AsyncSession, record: EventRecord) -> bool:
@@ -107,11 +109,20 @@ async def _subjects_exist(session: AsyncSession, record: EventRecord) -> bool:
     )
 
 
+def _may_raise(record: EventRecord) -> bool:
+    """False for an event its handler passes over before reading anything (so the existence
+    check is not paid for it): a bot turn that read no data request."""
+    event = record.event
+    return not isinstance(event, k.BotTurnRead) or event.intent == DATA_REQUEST_INTENT
+
+
 async def handle_event(session: AsyncSession, record: EventRecord) -> None:
     """Raise or clear the alerts one event calls for."""
     handler = _HANDLERS.get(record.kind)
     if handler is None:
         return
+    if record.kind in _DEFERRED and not _may_raise(record):
+        return  # most bot turns read no data request: nothing to check, nothing to raise
     if record.kind in _DEFERRED and not await _subjects_exist(session, record):
         # The inline kinds run right after the commit that wrote their rows; the worker's
         # kinds may come long after, so only they pay for the check.
@@ -362,7 +373,7 @@ async def _on_turn_read(
 ) -> None:
     event = record.event
     assert isinstance(event, k.BotTurnRead)
-    if event.intent != "data_request" or not settings.enabled(ak.DATA_REQUEST):
+    if event.intent != DATA_REQUEST_INTENT or not settings.enabled(ak.DATA_REQUEST):
         return
     ref = await _reference(session, event.case_id)
     await raise_alerts(
