@@ -1,0 +1,72 @@
+"""`create_entry` writes one timeline row with a Core INSERT and hands back the entry as a
+persistent object of the caller's session: what the caller reads from it is what was stored,
+and objects the caller added before it are flushed first (as the ORM's flush did)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from api.contacts.models import ContactKind, ContactPoint
+from api.contacts.service import create_contact_point
+from api.conversations.models import Channel, Conversation
+from api.db import unit_of_work
+from api.timeline.models import ActorKind, EntryKind, TimelineEntry
+from api.timeline.service import Actor, create_entry
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
+
+
+async def test_an_entry_is_stored_once_and_handed_back_as_stored() -> None:
+    async with unit_of_work() as session:
+        contact = await create_contact_point(
+            session,
+            kind=ContactKind.EMAIL,
+            value=f"timeline-{uuid.uuid4().hex[:12]}@exemplo.com.br",
+            infringer_id=None,
+        )
+        conversation = Conversation(
+            contact_point_id=contact.id, channel=Channel.EMAIL, address=contact.value
+        )
+        session.add(conversation)
+        await session.flush()
+        with pytest.raises(ValueError):
+            await create_entry(session, kind=EntryKind.NOTE, actor=Actor.system(), summary="x")
+        # Added and not flushed: the entry's INSERT flushes it first, as the ORM's flush did.
+        other = ContactPoint(
+            kind=ContactKind.EMAIL, value=f"outro-{uuid.uuid4().hex[:12]}@exemplo.com.br"
+        )
+        session.add(other)
+        entry = await create_entry(
+            session,
+            kind=EntryKind.NOTE,
+            actor=Actor(ActorKind.ANALYST, name="Ana"),
+            conversation_id=conversation.id,
+            summary="O infrator pediu o boleto de novo.",
+            data={"note": True},
+        )
+        assert entry.id is not None
+        assert other not in session.new and other.id is not None
+        assert entry in session and entry not in session.new and entry not in session.dirty
+        # The session knows it: no second object, no query for it.
+        assert await session.get(TimelineEntry, entry.id) is entry
+        entry_id = entry.id
+        created_at = entry.created_at
+    async with unit_of_work() as session:
+        stored = (
+            (
+                await session.execute(
+                    sa.select(TimelineEntry).where(TimelineEntry.conversation_id == conversation.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        assert [e.id for e in stored] == [entry_id]
+        (row,) = stored
+        assert row.kind is EntryKind.NOTE and row.actor_kind is ActorKind.ANALYST
+        assert row.actor_name == "Ana" and row.summary == "O infrator pediu o boleto de novo."
+        assert row.data == {"note": True} and row.case_id is None and row.message_id is None
+        assert abs((row.created_at - created_at).total_seconds()) < 0.001
