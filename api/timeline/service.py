@@ -65,12 +65,12 @@ async def create_entry(
     }
     # A Core INSERT … RETURNING id (the session autoflushes before it, as the flush of an added
     # entry did): the ORM's unit of work cost about three times the statement for one row, and
-    # every message writes one or two entries. The entry is then put in the session as if
-    # loaded (every column set, nothing to write), so callers get the same persistent object.
+    # every message writes one or two entries. The entry handed back is detached with every
+    # column set (entries are never changed): the session does not hold it, so a rollback
+    # leaves nothing behind in it (SQLite may give the same id to the next entry).
     entry_id = await session.scalar(_insert_entry_statement(), values)
     entry = TimelineEntry(id=entry_id, **values)
     make_transient_to_detached(entry)
-    session.add(entry)
     return entry
 
 

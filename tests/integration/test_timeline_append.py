@@ -1,6 +1,7 @@
-"""`create_entry` writes one timeline row with a Core INSERT and hands back the entry as a
-persistent object of the caller's session: what the caller reads from it is what was stored,
-and objects the caller added before it are flushed first (as the ORM's flush did)."""
+"""`create_entry` writes one timeline row with a Core INSERT and hands back the entry, detached
+with every column set: what the caller reads from it is what was stored, objects the caller
+added before it are flushed first (as the ORM's flush did), and a rollback leaves nothing of
+it in the session (SQLite gives a rolled-back id to the next row)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,7 @@ async def test_an_entry_is_stored_once_and_handed_back_as_stored() -> None:
         )
         assert entry.id is not None
         assert other not in session.new and other.id is not None
-        assert entry in session and entry not in session.new and entry not in session.dirty
-        # The session knows it: no second object, no query for it.
-        assert await session.get(TimelineEntry, entry.id) is entry
+        assert entry not in session  # nothing for a rollback to leave behind
         entry_id = entry.id
         created_at = entry.created_at
     async with unit_of_work() as session:
@@ -64,9 +63,47 @@ async def test_an_entry_is_stored_once_and_handed_back_as_stored() -> None:
             .scalars()
             .all()
         )
-        assert [e.id for e in stored] == [entry_id]
+        assert [e.id for e in stored] == [entry_id]  # written once
         (row,) = stored
         assert row.kind is EntryKind.NOTE and row.actor_kind is ActorKind.ANALYST
         assert row.actor_name == "Ana" and row.summary == "O infrator pediu o boleto de novo."
         assert row.data == {"note": True} and row.case_id is None and row.message_id is None
         assert abs((row.created_at - created_at).total_seconds()) < 0.001
+
+
+async def test_after_a_rollback_the_next_entry_is_written_whatever_id_it_gets() -> None:
+    async with unit_of_work() as session:
+        contact = await create_contact_point(
+            session,
+            kind=ContactKind.EMAIL,
+            value=f"rollback-{uuid.uuid4().hex[:12]}@exemplo.com.br",
+            infringer_id=None,
+        )
+        conversation = Conversation(
+            contact_point_id=contact.id, channel=Channel.EMAIL, address=contact.value
+        )
+        session.add(conversation)
+    conversation_id = conversation.id
+    async with unit_of_work() as session:
+        async with session.begin_nested():
+            first = await create_entry(
+                session,
+                kind=EntryKind.SYSTEM,
+                actor=Actor.system(),
+                conversation_id=conversation_id,
+                summary="desfeita",
+            )
+            await session.rollback()
+        again = await create_entry(
+            session,
+            kind=EntryKind.SYSTEM,
+            actor=Actor.system(),
+            conversation_id=conversation_id,
+            summary="mantida",
+        )
+        assert again.summary == "mantida" and first.summary == "desfeita"
+    async with unit_of_work() as session:
+        kept = await session.scalars(
+            sa.select(TimelineEntry.summary).where(TimelineEntry.conversation_id == conversation_id)
+        )
+        assert kept.all() == ["mantida"]
