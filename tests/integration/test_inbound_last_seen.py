@@ -1,6 +1,7 @@
 """Receiving a message moves the conversation's last_inbound_at (the WhatsApp 24-hour window,
 the "e-mail ignored" and "infringer replied" rules read it): forward only, and a replay moves
-nothing. On PostgreSQL the insert and the move are one statement."""
+nothing. On PostgreSQL the insert and the move are one statement. Queueing a reply moves
+last_outbound_at and writes its outbox row (Core statements, not the ORM's flush)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from api.conversations.inbound import InboundMessage, do_receive_message
-from api.conversations.models import Channel, Conversation
+from api.conversations.models import AuthorKind, Channel, Conversation
+from api.conversations.outbound import OutboundMessage, do_queue_message
 from api.conversations.scheduling import turn_scheduler
 from api.db import unit_of_work, utcnow
+from api.outbox.models import OutboxItem, OutboxState
+from api.timeline.service import Actor
 from tests.helpers.turns import RecordingScheduler
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
@@ -73,3 +77,32 @@ async def test_last_inbound_at_moves_forward_only_and_a_replay_moves_nothing() -
     _, created, _ = await _receive(_inbound(phone, now, sid="SMseen-a" + phone))
     assert not created
     assert _same(await _stored(conversation_id), later)
+
+
+async def test_queueing_a_reply_moves_last_outbound_at_and_writes_its_outbox_row() -> None:
+    phone = f"+55879{next(_seq):08d}"
+    conversation_id, _, _ = await _receive(_inbound(phone, utcnow()))
+    before = utcnow()
+    async with unit_of_work() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None and conversation.last_outbound_at is None
+        queued = await do_queue_message(
+            session,
+            conversation=conversation,
+            message=OutboundMessage(author=AuthorKind.BOT, texts=("Olá! Como posso ajudar?",)),
+            actor=Actor.bot(),
+        )
+        shown = conversation.last_outbound_at
+        assert shown is not None and shown >= before
+        assert conversation not in session.dirty  # written already, nothing left to flush
+    async with unit_of_work() as session:
+        stored = await session.get(Conversation, conversation_id)
+        assert stored is not None and _same(stored.last_outbound_at, shown)
+        rows = (
+            await session.execute(
+                sa.select(OutboxItem.message_id, OutboxItem.state, OutboxItem.attempts).where(
+                    OutboxItem.conversation_id == conversation_id
+                )
+            )
+        ).all()
+        assert rows == [(queued[0].id, OutboxState.PENDING, 0)]  # one row, due as added rows were
