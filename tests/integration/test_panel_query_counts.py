@@ -20,6 +20,7 @@ from api.contacts.models import Infringer
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, Conversation
 from api.db import unit_of_work, utcnow
+from api.events.consumers import wait_for_inline_drains
 from api.handoff.service import do_add_note
 from api.payments.provider import get_payment_provider
 from api.payments.service import do_issue_payment_request
@@ -40,6 +41,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def queries_for(client: httpx.AsyncClient, url: str, **params: str) -> QueryLog:
+    # The setup's commits woke the inline event consumers; their passes (lingering up to
+    # LINGER_SECONDS) would otherwise land among the page's queries, depending on timing.
+    await wait_for_inline_drains()
     with count_queries() as log:
         response = await client.get(url, params=params)
     assert response.status_code == 200, response.text[:500]
