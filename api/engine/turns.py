@@ -459,33 +459,42 @@ def _release_statement() -> sa.Update:
     )
 
 
+def _unhandled_inbound(conversation_id: sa.BindParameter[int]) -> tuple[Any, ...]:
+    """The unhandled inbound messages of a conversation: the turns still to run, oldest first
+    by id. Shared by `_oldest_ready` and the conditional release, which must agree."""
+    return (
+        Message.conversation_id == conversation_id,
+        Message.direction == Direction.INBOUND,
+        Message.handled_at.is_(None),
+    )
+
+
+def _media_pending(message_id: Any) -> sa.Exists:
+    """Message `message_id` has media still being fetched (its turn waits for them)."""
+    return (
+        sa.select(Attachment.id)
+        .where(Attachment.message_id == message_id, Attachment.media_state == MediaState.PENDING)
+        .exists()
+    )
+
+
 @functools.cache
 def _release_unless_ready_statement() -> sa.Update:
     """Give the lease back unless the conversation's oldest unhandled inbound message is ready
     (exists, and has no media still being fetched): `_oldest_ready`'s condition, in SQL."""
     oldest = (
         sa.select(Message.id)
-        .where(
-            Message.conversation_id == sa.bindparam("p_conversation_id", type_=sa.Integer),
-            Message.direction == Direction.INBOUND,
-            Message.handled_at.is_(None),
-        )
+        .where(*_unhandled_inbound(sa.bindparam("p_conversation_id", type_=sa.Integer)))
         .order_by(Message.id)
         .limit(1)
         .scalar_subquery()
     )
-    waiting = (
-        sa.select(Attachment.id)
-        .where(Attachment.message_id == oldest, Attachment.media_state == MediaState.PENDING)
-        .exists()
-    )
-    ready = sa.and_(oldest.is_not(None), ~waiting)
-    c = _CONVERSATIONS.c
+    ready = sa.and_(oldest.is_not(None), ~_media_pending(oldest))
     return (
         sa.update(_CONVERSATIONS)
         .where(_held_by_token(), ~ready)
         .values(turn_lease_token=None, turn_lease_until=None)
-        .returning(c.id)
+        .returning(_CONVERSATIONS.c.id)
     )
 
 
@@ -517,11 +526,6 @@ def _handled_statement(*, with_reading: bool) -> sa.Update:
 @functools.cache
 def _oldest_ready_statement() -> sa.Select[int, str, Channel, int | None, Holder, bool, bool]:
     conversation_id = sa.bindparam("conversation_id", type_=sa.Integer)
-    waiting = (
-        sa.select(Attachment.id)
-        .where(Attachment.message_id == Message.id, Attachment.media_state == MediaState.PENDING)
-        .exists()
-    )
     return (
         sa.select(
             Message.id,
@@ -529,15 +533,11 @@ def _oldest_ready_statement() -> sa.Select[int, str, Channel, int | None, Holder
             Message.channel,
             Conversation.case_id,
             Conversation.holder,
-            waiting,
+            _media_pending(Message.id),
             catch_up_owed_clause(conversation_id),
         )
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.direction == Direction.INBOUND,
-            Message.handled_at.is_(None),
-        )
+        .where(*_unhandled_inbound(conversation_id))
         .order_by(Message.id)
         .limit(1)
     )

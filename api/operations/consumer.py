@@ -121,15 +121,16 @@ async def handle_event(session: AsyncSession, record: EventRecord) -> None:
     handler = _HANDLERS.get(record.kind)
     if handler is None:
         return
-    if record.kind in _DEFERRED and not _may_raise(record):
-        return  # most bot turns read no data request: nothing to check, nothing to raise
-    if record.kind in _DEFERRED and not await _subjects_exist(session, record):
-        # The inline kinds run right after the commit that wrote their rows; the worker's
-        # kinds may come long after, so only they pay for the check.
-        log.warning(
-            "event %s (%s) names a case or conversation that is gone", record.id, record.kind
-        )
-        return
+    if record.kind in _DEFERRED:
+        if not _may_raise(record):
+            return  # most bot turns read no data request: nothing to check, nothing to raise
+        if not await _subjects_exist(session, record):
+            # The inline kinds run right after the commit that wrote their rows; the worker's
+            # kinds may come long after, so only they pay for the check.
+            log.warning(
+                "event %s (%s) names a case or conversation that is gone", record.id, record.kind
+            )
+            return
     await handler(session, record, await get_alert_settings(session))
 
 

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contacts.models import ContactKind, ContactPoint
 from api.contacts.service import create_contact_point
@@ -20,19 +21,25 @@ from api.timeline.service import Actor, create_entry
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
 
 
+async def _new_conversation(session: AsyncSession, prefix: str) -> Conversation:
+    """An e-mail conversation with a new, unmatched contact, flushed (it has its id)."""
+    contact = await create_contact_point(
+        session,
+        kind=ContactKind.EMAIL,
+        value=f"{prefix}-{uuid.uuid4().hex[:12]}@exemplo.com.br",
+        infringer_id=None,
+    )
+    conversation = Conversation(
+        contact_point_id=contact.id, channel=Channel.EMAIL, address=contact.value
+    )
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
 async def test_an_entry_is_stored_once_and_handed_back_as_stored() -> None:
     async with unit_of_work() as session:
-        contact = await create_contact_point(
-            session,
-            kind=ContactKind.EMAIL,
-            value=f"timeline-{uuid.uuid4().hex[:12]}@exemplo.com.br",
-            infringer_id=None,
-        )
-        conversation = Conversation(
-            contact_point_id=contact.id, channel=Channel.EMAIL, address=contact.value
-        )
-        session.add(conversation)
-        await session.flush()
+        conversation = await _new_conversation(session, "timeline")
         with pytest.raises(ValueError):
             await create_entry(session, kind=EntryKind.NOTE, actor=Actor.system(), summary="x")
         # Added and not flushed: the entry's INSERT flushes it first, as the ORM's flush did.
@@ -73,17 +80,7 @@ async def test_an_entry_is_stored_once_and_handed_back_as_stored() -> None:
 
 async def test_after_a_rollback_the_next_entry_is_written_whatever_id_it_gets() -> None:
     async with unit_of_work() as session:
-        contact = await create_contact_point(
-            session,
-            kind=ContactKind.EMAIL,
-            value=f"rollback-{uuid.uuid4().hex[:12]}@exemplo.com.br",
-            infringer_id=None,
-        )
-        conversation = Conversation(
-            contact_point_id=contact.id, channel=Channel.EMAIL, address=contact.value
-        )
-        session.add(conversation)
-    conversation_id = conversation.id
+        conversation_id = (await _new_conversation(session, "rollback")).id
     async with unit_of_work() as session:
         async with session.begin_nested():
             first = await create_entry(
