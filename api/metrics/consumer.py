@@ -74,7 +74,12 @@ _ROWS_KEY = "metrics_rows"
 class SessionStore:
     """Rows from and into the consumer's transaction. The rows a pass has read or created are
     held for the rest of its transaction: the session's identity map keeps only weak references,
-    so a clean row would otherwise be read again for the next event of the batch."""
+    so a clean row would otherwise be read again for the next event of the batch.
+
+    Its reads do not autoflush: what they read (a rollup row by its key, a case, a
+    conversation) cannot depend on the pass's unwritten changes, since every row the pass
+    created is held here and found before the database is asked. With autoflush each read that
+    missed wrote the pass's changes so far, row by row: the batch is flushed once, at commit."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -83,21 +88,24 @@ class SessionStore:
     async def _get(self, model: type[Any], key: Any) -> Any:
         found = self.rows.get((model, key))
         if found is None:
-            found = await self.session.get(model, key)
+            with self.session.no_autoflush:
+                found = await self.session.get(model, key)
             if found is not None:
                 self.rows[(model, key)] = found
         return found
 
     async def case_info(self, case_id: int) -> CaseInfo | None:
-        return (await case_infos(self.session, [case_id])).get(case_id)
+        with self.session.no_autoflush:
+            return (await case_infos(self.session, [case_id])).get(case_id)
 
     async def provider_of(self, conversation_id: int) -> str | None:
         column = provider_column()
         if column is None:
             return None
-        value = await self.session.scalar(
-            sa.select(column).where(Conversation.id == conversation_id)
-        )
+        with self.session.no_autoflush:
+            value = await self.session.scalar(
+                sa.select(column).where(Conversation.id == conversation_id)
+            )
         return str(value) if value is not None else None
 
     async def get_conversation(self, conversation_id: int) -> MetricConversation | None:
@@ -137,8 +145,8 @@ async def handle_event(session: AsyncSession, record: EventRecord) -> None:
     folder = Folder(SessionStore(session), await _calendar(session))
     await folder.apply(to_ev(record))
     # No flush per event: the rows this pass created or read are held in its SessionStore (the
-    # next event of the batch finds them there), and any query flushes first (autoflush). The
-    # batch's changes are flushed together before the cursor moves, in its transaction: a row
+    # next event of the batch finds them there) and its reads do not autoflush. The batch's
+    # changes are flushed together when its transaction commits, with the cursor's move: a row
     # touched by several events of the batch is written once, inserts of a table go together.
 
 
