@@ -248,7 +248,9 @@ def _read_batch_statement(postgresql: bool, kinds: frozenset[str] | None) -> sa.
         _horizon_condition(postgresql),
     )
     if kinds is not None:
-        query = query.where(StoredEvent.kind.in_(sorted(kinds)))
+        # One bound value per kind, not an expanding list: the same IN (…), without rewriting
+        # the statement's SQL at every execution (the kinds are fixed for the statement).
+        query = query.where(StoredEvent.kind.in_([sa.literal(kind) for kind in sorted(kinds)]))
     return query.order_by(StoredEvent.tx_id, StoredEvent.id).limit(
         sa.bindparam("limit", type_=sa.Integer)
     )

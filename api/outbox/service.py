@@ -41,6 +41,9 @@ _MESSAGES = cast(sa.Table, Message.__table__)
 # more CPU than running them): each call binds its values.
 
 
+_UNSENT_STATES = (OutboxState.PENDING, OutboxState.IN_FLIGHT)
+
+
 @functools.cache
 def _claim_statement(one_conversation: bool) -> ReturningUpdate[OutboxItem]:
     """Lease up to `p_limit` due rows (of conversation `p_conversation_id` when
@@ -51,7 +54,8 @@ def _claim_statement(one_conversation: bool) -> ReturningUpdate[OutboxItem]:
         .where(
             earlier.conversation_id == OutboxItem.conversation_id,
             earlier.id < OutboxItem.id,
-            earlier.state.in_([OutboxState.PENDING, OutboxState.IN_FLIGHT]),
+            # Bound values, not an expanding list: no rewrite of the SQL at every claim.
+            earlier.state.in_([sa.literal(state, earlier.state.type) for state in _UNSENT_STATES]),
         )
         .exists()
     )
