@@ -20,7 +20,7 @@ from api.config import get_settings
 from api.contacts.routes import router as contacts_router
 from api.engine.action_server import router as action_server_router
 from api.engine.client import close_gateway
-from api.engine.dispatch import BACKGROUND_TURNS
+from api.engine.dispatch import BACKGROUND_TURNS, close_senders
 from api.handoff.routes import router as handoff_router
 from api.health.routes import router as health_router
 from api.metrics.routes import router as metrics_router
@@ -45,6 +45,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # under load (api.runtime).
     freeze_loaded_objects()
     yield
+    await close_senders()
     await close_gateway()
 
 

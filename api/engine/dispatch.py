@@ -95,6 +95,22 @@ async def wait_for_scheduled_turns() -> None:
     await wait_for_inline_drains()
 
 
+async def close_senders() -> None:
+    """Close the connections this process's senders opened (shutdown; they reopen on their
+    next use). A turn still running is not waited for: the HTTP server has stopped, so its
+    actions could not reach us; it is cancelled with the loop and the worker's sweeper runs it
+    again when its lease ends, as after a crash."""
+    if get_senders.cache_info().currsize == 0:
+        return  # nothing was sent from this process: nothing to close
+    for sender in get_senders().values():
+        close = getattr(sender, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                log.warning("closing the %s sender failed", sender.channel, exc_info=True)
+
+
 async def fetch_media_then_turns(channel: Channel, message_id: int) -> int:
     """Right after the webhook's commit: fetch this message's media, then run its turn (and the
     ones waiting behind it). Returns how many turns ran; what fails here the worker retries."""

@@ -48,7 +48,7 @@ from api.storage import store_blob
 from api.templates.service import get_template, render
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import Actor
-from tests.fixtures.twilio.harness import eventually, new_phone
+from tests.fixtures.twilio.harness import eventually, new_phone, service_app
 from tests.helpers.whatsapp_providers import (
     PROVIDERS,
     ProviderStack,
@@ -442,3 +442,40 @@ async def test_a_file_leaves_as_the_providers_media_message(stack: ProviderStack
     assert sent[0]["body"] == "Segue o boleto."
     assert sent[0]["media"]["filename"] == "boleto.pdf"
     assert (await message_row(queued[0].id)).provider_id is not None
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections from this machine to 127.0.0.1:`port` (client side)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                    if remote_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                        count += 1
+        except FileNotFoundError:
+            continue
+    return count
+
+
+async def test_a_stopping_service_closes_its_connections_to_the_provider(
+    stack: ProviderStack,
+) -> None:
+    """The senders' kept-alive connections are closed when the app shuts down (they were
+    left to the garbage collector)."""
+    port = int(stack.sim_url.rsplit(":", 1)[1].split("/")[0])
+    message = await write(stack, new_phone())
+    reply = await queue_text(message.conversation_id, "Olá, tudo bem?")
+    await deliver_due(get_senders(), conversation_id=message.conversation_id)
+    assert (await outbox_of(reply.id)).state is OutboxState.DONE
+    open_before = _connections_to(port)
+    assert open_before >= 1  # the send's connection, kept alive
+
+    app = service_app()
+    async with app.router.lifespan_context(app):
+        pass
+
+    assert _connections_to(port) < open_before
