@@ -6,13 +6,15 @@ import functools
 from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from api.conversations.models import Channel, DeliveryStatus, Message
 from api.db import utcnow
 from api.events import EventActorKind, emit
 from api.events.kinds import MessageDelivered, MessageFailed
+from api.events.models import StoredEvent
+from api.events.service import announce_committed
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -114,6 +116,97 @@ async def do_advance_delivery(
         channel=channel,
         status=status,
     )
+    return int(message_id)
+
+
+@functools.cache
+def _advance_and_record_statement() -> sa.Select[int, int | None, int]:
+    """PostgreSQL: `_advance_statement` and the message.delivered row it causes, in ONE
+    statement (the UPDATE in a WITH, the event's INSERT reading what it returned): the row is
+    what `emit` would write (`p_kind`, `p_channel_text`, `p_status_text`: the same values as
+    text, for the event's columns and payload)."""
+    moved = _advance_statement().cte("moved")
+    events = cast(sa.Table, StoredEvent.__table__)
+    now = sa.bindparam("p_now", type_=events.c.occurred_at.type)
+    status_text = sa.bindparam("p_status_text", type_=sa.String)
+    record = (
+        sa.insert(events)
+        .from_select(
+            [
+                "kind",
+                "case_id",
+                "conversation_id",
+                "channel",
+                "actor_kind",
+                "actor_id",
+                "occurred_at",
+                "recorded_at",
+                "payload",
+            ],
+            sa.select(
+                sa.bindparam("p_kind", type_=sa.String),
+                moved.c.case_id,
+                moved.c.conversation_id,
+                sa.bindparam("p_channel_text", type_=sa.String),
+                sa.bindparam("p_actor_kind", type_=sa.String),
+                sa.null(),
+                now,
+                now,
+                sa.func.jsonb_build_object(
+                    sa.literal_column("'message_id'"),
+                    moved.c.id,
+                    sa.literal_column("'status'"),
+                    status_text,
+                ),
+            ).select_from(moved),
+        )
+        .cte("recorded")
+    )
+    return sa.select(moved.c.id, moved.c.case_id, moved.c.conversation_id).add_cte(record)
+
+
+async def do_advance_delivery_at_once(
+    engine: AsyncEngine, *, channel: Channel, provider_id: str, status: DeliveryStatus
+) -> int | None:
+    """`do_advance_delivery` outside any session, on PostgreSQL: the UPDATE and its event's row
+    are one statement, which needs no transaction of its own around it (autocommit: no BEGIN,
+    no COMMIT, one round trip). The common status report (sent, delivered, read of a message
+    we know) costs one statement; None as in `do_advance_delivery` (and always on another
+    database): the caller then goes the session's way."""
+    if status not in PROGRESS or engine.dialect.name != "postgresql":
+        return None
+    occurred_at = utcnow()
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = (
+            await autocommit.execute(
+                _advance_and_record_statement(),
+                {
+                    "p_channel": channel,
+                    "p_provider_id": provider_id,
+                    "p_rank": RANK[status],
+                    "p_status": status,
+                    "p_now": occurred_at,
+                    "p_kind": MessageDelivered.kind,
+                    "p_channel_text": str(channel),
+                    "p_actor_kind": str(EventActorKind.SYSTEM),
+                    "p_status_text": str(status),
+                },
+            )
+        ).first()
+    if row is None:
+        return None
+    message_id, case_id, conversation_id = row
+    event = MessageDelivered(
+        case_id=case_id,
+        conversation_id=conversation_id,
+        channel=str(channel),
+        actor_kind=EventActorKind.SYSTEM,
+        occurred_at=occurred_at,
+        message_id=message_id,
+        status=str(status),
+    )
+    await announce_committed(engine, [event])
     return int(message_id)
 
 

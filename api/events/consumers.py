@@ -359,9 +359,14 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
     delivers its replies first) or is itself a consumer's pass: then the pass runs as a
     background task of this process. Either way the cursor is durable: what this process does
     not get to, the worker's runner does."""
+    await wake_committed(session.bind, kinds)
+
+
+async def wake_committed(bind: object, kinds: frozenset[str] = frozenset()) -> None:
+    """`wake_after_commit` for a commit made on `bind` (an AsyncEngine; anything else wakes
+    no inline consumer here), with or without a session."""
     for waker in list(_local_wakers):
         waker.set()
-    bind = session.bind
     if isinstance(bind, AsyncEngine):
         # A consumer's own commit (inside a pass) never waits for another pass: two inline
         # consumers that emit what the other reads would otherwise wait for each other.

@@ -204,6 +204,20 @@ def _on_commit(session: AsyncSession, pending: list[DomainEvent]) -> None:
     on_commit(session, committed)
 
 
+async def announce_committed(bind: object, events: Sequence[DomainEvent]) -> None:
+    """Events whose rows the caller wrote and committed itself, in one statement outside any
+    session (a hot path: see api.conversations.delivery): captures see them and consumers are
+    woken, as after a session's commit."""
+    for sink in capture_sinks:
+        sink.extend(events)
+    from api.events.consumers import wake_committed
+
+    try:
+        await wake_committed(bind, frozenset(event.kind for event in events))
+    except Exception:  # consumers catch up by polling; the change is committed
+        log.exception("waking event consumers failed")
+
+
 def forget_pending(session: AsyncSession) -> None:
     """Drop the record of emitted events after a rollback (unit_of_work drops the hooks)."""
     session.info.pop(_PENDING_KEY, None)

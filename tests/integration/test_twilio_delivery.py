@@ -16,12 +16,14 @@ import sqlalchemy as sa
 
 from api.channels.whatsapp_twilio.sender import TwilioWhatsAppSender
 from api.config import get_settings
+from api.conversations.delivery import do_advance_delivery
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, DeliveryStatus, Message
 from api.conversations.outbound import Outbound, TemplateRef, do_queue_outbound
 from api.db import unit_of_work, utcnow
 from api.errors import ChannelDeliveryError
 from api.events.models import StoredEvent
+from api.events.service import to_record
 from api.outbox import service as outbox_service
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
@@ -40,6 +42,7 @@ from tests.fixtures.twilio.harness import (
     new_sid,
     twilio_stack,
 )
+from tests.helpers.events import capture_events
 
 pytestmark = pytest.mark.integration
 
@@ -447,3 +450,60 @@ async def test_an_unsigned_callback_is_refused_and_changes_nothing(stack: Twilio
     missing = await stack.http.post(stack.service_url + STATUS_PATH, data=form)
     assert (forged.status_code, missing.status_code) == (403, 403)
     assert (await message_row(queued.message_id)).delivery_status is DeliveryStatus.QUEUED
+
+
+async def _delivered_rows(message_id: int) -> list[StoredEvent]:
+    async with unit_of_work() as session:
+        return list(
+            await session.scalars(
+                sa.select(StoredEvent)
+                .where(
+                    StoredEvent.kind == "message.delivered",
+                    StoredEvent.payload["message_id"].as_integer() == message_id,
+                )
+                .order_by(StoredEvent.id)
+            )
+        )
+
+
+async def test_a_status_report_records_the_same_event_whichever_way_it_is_written(
+    stack: TwilioStack,
+) -> None:
+    """A callback (one statement without a session on PostgreSQL) and the session's way
+    (do_advance_delivery, as the other providers' webhooks take it) write the same
+    message.delivered row; the callback's is seen by captures as after any commit."""
+    by_callback_sid, by_session_sid = new_sid(), new_sid()
+    by_callback = await sent_message(by_callback_sid)
+    by_session = await sent_message(by_session_sid)
+
+    before = utcnow()
+    with capture_events() as captured:
+        assert await callback(stack, "status_delivered", by_callback_sid) == 200
+    after = utcnow()
+    async with unit_of_work() as session:
+        moved = await do_advance_delivery(
+            session,
+            channel=Channel.WHATSAPP,
+            provider_id=by_session_sid,
+            status=DeliveryStatus.DELIVERED,
+        )
+    assert moved == by_session.message_id
+
+    [written] = await _delivered_rows(by_callback.message_id)
+    [emitted] = await _delivered_rows(by_session.message_id)
+    message = await message_row(by_callback.message_id)
+    assert message.delivery_status is DeliveryStatus.DELIVERED
+    assert (written.case_id, written.conversation_id) == (message.case_id, message.conversation_id)
+    shape = ("kind", "channel", "actor_kind", "actor_id")
+    assert [getattr(written, name) for name in shape] == [getattr(emitted, name) for name in shape]
+    assert written.payload == {"message_id": by_callback.message_id, "status": "delivered"}
+    assert set(written.payload) == set(emitted.payload)
+    assert before <= written.occurred_at <= after
+    assert (written.tx_id > 0) == (emitted.tx_id > 0)  # the writing transaction's id on PostgreSQL
+    # What a consumer reads is what the captures saw.
+    assert [to_record(written).event] == [
+        event for event in captured if getattr(event, "message_id", None) == message.id
+    ]
+    # A repeated report moves nothing and records nothing.
+    assert await callback(stack, "status_delivered", by_callback_sid) == 200
+    assert len(await _delivered_rows(by_callback.message_id)) == 1

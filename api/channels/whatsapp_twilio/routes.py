@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -29,10 +30,14 @@ from api.channels.whatsapp_twilio.adapter import (
     verify_signature,
 )
 from api.config import Settings, get_settings
-from api.conversations.delivery import do_advance_delivery, do_update_delivery_status
+from api.conversations.delivery import (
+    do_advance_delivery,
+    do_advance_delivery_at_once,
+    do_update_delivery_status,
+)
 from api.conversations.inbound import do_receive_message
 from api.conversations.models import Channel, DeliveryStatus
-from api.db import run_after_commit, unit_of_work, utcnow
+from api.db import get_engine, run_after_commit, unit_of_work, utcnow
 from api.errors import PayloadTooLarge, PermissionDenied
 from api.events.consumers import inline_drains_in_background
 from api.ids import MAX_ID
@@ -54,8 +59,12 @@ async def webhook_session() -> AsyncIterator[AsyncSession]:
     handed to a background task, the event capture for tests); the inline event consumers'
     passes run beside the response, not before it (api.events.consumers). Nothing is lost if
     the process dies meanwhile: the turn sweeper and the worker's consumers read the database."""
-    async with unit_of_work(after_commit=_hooks_in_background) as session:
+    async with _webhook_transaction() as session:
         yield session
+
+
+def _webhook_transaction() -> AbstractAsyncContextManager[AsyncSession]:
+    return unit_of_work(after_commit=_hooks_in_background)
 
 
 async def _hooks_in_background(session: AsyncSession) -> None:
@@ -105,8 +114,12 @@ async def receive_whatsapp(request: Request, session: WebhookSession) -> Respons
 
 
 @router.post("/status", include_in_schema=False)
-async def receive_status(request: Request, session: WebhookSession) -> Response:
-    """Record a delivery status callback; a late, older status changes nothing."""
+async def receive_status(request: Request) -> Response:
+    """Record a delivery status callback; a late, older status changes nothing.
+
+    Two of these come for every message we send: the usual one (a message we know moving
+    forward) is one autocommitted statement on PostgreSQL, with no session; the others take
+    the request's transaction, committed before the response."""
     settings = get_settings()
     params = await read_signed_form(request, settings)
     sid = _one(params, "MessageSid") or _one(params, "SmsSid")
@@ -118,19 +131,23 @@ async def receive_status(request: Request, session: WebhookSession) -> Response:
         log.info("status %r of %s not tracked", reported, sid)
         return Response(status_code=200)
     error = _error_text(_one(params, "ErrorCode"), _one(params, "ErrorMessage"))
-    if error is None and await do_advance_delivery(
-        session, channel=Channel.WHATSAPP, provider_id=sid, status=status
+    if error is None and await do_advance_delivery_at_once(
+        get_engine(), channel=Channel.WHATSAPP, provider_id=sid, status=status
     ):
         return Response(status_code=200)
-    mid = request.query_params.get("mid", "")
-    message = await do_update_delivery_status(
-        session,
-        channel=Channel.WHATSAPP,
-        provider_id=sid,
-        status=status,
-        error=error,
-        message_id=_message_id(mid),
-    )
+    async with _webhook_transaction() as session:
+        if error is None and await do_advance_delivery(
+            session, channel=Channel.WHATSAPP, provider_id=sid, status=status
+        ):
+            return Response(status_code=200)
+        message = await do_update_delivery_status(
+            session,
+            channel=Channel.WHATSAPP,
+            provider_id=sid,
+            status=status,
+            error=error,
+            message_id=_message_id(request.query_params.get("mid", "")),
+        )
     if message is None:
         # Answer 2xx anyway: an error would only make Twilio retry a callback we cannot place.
         log.warning("status callback for unknown message %s (%s)", sid, reported)
