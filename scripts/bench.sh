@@ -4,7 +4,7 @@
 # run), Rasa parse latency, and e-mail ingestion from Dovecot beside a bare IMAP fetch. Loopback
 # only, bounded. The last line is one machine-readable summary:
 #   bench: whatsapp_rate=<msg/s> rasa_rate=<msg/s> rate_ratio=<x.xx> added_p50_ms=<n> ack_p99_ms=<n> mail_per_s=<n>
-# Knobs: BENCH_RATES (default 5,10,20,25,30,35,40,50,60,80,100), BENCH_INFRINGERS (50),
+# Knobs: BENCH_RATES (default 5,10,15,20,25,30,35,40,50,60,80,100), BENCH_INFRINGERS (50),
 # BENCH_MESSAGES (per rate, 100),
 # BENCH_EMAIL=0 to skip the e-mail part; BENCH_SCALE=0 to skip the scale part (scripts/bench_scale.sh,
 # BENCH_SCALE_CASES, default 20000).
@@ -32,7 +32,7 @@ unset TWILIO_ACCOUNT_SID RASA_URL ACTION_ENDPOINT_URL
 export RASA_GATEWAY_SECRET="bench-$$-secret"
 
 export BENCH_OUT="$BENCH_DIR/out"
-export BENCH_RATES="${BENCH_RATES:-5,10,20,25,30,35,40,50,60,80,100}" BENCH_INFRINGERS="${BENCH_INFRINGERS:-50}"
+export BENCH_RATES="${BENCH_RATES:-5,10,15,20,25,30,35,40,50,60,80,100}" BENCH_INFRINGERS="${BENCH_INFRINGERS:-50}"
 export BENCH_MESSAGES="${BENCH_MESSAGES:-100}"
 scripts/run.sh -- bash -c '
   set -eo pipefail

@@ -2,7 +2,7 @@
 
 Starts nothing: the service (with its worker), the Twilio simulator and Rasa must be running.
 
-For each arrival rate (for example 5, 10, 20, 25, 30, 35, 40, 50, 60, 80, 100 msg/s), two steps
+For each arrival rate (for example 5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100 msg/s), two steps
 run one after the other, each with a fresh set of infringers (50 by default) writing round robin, a
 message every 1/rate seconds whatever the answers (open loop: nobody waits for a reply before the
 next message):
@@ -34,7 +34,7 @@ when a path sustains the highest rate tested, its figure is a lower bound. The l
 
     .venv/bin/python scripts/bench_whatsapp.py --service-url http://127.0.0.1:8000 \\
         --sim-url http://127.0.0.1:8099 --rasa-url http://127.0.0.1:5005 \\
-        --rates 5,10,20,25,30,35,40,50,60,80,100
+        --rates 5,10,15,20,25,30,35,40,50,60,80,100
 
 Loopback only, bounded (rates, messages per rate, drain time, total time).
 """
@@ -505,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rasa-secret", default=os.environ.get("RASA_GATEWAY_SECRET", "dev-gateway-secret")
     )
     parser.add_argument(
-        "--rates", default="5,10,20,25,30,35,40,50,60,80,100", help="msg/s, comma-separated"
+        "--rates", default="5,10,15,20,25,30,35,40,50,60,80,100", help="msg/s, comma-separated"
     )
     parser.add_argument(
         "--infringers", type=int, default=50, help=f"per rate and path, at most {MAX_INFRINGERS}"
