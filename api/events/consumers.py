@@ -306,16 +306,22 @@ async def drain(
 
 
 async def _drain(
-    consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
+    consumer: Consumer,
+    *,
+    maker: async_sessionmaker[AsyncSession] | None = None,
+    max_batches: int | None = None,
 ) -> tuple[int, bool]:
-    """`drain`, and whether it stopped because another pass held the cursor."""
+    """`drain` (at most `max_batches` batches), and whether it stopped because another pass
+    held the cursor."""
     total = 0
+    batches = 0
     while True:
         handled = await _run_once(consumer, maker=maker)
         if handled is None:
             return total, True
         total += handled
-        if handled < consumer.batch_size:
+        batches += 1
+        if handled < consumer.batch_size or (max_batches is not None and batches >= max_batches):
             return total, False
 
 
@@ -355,7 +361,8 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
     The inline drains are coalesced per consumer in this process: while one runs, the commits
     that come meanwhile share ONE more pass (which starts after they committed) instead of each
     locking the cursor and reading the stream again. The caller waits for a pass that covers
-    its commit, unless it runs inside `inline_drains_in_background()` (the bot turn, which
+    its commit (unless a backlog of more than INLINE_MAX_BATCHES batches is ahead of it: the
+    pass stops there and the worker's runner drains the rest), unless it runs inside `inline_drains_in_background()` (the bot turn, which
     delivers its replies first) or is itself a consumer's pass: then the pass runs as a
     background task of this process. Either way the cursor is durable: what this process does
     not get to, the worker's runner does."""
@@ -410,6 +417,11 @@ def inline_drains_in_background() -> Iterator[None]:
 LINGER_SECONDS = 0.1
 # How long an inline pass that found the cursor held by another pass keeps trying again.
 BUSY_RETRY_SECONDS = 2.0
+# At most this many batches per inline pass. A pass handles the few events of the moment; a
+# backlog (the worker was stopped, a migration or an import wrote events) is the worker's
+# runner's: drained inline, it would hold up the request that waits for the pass (an
+# analyst's action) for as long as the whole backlog takes.
+INLINE_MAX_BATCHES = 5
 
 
 class _Drainer:
@@ -457,7 +469,9 @@ class _Drainer:
                 served, self.waiting = self.waiting, []
                 busy = False
                 try:
-                    _, busy = await _drain(self.consumer, maker=self.maker)
+                    _, busy = await _drain(
+                        self.consumer, maker=self.maker, max_batches=INLINE_MAX_BATCHES
+                    )
                 except Exception:
                     log.exception(
                         "event consumer %s failed (the worker retries)", self.consumer.name

@@ -5,6 +5,7 @@ arrives while a conversation's turns run is answered exactly once, none left wai
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 import weakref
 from collections import Counter
@@ -24,6 +25,7 @@ from api.events import consumers, emit
 from api.events import kinds as ev
 from api.events.consumers import (
     Consumer,
+    drain,
     drain_shared,
     inline_drains_in_background,
     register_consumer,
@@ -284,3 +286,24 @@ async def test_a_process_runs_at_most_its_turn_slots_at_once(
     gateway.release.set()
     assert await asyncio.gather(*runs) == [1] * 5
     assert gateway.most == 2
+
+
+async def test_an_inline_pass_leaves_a_long_backlog_to_the_workers_runner(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events written while nothing consumed them (the worker stopped, an import): the first
+    commit that wakes the inline consumer handles at most INLINE_MAX_BATCHES batches while its
+    caller waits, and the worker's runner (drain) takes the rest, each event once."""
+    monkeypatch.setattr(consumers, "INLINE_MAX_BATCHES", 2)
+    small = dataclasses.replace(recorder.consumer, batch_size=3)
+    unregister_consumer(recorder.consumer.name)
+    backlog = [await recorder.emit_one(n) for n in range(10)]
+    assert not recorder.handled  # nothing consumed them
+    register_consumer(small)
+
+    await drain_shared(small)  # a pass somebody waits for
+
+    assert len(recorder.handled) == 2 * 3
+    assert await drain(small) == 10 - 2 * 3
+    assert sorted(recorder.handled) == sorted(backlog)
+    assert set(recorder.handled.values()) == {1}
