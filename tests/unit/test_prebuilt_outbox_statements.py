@@ -59,26 +59,30 @@ def unchanged(value: Any) -> Any:
 def sent(
     statement: ClauseElement, dialect: Dialect, params: Mapping[str, Any] | None = None
 ) -> tuple[str, list[Any]]:
-    """The SQL and the driver's values, in the order the SQL uses them (bind names aside)."""
+    """The SQL and the driver's values, in the order the SQL uses them (bind names aside), as
+    the database receives them: an expanding IN (…) is rendered one value per element, as
+    SQLAlchemy does at execution, so it compares with the same IN written as bound values."""
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
-    values = compiled.construct_params(dict(params) if params is not None else None)
+    state = compiled.construct_expanded_state(dict(params) if params is not None else None)
+    values = state.parameters
     binds: dict[str, BindParameter[Any]] = {
         name: bind for bind, name in compiled.bind_names.items()
     }
-    assert compiled.positiontup is not None
+    assert state.positiontup is not None
     if dialect.paramstyle == "numeric_dollar":  # asyncpg: $1 … $n, a repeated bind reuses its $
-        numbers = [int(n) for n in re.findall(r"\$(\d+)", compiled.string)]
-        names = [compiled.positiontup[n - 1] for n in numbers]
-        sql = re.sub(r"\$\d+", "$?", compiled.string)
+        numbers = [int(n) for n in re.findall(r"\$(\d+)", state.statement)]
+        names = [state.positiontup[n - 1] for n in numbers]
+        sql = re.sub(r"\$\d+", "$?", state.statement)
     else:  # qmark: one ? per use
-        names = list(compiled.positiontup)
-        sql = compiled.string
+        names = list(state.positiontup)
+        sql = state.statement
     driver_values: list[Any] = []
     for name in names:
-        bind, value = binds[name], values[name]
+        # An expanding bind's elements are named after it: state_3 → state_3_1, state_3_2.
+        bind = binds[name] if name in binds else binds[name.rsplit("_", 1)[0]]
         process = bind.type.dialect_impl(dialect).bind_processor(dialect) or unchanged
-        driver_values.append([process(v) for v in value] if bind.expanding else process(value))
+        driver_values.append(process(values[name]))
     return sql, driver_values
 
 
