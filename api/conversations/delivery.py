@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from typing import cast
 
@@ -83,6 +84,19 @@ def _advance_statement() -> ReturningUpdate[int, int | None, int]:
     )
 
 
+def _advance_params(
+    channel: Channel, provider_id: str, status: DeliveryStatus, now: dt.datetime
+) -> dict[str, object]:
+    """`_advance_statement`'s values: move `provider_id`'s message to `status` at `now`."""
+    return {
+        "p_channel": channel,
+        "p_provider_id": provider_id,
+        "p_rank": RANK[status],
+        "p_status": status,
+        "p_now": now,
+    }
+
+
 async def do_advance_delivery(
     session: AsyncSession, *, channel: Channel, provider_id: str, status: DeliveryStatus
 ) -> int | None:
@@ -95,14 +109,7 @@ async def do_advance_delivery(
         return None
     row = (
         await session.execute(
-            _advance_statement(),
-            {
-                "p_channel": channel,
-                "p_provider_id": provider_id,
-                "p_rank": RANK[status],
-                "p_status": status,
-                "p_now": utcnow(),
-            },
+            _advance_statement(), _advance_params(channel, provider_id, status, utcnow())
         )
     ).first()
     if row is None:
@@ -176,24 +183,15 @@ async def do_advance_delivery_at_once(
     if status not in PROGRESS or engine.dialect.name != "postgresql":
         return None
     occurred_at = utcnow()
+    params = _advance_params(channel, provider_id, status, occurred_at) | {
+        "p_kind": MessageDelivered.kind,
+        "p_channel_text": str(channel),
+        "p_actor_kind": str(EventActorKind.SYSTEM),
+        "p_status_text": str(status),
+    }
     async with engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        row = (
-            await autocommit.execute(
-                _advance_and_record_statement(),
-                {
-                    "p_channel": channel,
-                    "p_provider_id": provider_id,
-                    "p_rank": RANK[status],
-                    "p_status": status,
-                    "p_now": occurred_at,
-                    "p_kind": MessageDelivered.kind,
-                    "p_channel_text": str(channel),
-                    "p_actor_kind": str(EventActorKind.SYSTEM),
-                    "p_status_text": str(status),
-                },
-            )
-        ).first()
+        row = (await autocommit.execute(_advance_and_record_statement(), params)).first()
     if row is None:
         return None
     message_id, case_id, conversation_id = row

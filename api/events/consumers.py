@@ -362,9 +362,9 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
     that come meanwhile share ONE more pass (which starts after they committed) instead of each
     locking the cursor and reading the stream again. The caller waits for a pass that covers
     its commit (unless a backlog of more than INLINE_MAX_BATCHES batches is ahead of it: the
-    pass stops there and the worker's runner drains the rest), unless it runs inside `inline_drains_in_background()` (the bot turn, which
-    delivers its replies first) or is itself a consumer's pass: then the pass runs as a
-    background task of this process. Either way the cursor is durable: what this process does
+    pass stops there and the worker's runner drains the rest), unless it runs inside
+    `inline_drains_in_background()` (the bot turn, which delivers its replies first) or is
+    itself a consumer's pass: then the pass runs as a background task of this process. Either way the cursor is durable: what this process does
     not get to, the worker's runner does."""
     await wake_committed(session.bind, kinds)
 

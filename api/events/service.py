@@ -192,22 +192,15 @@ def _on_commit(session: AsyncSession, pending: list[DomainEvent]) -> None:
 
     async def committed() -> None:
         session.info.pop(_PENDING_KEY, None)
-        for sink in capture_sinks:
-            sink.extend(pending)
-        from api.events.consumers import wake_after_commit
-
-        try:
-            await wake_after_commit(session, frozenset(event.kind for event in pending))
-        except Exception:  # consumers catch up by polling; the change is committed
-            log.exception("waking event consumers failed")
+        await announce_committed(session.bind, pending)
 
     on_commit(session, committed)
 
 
 async def announce_committed(bind: object, events: Sequence[DomainEvent]) -> None:
-    """Events whose rows the caller wrote and committed itself, in one statement outside any
-    session (a hot path: see api.conversations.delivery): captures see them and consumers are
-    woken, as after a session's commit."""
+    """Events committed on `bind` (a session's, after its commit; or written by the caller in
+    one statement outside any session, see api.conversations.delivery): captures see them and
+    consumers are woken."""
     for sink in capture_sinks:
         sink.extend(events)
     from api.events.consumers import wake_committed

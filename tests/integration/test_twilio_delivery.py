@@ -366,17 +366,7 @@ async def test_concurrent_reports_in_any_order_move_forward_once_each(
 
 
 async def delivered_statuses(message_id: int) -> list[str]:
-    async with unit_of_work() as session:
-        return list(
-            await session.scalars(
-                sa.select(StoredEvent.payload["status"].as_string())
-                .where(
-                    StoredEvent.kind == "message.delivered",
-                    StoredEvent.payload["message_id"].as_integer() == message_id,
-                )
-                .order_by(StoredEvent.id)
-            )
-        )
+    return [str(row.payload["status"]) for row in await _delivered_rows(message_id)]
 
 
 @pytest.mark.parametrize("answer", [DeliveryStatus.QUEUED, DeliveryStatus.SENT])
