@@ -256,22 +256,41 @@ def _read_batch_statement(postgresql: bool, kinds: frozenset[str] | None) -> sa.
     )
 
 
+@functools.cache
+def _horizon_statement() -> sa.Select[int, int]:
+    """(PostgreSQL) The stream's horizon now (see `_PG_HORIZON`: `read_batch` reads below it)
+    and the snapshot's xmax (every transaction committed before this statement began has a
+    lower id). Read before a batch: every event below that horizon is visible to the read."""
+    return sa.select(
+        _PG_HORIZON, sa.literal_column("pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+    )
+
+
 async def run_consumer_once(
     consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
 ) -> int:
     """Handle one batch and move the cursor past it, in one transaction. Returns how many
     events were handled (0: nothing new, or another process is running this consumer)."""
-    return await _run_once(consumer, maker=maker) or 0
+    return (await _run_once(consumer, maker=maker))[0] or 0
 
 
 async def _run_once(
-    consumer: Consumer, *, maker: async_sessionmaker[AsyncSession] | None = None
-) -> int | None:
-    """`run_consumer_once`, telling "another pass holds the cursor" (None) from "nothing new"."""
+    consumer: Consumer,
+    *,
+    maker: async_sessionmaker[AsyncSession] | None = None,
+    horizon: bool = False,
+) -> tuple[int | None, tuple[int, int] | None]:
+    """`run_consumer_once`, telling "another pass holds the cursor" (None) from "nothing new";
+    with `horizon` (PostgreSQL), also `_horizon_statement`'s (horizon, xmax) from before the
+    read."""
     async with unit_of_work(maker) as session:
         cursor = await _lock_cursor(session, consumer)
         if cursor is None:
-            return None
+            return None, None
+        seen: tuple[int, int] | None = None
+        if horizon and _on_postgresql(session):
+            found = (await session.execute(_horizon_statement())).one()
+            seen = (int(found[0]), int(found[1]))
         rows = await read_batch(
             session,
             after=(cursor.last_tx_id, cursor.last_event_id),
@@ -295,7 +314,7 @@ async def _run_once(
             )
             if moved.rowcount != 1:  # as the unit of work's flush checked
                 raise StaleDataError(f"event consumer {cursor.name!r}: cursor row is gone")
-        return len(rows)
+        return len(rows), seen
 
 
 async def drain(
@@ -310,19 +329,23 @@ async def _drain(
     *,
     maker: async_sessionmaker[AsyncSession] | None = None,
     max_batches: int | None = None,
-) -> tuple[int, bool]:
-    """`drain` (at most `max_batches` batches), and whether it stopped because another pass
-    held the cursor."""
+    horizon: bool = False,
+) -> tuple[int, bool, tuple[int, int] | None]:
+    """`drain` (at most `max_batches` batches); whether it stopped because another pass held
+    the cursor; with `horizon`, the (horizon, xmax) of the last batch if it was the last one
+    (every committed event of the consumer's kinds below that horizon is handled)."""
     total = 0
     batches = 0
     while True:
-        handled = await _run_once(consumer, maker=maker)
+        handled, seen = await _run_once(consumer, maker=maker, horizon=horizon)
         if handled is None:
-            return total, True
+            return total, True, None
         total += handled
         batches += 1
-        if handled < consumer.batch_size or (max_batches is not None and batches >= max_batches):
-            return total, False
+        if handled < consumer.batch_size:
+            return total, False, seen
+        if max_batches is not None and batches >= max_batches:
+            return total, False, None
 
 
 async def get_cursor(session: AsyncSession, name: str) -> tuple[int, int] | None:
@@ -362,10 +385,11 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
     that come meanwhile share ONE more pass (which starts after they committed) instead of each
     locking the cursor and reading the stream again. The caller waits for a pass that covers
     its commit (unless a backlog of more than INLINE_MAX_BATCHES batches is ahead of it: the
-    pass stops there and the worker's runner drains the rest), unless it runs inside
+    pass stops there and the worker's runner drains the rest; or an older transaction still
+    running holds its events back for more than HELD_WAIT_SECONDS), unless it runs inside
     `inline_drains_in_background()` (the bot turn, which delivers its replies first) or is
-    itself a consumer's pass: then the pass runs as a background task of this process. Either way the cursor is durable: what this process does
-    not get to, the worker's runner does."""
+    itself a consumer's pass: then the pass runs as a background task of this process. Either
+    way the cursor is durable: what this process does not get to, the worker's runner does."""
     await wake_committed(session.bind, kinds)
 
 
@@ -417,6 +441,12 @@ def inline_drains_in_background() -> Iterator[None]:
 LINGER_SECONDS = 0.1
 # How long an inline pass that found the cursor held by another pass keeps trying again.
 BUSY_RETRY_SECONDS = 2.0
+# How long the callers of a pass keep waiting while an older transaction still running holds
+# the stream's horizon below their commits (usually another request's, a few ms; a long one,
+# an import, must not hold every analyst's action longer than this), and how soon the pass runs
+# again meanwhile.
+HELD_WAIT_SECONDS = 1.0
+HELD_RETRY_SECONDS = 0.02
 # At most this many batches per inline pass. A pass handles the few events of the moment; a
 # backlog (the worker was stopped, a migration or an import wrote events) is the worker's
 # runner's: drained inline, it would hold up the request that waits for the pass (an
@@ -460,23 +490,58 @@ class _Drainer:
     async def _run(self) -> None:
         served: list[asyncio.Future[None]] = []
         busy_since: float | None = None
+        held_since: float | None = None
+        # The callers held back (below): the xmax of the first pass that served them. Their
+        # commits lie below it; a pass covers them once its horizon has reached it.
+        targets: dict[asyncio.Future[None], int] = {}
         try:
             while self.waiting:
-                if not self.urgent.is_set() and LINGER_SECONDS > 0:
+                pause = LINGER_SECONDS if held_since is None else HELD_RETRY_SECONDS
+                if not self.urgent.is_set() and pause > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.urgent.wait(), LINGER_SECONDS)
+                        await asyncio.wait_for(self.urgent.wait(), pause)
+                # Somebody waits for this pass: it must cover their commits (see below).
+                waited_for = self.urgent.is_set() or held_since is not None
                 self.urgent.clear()
                 served, self.waiting = self.waiting, []
                 busy = False
+                seen: tuple[int, int] | None = None
                 try:
-                    _, busy = await _drain(
-                        self.consumer, maker=self.maker, max_batches=INLINE_MAX_BATCHES
+                    _, busy, seen = await _drain(
+                        self.consumer,
+                        maker=self.maker,
+                        max_batches=INLINE_MAX_BATCHES,
+                        horizon=waited_for,
                     )
                 except Exception:
                     log.exception(
                         "event consumer %s failed (the worker retries)", self.consumer.name
                     )
+                now = asyncio.get_running_loop().time()
+                if seen is not None and seen[0] < seen[1]:
+                    # An older transaction still running held the horizon below this pass's
+                    # snapshot: events committed after it began were not readable yet, and the
+                    # commits these callers wait for may be among them. They keep waiting and
+                    # the pass runs again shortly, until its horizon reaches the xmax of the
+                    # pass that first served them, for at most HELD_WAIT_SECONDS (then they
+                    # are released; the events are handled by the pass after that
+                    # transaction's commit or the worker's poll).
+                    horizon, xmax = seen
+                    held = [done for done in served if targets.setdefault(done, xmax) > horizon]
+                    held_since = now if held_since is None else held_since
+                    if held and now - held_since < HELD_WAIT_SECONDS:
+                        served = [done for done in served if done not in held]
+                        self.waiting = held + self.waiting
+                    else:
+                        held_since = None
+                else:
+                    held_since = None
+                for done in served:
+                    targets.pop(done, None)
                 _release(served)
+                served = []
+                if held_since is not None:
+                    continue
                 if not busy:
                     busy_since = None
                     continue
@@ -484,7 +549,6 @@ class _Drainer:
                 # it may have read the stream before these commits, and nothing else would
                 # bring them here before the next commit or the worker's next poll. Try again
                 # after a linger, for at most BUSY_RETRY_SECONDS (then the worker's poll does).
-                now = asyncio.get_running_loop().time()
                 busy_since = now if busy_since is None else busy_since
                 if now - busy_since < BUSY_RETRY_SECONDS and not self.waiting:
                     self.waiting.append(asyncio.get_running_loop().create_future())

@@ -118,7 +118,9 @@ async def test_background_commits_of_a_moment_share_one_pass(
     passes = 0
     original = consumers._drain
 
-    async def counted_drain(consumer: Consumer, **kwargs: object) -> tuple[int, bool]:
+    async def counted_drain(
+        consumer: Consumer, **kwargs: object
+    ) -> tuple[int, bool, tuple[int, int] | None]:
         nonlocal passes
         if consumer.name == recorder.run:
             passes += 1
@@ -136,7 +138,7 @@ async def test_background_commits_of_a_moment_share_one_pass(
 
 
 async def test_a_pass_that_found_the_cursor_held_tries_again_once_it_is_free(
-    recorder: Recorder,
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another pass (the worker's runner, another service process) holds the consumer's cursor
     when a commit's inline pass comes: that pass skips, and the event must still be handled once
@@ -144,6 +146,10 @@ async def test_a_pass_that_found_the_cursor_held_tries_again_once_it_is_free(
     engine = get_engine()
     if engine.dialect.name != "postgresql":
         pytest.skip("row locks (SKIP LOCKED) are PostgreSQL's; SQLite serializes writers")
+    # The lock below is an older transaction still running, which holds the event back from
+    # the other inline consumers' passes too, and it ends only after the commit returns: the
+    # commit is not to wait for it (that wait is the next test's subject).
+    monkeypatch.setattr(consumers, "HELD_WAIT_SECONDS", 0.0)
     async with engine.connect() as holder:
         await holder.execute(
             sa.select(EventConsumer.name)
@@ -158,6 +164,39 @@ async def test_a_pass_that_found_the_cursor_held_tries_again_once_it_is_free(
         return recorder.handled[event_id] == 1
 
     assert await eventually(handled, timeout=10.0)
+    await wait_for_inline_drains()
+    assert recorder.handled[event_id] == 1
+
+
+async def test_a_commit_behind_an_older_running_transaction_waits_until_its_event_is_handled(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older transaction still running holds the stream's horizon below a newer commit: the
+    pass that commit waits for cannot read its event yet. The committer keeps waiting until a
+    pass can (here: once the older transaction commits), instead of returning with its event
+    unhandled (seen in CI: 20 concurrent commits, one returned before its event was handled)."""
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the horizon of transactions still running is PostgreSQL's")
+    monkeypatch.setattr(consumers, "HELD_WAIT_SECONDS", 600.0)
+    async with engine.connect() as older:
+        await older.execute(sa.text("SELECT pg_current_xact_id()"))  # takes its id first
+        committer = asyncio.create_task(recorder.emit_one(0))
+
+        async def committed() -> bool:
+            async with unit_of_work() as session:
+                found = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(StoredEvent)
+                    .where(StoredEvent.payload["alert"].as_string() == recorder.run)
+                )
+            return bool(found)
+
+        assert await eventually(committed, timeout=30.0)
+        assert not committer.done()  # its event is committed, but held back: it waits
+        await older.commit()
+        event_id = await asyncio.wait_for(committer, timeout=60)
+    assert recorder.handled[event_id] == 1
     await wait_for_inline_drains()
     assert recorder.handled[event_id] == 1
 
