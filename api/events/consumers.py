@@ -376,10 +376,11 @@ def _redis() -> Any:
     return Redis.from_url(url)
 
 
-async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = frozenset()) -> None:
-    """Run after each commit that emitted events (of `kinds`): wake this process's runners,
-    drain the inline consumers that want those kinds here, and wake other processes' runners
-    through Redis.
+async def wake_committed(bind: object, kinds: frozenset[str] = frozenset()) -> None:
+    """Run after each commit that emitted events (of `kinds`) on `bind` (an AsyncEngine;
+    anything else wakes no inline consumer here), with or without a session: wake this
+    process's runners, drain the inline consumers that want those kinds here, and wake other
+    processes' runners through Redis.
 
     The inline drains are coalesced per consumer in this process: while one runs, the commits
     that come meanwhile share ONE more pass (which starts after they committed) instead of each
@@ -390,12 +391,6 @@ async def wake_after_commit(session: AsyncSession, kinds: frozenset[str] = froze
     `inline_drains_in_background()` (the bot turn, which delivers its replies first) or is
     itself a consumer's pass: then the pass runs as a background task of this process. Either
     way the cursor is durable: what this process does not get to, the worker's runner does."""
-    await wake_committed(session.bind, kinds)
-
-
-async def wake_committed(bind: object, kinds: frozenset[str] = frozenset()) -> None:
-    """`wake_after_commit` for a commit made on `bind` (an AsyncEngine; anything else wakes
-    no inline consumer here), with or without a session."""
     for waker in list(_local_wakers):
         waker.set()
     if isinstance(bind, AsyncEngine):
@@ -579,7 +574,7 @@ def _drainer(consumer: Consumer, engine: AsyncEngine) -> _Drainer:
 
 async def drain_shared(consumer: Consumer, *, engine: AsyncEngine | None = None) -> None:
     """Wait for a pass of `consumer` that starts after this call, shared with the other callers
-    and commits of this process that want one meanwhile (see `wake_after_commit`)."""
+    and commits of this process that want one meanwhile (see `wake_committed`)."""
     await _drainer(consumer, engine or get_engine()).request()
 
 
