@@ -5,6 +5,7 @@ oversized attachments and mails refused with a reason."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import Callable
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import api.channels.email.imap as imap_module
 from api.cases.lifecycle import CaseStatus
 from api.channels.email.imap import ImapMailbox, ingest_once, run_imap_ingestion
-from api.channels.email.ingest import do_ingest_email
+from api.channels.email.ingest import BOUNCE_LOOKBACK, do_ingest_email
 from api.channels.email.models import ImapCursor
 from api.channels.email.parser import content_hash, parse_email
 from api.config import ImapSettings, get_settings
@@ -33,7 +34,7 @@ from api.conversations.models import (
 )
 from api.conversations.scheduling import turn_scheduler
 from api.conversations.service import create_conversation
-from api.db import unit_of_work
+from api.db import unit_of_work, utcnow
 from api.engine.turns import process_conversation
 from api.outbox.models import OutboxItem
 from api.storage import read_blob
@@ -325,6 +326,53 @@ async def test_a_bounce_fails_our_outbound_message_with_the_diagnostic(
             )
             assert entry is not None and "não entregue" in entry.summary
     assert await inbound(external_id(dsn)) is None  # a report, not a conversation message
+
+
+async def test_a_report_naming_only_a_recipient_maps_to_recent_mail_not_to_older_mail() -> None:
+    """Without the returned headers a report is mapped by Final-Recipient, to mail sent within
+    BOUNCE_LOOKBACK only: an older notice to that address is not failed by it."""
+    t = tag()
+    address = f"antigo-{t}@lojainexistente.com.br"
+    old = await _sent_to(address, f"tt.79.{t}@tratativa.example")
+    async with unit_of_work() as session:
+        sent = await session.get(Message, old)
+        assert sent is not None
+        sent.created_at = utcnow() - BOUNCE_LOOKBACK - dt.timedelta(days=1)
+    dsn = personalize(load_eml("dsn_bounce.eml"), t, {"vendas@lojainexistente.com.br": address})
+    headers_part = dsn.index(b"Content-Description: Undelivered Message Headers")
+    boundary = dsn.rfind(b"--4ZxY1k2Lm3z9v", 0, headers_part)
+    bare = dsn[:boundary] + b"--4ZxY1k2Lm3z9v.1740921303/mx.tratativa.example--\r\n"
+
+    async with unit_of_work() as session:
+        result = await do_ingest_email(session, bare)
+    assert result.message_id is not None and result.message_id != old
+    async with unit_of_work() as session:  # a newer notice in the same conversation
+        sent = await session.get(Message, old)
+        assert sent is not None
+        newer = Message(
+            conversation_id=sent.conversation_id,
+            case_id=sent.case_id,
+            direction=Direction.OUTBOUND,
+            channel=Channel.EMAIL,
+            author_kind=AuthorKind.SYSTEM,
+            text="Segunda notificação",
+            provider_id=f"tt.80.{t}@tratativa.example",
+            delivery_status=DeliveryStatus.SENT,
+        )
+        session.add(newer)
+        await session.flush()
+        recent = newer.id
+    async with unit_of_work() as session:
+        again = await do_ingest_email(session, personalize(bare, tag()))
+    assert again.message_id == recent
+    async with unit_of_work() as session:
+        statuses = {
+            message_id: status
+            for message_id, status in await session.execute(
+                sa.select(Message.id, Message.delivery_status).where(Message.id.in_((old, recent)))
+            )
+        }
+    assert statuses == {old: DeliveryStatus.SENT, recent: DeliveryStatus.FAILED}
 
 
 async def test_an_unmapped_bounce_is_kept_as_unanswerable_mail(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -399,29 +400,53 @@ async def do_apply_bounce(
 
 
 async def _bounced_message(session: AsyncSession, report: BounceReport) -> Message | None:
-    outbound = sa.select(Message).where(
-        Message.channel == Channel.EMAIL, Message.direction == Direction.OUTBOUND
-    )
     if report.original_message_ids:
         found = await session.scalar(
-            outbound.where(Message.provider_id.in_(report.original_message_ids))
-            .order_by(Message.id.desc())
-            .limit(1)
+            _bounced_by_id_statement(), {"ids": list(report.original_message_ids)}
         )
         if found is not None:
             return found
     if report.recipients:
         return await session.scalar(
-            outbound.join(Conversation, Conversation.id == Message.conversation_id)
-            .where(
-                sa.func.lower(Conversation.address).in_(list(report.recipients)),
-                Message.provider_id.is_not(None),
-                Message.created_at >= utcnow() - BOUNCE_LOOKBACK,
-            )
-            .order_by(Message.id.desc())
-            .limit(1)
+            _bounced_by_recipient_statement(),
+            {"recipients": list(report.recipients), "since": utcnow() - BOUNCE_LOOKBACK},
         )
     return None
+
+
+# Built once: building these statements cost more than running them (an initial sync of a
+# mailbox full of delivery reports looks up one or two per report).
+@functools.cache
+def _bounced_by_id_statement() -> sa.Select[Message]:
+    """Our newest outbound mail among the Message-IDs a report names."""
+    return (
+        sa.select(Message)
+        .where(
+            Message.channel == Channel.EMAIL,
+            Message.direction == Direction.OUTBOUND,
+            Message.provider_id.in_(sa.bindparam("ids", expanding=True)),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _bounced_by_recipient_statement() -> sa.Select[Message]:
+    """Our newest outbound mail sent since `since` to one of the addresses a report names."""
+    return (
+        sa.select(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.channel == Channel.EMAIL,
+            Message.direction == Direction.OUTBOUND,
+            sa.func.lower(Conversation.address).in_(sa.bindparam("recipients", expanding=True)),
+            Message.provider_id.is_not(None),
+            Message.created_at >= sa.bindparam("since", type_=Message.created_at.type),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
 
 
 async def do_ingest_unparseable(
