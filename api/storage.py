@@ -39,9 +39,17 @@ def check_size(size: int) -> str | None:
 
 def store_blob(data: bytes, declared_type: str | None = None) -> StoredBlob:
     """Write the bytes once under their hash (atomic rename); the same file is stored once."""
-    root = get_settings().storage_dir
+    return store_blob_at(get_settings().storage_dir, data, declared_type)
+
+
+def store_blob_at(
+    root: Path, data: bytes, declared_type: str | None = None, *, sniff: bool = True
+) -> StoredBlob:
+    """`store_blob` under a root given by the caller (a worker process, which does not share the
+    caller's settings); `sniff=False` keeps the declared type as it is (a raw mail is
+    message/rfc822 whatever its first bytes look like)."""
     digest = hashlib.sha256(data).hexdigest()
-    relative = Path(digest[:2]) / digest[2:4] / digest
+    relative = blob_path(digest)
     target = root / relative
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +57,12 @@ def store_blob(data: bytes, declared_type: str | None = None) -> StoredBlob:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, target)
-    return StoredBlob(digest, len(data), sniff_content_type(data, declared_type), str(relative))
+    content_type = (
+        sniff_content_type(data, declared_type)
+        if sniff
+        else (declared_type or "application/octet-stream")
+    )
+    return StoredBlob(digest, len(data), content_type, relative)
 
 
 def read_blob(relative: str) -> bytes:

@@ -34,7 +34,7 @@ from api.conversations.service import create_conversation, get_open_conversation
 from api.db import utcnow
 from api.events import about, emit
 from api.events.kinds import MessageReceived
-from api.storage import check_size, store_blob
+from api.storage import StoredBlob, check_size, store_blob
 from api.timeline.models import EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -56,6 +56,9 @@ class InboundAttachment:
     source_url: str | None = None
     # A failure worth trying again (timeout, network error, provider 5xx/429).
     retryable: bool = False
+    # Already written to storage by the adapter (an e-mail parse worker): stored as it is,
+    # `data` is None and nothing is written again.
+    stored: StoredBlob | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,10 @@ def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
             fetch_next_at=utcnow(),
         )
     refused = item.refused_reason
+    if refused is None and item.stored is not None:
+        refused = check_size(item.stored.size)
+        if refused is None:
+            return _stored_row(message_id, item, item.stored)
     if refused is None and item.data is not None:
         refused = check_size(len(item.data))
     if refused is not None or item.data is None:
@@ -289,7 +296,10 @@ def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
             refused_reason=refused or "arquivo não recebido",
             media_state=MediaState.REFUSED,
         )
-    blob = store_blob(item.data, item.content_type)
+    return _stored_row(message_id, item, store_blob(item.data, item.content_type))
+
+
+def _stored_row(message_id: int, item: InboundAttachment, blob: StoredBlob) -> Attachment:
     return Attachment(
         message_id=message_id,
         filename=item.filename,

@@ -31,7 +31,8 @@ from api.channels.email.ingest import (
 )
 from api.channels.email.models import ImapCursor
 from api.channels.email.parser import content_hash, parse_email
-from api.channels.email.prepare import prepare_mail
+from api.channels.email.prepare import PreparedMail, prepare_mail
+from api.config import get_settings
 from api.contacts.models import ContactKind
 from api.contacts.service import do_identify_sender
 from api.conversations.models import (
@@ -40,6 +41,7 @@ from api.conversations.models import (
     Channel,
     DeliveryStatus,
     Direction,
+    MediaState,
     Message,
 )
 from api.conversations.scheduling import turn_scheduler
@@ -416,9 +418,32 @@ async def outcome(
             sa.select(MatchSuggestion.rule).where(MatchSuggestion.message_id == message.id)
         )
     ).all()
-    attachments = await session.scalar(
-        sa.select(sa.func.count()).where(Attachment.message_id == message.id)
-    )
+    attachments = [
+        # The bytes differ between two copies (they carry the tag): what is compared is that a
+        # stored file is there under its hash, not the hash.
+        (
+            name,
+            content_type,
+            size,
+            str(state),
+            refused,
+            sha is None
+            or (path == blob_path(sha) and hashlib.sha256(read_blob(path)).hexdigest() == sha),
+        )
+        for name, content_type, size, sha, path, state, refused in await session.execute(
+            sa.select(
+                Attachment.filename,
+                Attachment.content_type,
+                Attachment.size,
+                Attachment.sha256,
+                Attachment.storage_path,
+                Attachment.media_state,
+                Attachment.refused_reason,
+            )
+            .where(Attachment.message_id == message.id)
+            .order_by(Attachment.id)
+        )
+    ]
     shown.update(
         case=roles.get(message.case_id or 0, message.case_id and "other"),
         answerable=message.handled_at is None,
@@ -451,8 +476,9 @@ async def test_a_batch_ends_exactly_as_the_same_mails_one_at_a_time(session: Asy
     mails_many, roles_many, unique_many = await scenario(session, many)
 
     singly = [await do_ingest_email(session, raw) for raw in mails_one]
+    # Prepared as the sync's parse workers do: raw originals and attachments already stored.
     batched = await do_ingest_emails(
-        session, [MailToIngest(raw=raw, prepared=prepare_mail(raw)) for raw in mails_many]
+        session, [MailToIngest(raw=raw, prepared=prepared(raw)) for raw in mails_many]
     )
 
     assert len(batched) == len(singly)
@@ -470,6 +496,56 @@ async def test_a_batch_ends_exactly_as_the_same_mails_one_at_a_time(session: Asy
         statuses.append({roles[i]: str(s) for i, s in rows.all()})
     assert statuses[0] == statuses[1]
     assert statuses[1]["address"] == str(CaseStatus.EM_ATENDIMENTO)
+
+
+def prepared(raw: bytes) -> PreparedMail:
+    settings = get_settings()
+    return prepare_mail(
+        raw,
+        storage_dir=str(settings.storage_dir),
+        max_attachment_bytes=settings.max_attachment_bytes,
+    )
+
+
+async def test_an_oversized_attachment_prepared_by_a_worker_is_refused_and_not_stored(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "max_attachment_bytes", 100)
+    big = personalize(load_eml("pdf_attachment.eml"), tag())
+    small = personalize(load_eml("inline_cid.eml"), tag())
+    ready = [prepared(big), prepared(small)]
+    assert ready[0].attachment_blobs == (None,)  # left to the ingestion, which refuses it
+    assert ready[0].parsed is not None and len(ready[0].parsed.attachments[0].data) == 303
+    [stored_big, stored_small] = await do_ingest_emails(
+        session,
+        [MailToIngest(raw=raw, prepared=p) for raw, p in zip((big, small), ready, strict=True)],
+    )
+    refused = await session.scalar(
+        sa.select(Attachment).where(Attachment.message_id == stored_big.message_id)
+    )
+    assert refused is not None and refused.media_state is MediaState.REFUSED
+    assert refused.refused_reason == "arquivo de 303 bytes excede o limite de 100 bytes"
+    assert refused.sha256 is None and refused.storage_path is None and refused.size == 303
+    # The inline images (under 100 bytes each) were written by the worker, only referenced here.
+    blobs = ready[1].attachment_blobs
+    assert len(blobs) == 2 and None not in blobs
+    images = (
+        await session.scalars(
+            sa.select(Attachment)
+            .where(Attachment.message_id == stored_small.message_id)
+            .order_by(Attachment.id)
+        )
+    ).all()
+    assert [(i.media_state, i.sha256, i.storage_path, i.content_type) for i in images] == [
+        (MediaState.STORED, b.sha256, b.path, "image/png") for b in blobs if b is not None
+    ]
+    originals = [a.data for a in parse_email(small).attachments]
+    assert [read_blob(b.path) for b in blobs if b is not None] == originals
+    message = await session.get(Message, stored_small.message_id)
+    assert message is not None
+    assert sorted((message.meta or {})["inline_images"].values()) == sorted(
+        b.sha256 for b in blobs if b is not None
+    )
 
 
 def _groups(ids: list[int | None]) -> list[int]:

@@ -397,6 +397,7 @@ async def _sync_in_batches(
     committed ahead: a crash loses only what the database never had."""
     queue = collections.deque(pending)
     storage_dir = str(get_settings().storage_dir)
+    max_attachment_bytes = get_settings().max_attachment_bytes
     sync_batch, sync_batch_bytes, _ = _batch_limits()
     ready: asyncio.Queue[_Loaded | BaseException | None] = asyncio.Queue(maxsize=AHEAD)
     parsing: set[asyncio.Future[list[PreparedMail]]] = set()
@@ -415,7 +416,10 @@ async def _sync_in_batches(
                     parts.append(
                         asyncio.ensure_future(
                             prepare_batch(
-                                [r for _, r in found], storage_dir=storage_dir, pool_from=1
+                                [r for _, r in found],
+                                storage_dir=storage_dir,
+                                max_attachment_bytes=max_attachment_bytes,
+                                pool_from=1,
                             )
                         )
                     )

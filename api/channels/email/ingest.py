@@ -172,7 +172,9 @@ def _inbound(
     received_at: dt.datetime | None,
     source: Mapping[str, Any] | None,
     mailbox: Mapping[str, Any] | None,
+    attachment_blobs: Sequence[StoredBlob | None] = (),
 ) -> InboundMessage:
+    blobs = _aligned(parsed, attachment_blobs)
     return InboundMessage(
         channel=Channel.EMAIL,
         external_id=external_id,
@@ -180,7 +182,9 @@ def _inbound(
         text=parsed.reply_text,
         received_at=received_at or utcnow(),
         raw={"raw_path": raw_blob.path, "size": len(raw), **dict(source or mailbox or {})},
-        attachments=tuple(_inbound_attachment(a) for a in parsed.attachments),
+        attachments=tuple(
+            _inbound_attachment(a, blob) for a, blob in zip(parsed.attachments, blobs, strict=True)
+        ),
         subject=parsed.subject[:500] or None,
         meta=_meta(
             parsed,
@@ -191,6 +195,7 @@ def _inbound(
             source,
             mailbox,
             safe_html,
+            blobs,
         ),
         case_hint=match.case_id,
         answerable=classification.answerable,
@@ -320,6 +325,7 @@ async def _ingest_run(
             received_at=mail.received_at,
             source=mail.source,
             mailbox=mail.mailbox,
+            attachment_blobs=mail.prepared.attachment_blobs,
         )
         for (mail, parsed, classification), match in zip(run, matches, strict=True)
     ]
@@ -514,14 +520,33 @@ def _sender(parsed: ParsedEmail) -> str:
         return UNKNOWN_SENDER
 
 
-def _inbound_attachment(item: ParsedAttachment) -> InboundAttachment:
+def _aligned(
+    parsed: ParsedEmail, blobs: Sequence[StoredBlob | None]
+) -> Sequence[StoredBlob | None]:
+    """The stored blob of each attachment (see PreparedMail.attachment_blobs), None where the
+    worker stored none or the mail was parsed here."""
+    return blobs if len(blobs) == len(parsed.attachments) else (None,) * len(parsed.attachments)
+
+
+def _inbound_attachment(
+    item: ParsedAttachment, blob: StoredBlob | None = None
+) -> InboundAttachment:
+    filename = item.filename or (f"{item.content_id}" if item.content_id else None)
+    if blob is not None:  # written by the parse worker, within the size limit
+        return InboundAttachment(
+            content_type=item.content_type,
+            data=None,
+            filename=filename,
+            size=blob.size,
+            stored=blob,
+        )
     refused = check_size(len(item.data))
     if not item.data:
         refused = refused or "anexo vazio"
     return InboundAttachment(
         content_type=item.content_type,
         data=None if refused else item.data,
-        filename=item.filename or (f"{item.content_id}" if item.content_id else None),
+        filename=filename,
         refused_reason=refused,
         size=len(item.data),
     )
@@ -536,13 +561,19 @@ def _meta(
     source: Mapping[str, Any] | None,
     mailbox: Mapping[str, Any] | None = None,
     safe_html: str | None = None,
+    attachment_blobs: Sequence[StoredBlob | None] = (),
 ) -> dict[str, Any]:
     """What the panel and the composer read later; documented keys, JSON-safe values."""
     html = safe_html
     inline = {
-        a.content_id: store_blob(a.data, a.content_type).sha256
-        for a in parsed.attachments
-        if a.inline and a.content_id and a.data and check_size(len(a.data)) is None
+        a.content_id: (blob or store_blob(a.data, a.content_type)).sha256
+        for a, blob in zip(parsed.attachments, _aligned(parsed, attachment_blobs), strict=True)
+        if a.inline
+        and a.content_id
+        and (
+            (blob is not None and check_size(blob.size) is None)
+            or (a.data and check_size(len(a.data)) is None)
+        )
     }
     meta: dict[str, Any] = {
         "message_id": parsed.message_id,

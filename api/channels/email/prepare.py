@@ -13,12 +13,11 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import dataclasses
 import gc
-import hashlib
 import logging
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from api.channels.email.classify import Classification, classify
 from api.channels.email.matching import MatchClues, clues_of
 from api.channels.email.parser import ParsedEmail, content_hash, parse_email, sanitize_html
 from api.config import get_settings
-from api.storage import StoredBlob, blob_path
+from api.storage import StoredBlob, store_blob_at
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,18 @@ class PreparedMail:
     # The raw original, already written to storage (content-addressed: writing it again, after
     # a crash or a re-fetch, changes nothing); None when the caller stores it.
     raw_blob: StoredBlob | None = None
+    # One per `parsed.attachments`, when written to storage here as well (type sniffed): the
+    # attachment's bytes then stay behind (its `data` is empty) and the caller stores nothing.
+    # None for one the caller must handle itself: empty or over the size limit (refused).
+    attachment_blobs: tuple[StoredBlob | None, ...] = ()
     error: str | None = None  # set when parsing or classifying failed
 
 
-def prepare_mail(raw: bytes, *, storage_dir: str | None = None) -> PreparedMail:
+def prepare_mail(
+    raw: bytes, *, storage_dir: str | None = None, max_attachment_bytes: int | None = None
+) -> PreparedMail:
+    """Parse, classify and sanitize one mail; with `storage_dir`, also write its raw original
+    and, with `max_attachment_bytes` too, every attachment within that limit."""
     try:
         parsed = parse_email(raw)
         classification = classify(parsed)
@@ -62,33 +69,46 @@ def prepare_mail(raw: bytes, *, storage_dir: str | None = None) -> PreparedMail:
     except Exception as exc:  # kept raw by the ingestion, never lost
         return PreparedMail(external_id=content_hash(raw), error=f"{type(exc).__name__}: {exc}")
     parsed.message.set_payload("")  # headers only from here on (see PreparedMail)
+    blobs: tuple[StoredBlob | None, ...] = ()
+    if storage_dir and max_attachment_bytes is not None and parsed.attachments:
+        root = Path(storage_dir)
+        blobs = tuple(
+            store_blob_at(root, a.data, a.content_type)
+            if a.data and len(a.data) <= max_attachment_bytes
+            else None
+            for a in parsed.attachments
+        )
+        parsed = dataclasses.replace(
+            parsed,
+            attachments=tuple(
+                a if blob is None else dataclasses.replace(a, data=b"")
+                for a, blob in zip(parsed.attachments, blobs, strict=True)
+            ),
+        )
     return PreparedMail(
         external_id=parsed.message_id or content_hash(raw),
         parsed=parsed,
         classification=classification,
         safe_html=safe_html,
         clues=clues,
-        raw_blob=_store_raw(Path(storage_dir), raw) if storage_dir else None,
+        raw_blob=(
+            store_blob_at(Path(storage_dir), raw, "message/rfc822", sniff=False)
+            if storage_dir
+            else None
+        ),
+        attachment_blobs=blobs,
     )
 
 
-def prepare_many(raws: Sequence[bytes], storage_dir: str | None = None) -> list[PreparedMail]:
-    return [prepare_mail(raw, storage_dir=storage_dir) for raw in raws]
-
-
-def _store_raw(root: Path, raw: bytes) -> StoredBlob:
-    """api.storage.store_blob for the raw original, under a root given by the caller (a worker
-    process does not share the caller's settings) and without sniffing: it is message/rfc822."""
-    digest = hashlib.sha256(raw).hexdigest()
-    relative = blob_path(digest)
-    target = root / relative
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.replace(tmp, target)
-    return StoredBlob(digest, len(raw), "message/rfc822", relative)
+def prepare_many(
+    raws: Sequence[bytes],
+    storage_dir: str | None = None,
+    max_attachment_bytes: int | None = None,
+) -> list[PreparedMail]:
+    return [
+        prepare_mail(raw, storage_dir=storage_dir, max_attachment_bytes=max_attachment_bytes)
+        for raw in raws
+    ]
 
 
 def parse_workers() -> int:
@@ -156,6 +176,7 @@ async def prepare_batch(
     *,
     workers: int | None = None,
     storage_dir: str | None = None,
+    max_attachment_bytes: int | None = None,
     pool_from: int = CHUNK,
 ) -> list[PreparedMail]:
     """Prepare mails off the event loop: in worker processes (chunks of CHUNK) when there are
@@ -167,16 +188,19 @@ async def prepare_batch(
     if not raws:
         return []
     if workers <= 0 or len(raws) < pool_from:
-        return await asyncio.to_thread(prepare_many, raws, storage_dir)
+        return await asyncio.to_thread(prepare_many, raws, storage_dir, max_attachment_bytes)
     pool = _get_pool(workers)
     chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
     try:
         done = await asyncio.gather(
-            *(loop.run_in_executor(pool, prepare_many, chunk, storage_dir) for chunk in chunks)
+            *(
+                loop.run_in_executor(pool, prepare_many, chunk, storage_dir, max_attachment_bytes)
+                for chunk in chunks
+            )
         )
     except Exception:  # a worker died (BrokenProcessPool), a result would not pickle, ...
         log.exception("e-mail parse workers failed; preparing this batch in a thread")
         if _pool is pool:
             shutdown_pool(cancel_futures=False)
-        return await asyncio.to_thread(prepare_many, raws, storage_dir)
+        return await asyncio.to_thread(prepare_many, raws, storage_dir, max_attachment_bytes)
     return [prepared for chunk in done for prepared in chunk]
