@@ -102,6 +102,8 @@ async def advance_then_die(session, **kw):
     calls += 1
     if calls == 2:
         await session.flush()
+        import api.channels.email.prepare as prepare
+        print("parse workers:", *prepare._pool._processes, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     await real(session, **kw)
 
@@ -132,6 +134,15 @@ async def test_a_sync_killed_mid_batch_resumes_with_every_mail_stored_once(
             timeout=300,
         )
     assert killed.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    # Its parse workers, never told to stop, notice their parent is gone and exit.
+    [workers] = [line for line in log.read_text().splitlines() if line.startswith("parse workers:")]
+    orphans = [int(pid) for pid in workers.split(":")[1].split()]
+    assert len(orphans) == 2
+    for _ in range(300):  # each checks its parent every PARENT_CHECK_SECONDS (1 s)
+        if not any(_running(pid) for pid in orphans):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(_running(pid) for pid in orphans)
 
     # Exactly the first batch survived, with its cursor; nothing of the second.
     assert sorted((await copies(ids)).values()) == [1] * BATCH
@@ -182,6 +193,15 @@ async def test_a_sync_killed_mid_batch_resumes_with_every_mail_stored_once(
     answerable = {m.id for m in messages if m.handled_at is None}
     resumed_ids = {m.id for m in messages if m.provider_id in set(ids[BATCH:])}
     assert sorted(r.message_id for r in seen.requests) == sorted(answerable & resumed_ids)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:

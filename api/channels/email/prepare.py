@@ -18,6 +18,8 @@ import gc
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,17 +150,33 @@ def _get_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 LOW_PRIORITY = True
 
 
+# How often a worker checks that the process that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
 def _worker_started(low_priority: bool) -> None:
     """In each worker process, once this module and the application it imports are loaded:
     those objects live as long as the process, so the collector's full passes (triggered every
     few thousand allocations while a batch is parsed) need not walk them again each time."""
     gc.freeze()
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
     if low_priority:
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         except (AttributeError, OSError):  # not Linux
             with contextlib.suppress(OSError):
                 os.nice(10)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent was killed (SIGKILL, the OOM killer) is never told to stop: it
+    would wait on its task queue for good, ~100 MiB each, two more after every crash. It
+    exits once it has been handed to another parent."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def shutdown_pool(*, cancel_futures: bool = True) -> None:
