@@ -7,7 +7,8 @@
 # Knobs: BENCH_RATES (default 5,10,15,20,25,30,35,40,50,60,80,100), BENCH_INFRINGERS (50),
 # BENCH_MESSAGES (per rate, 100),
 # BENCH_EMAIL=0 to skip the e-mail part; BENCH_SCALE=0 to skip the scale part (scripts/bench_scale.sh,
-# BENCH_SCALE_CASES, default 20000).
+# BENCH_SCALE_CASES, default 20000). Before and after, the machine's speed
+# (scripts/bench_machine.py: one core alone, every core at once).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,6 +33,10 @@ unset TWILIO_ACCOUNT_SID RASA_URL ACTION_ENDPOINT_URL
 export RASA_GATEWAY_SECRET="bench-$$-secret"
 
 export BENCH_OUT="$BENCH_DIR/out"
+# This machine's speed before and after: on a shared VM it drifts between minutes, and the
+# figures below only compare with runs made at a similar speed.
+echo; echo "== Machine"
+.venv/bin/python scripts/bench_machine.py | tee "$BENCH_OUT.machine"
 export BENCH_RATES="${BENCH_RATES:-5,10,15,20,25,30,35,40,50,60,80,100}" BENCH_INFRINGERS="${BENCH_INFRINGERS:-50}"
 export BENCH_MESSAGES="${BENCH_MESSAGES:-100}"
 scripts/run.sh -- bash -c '
@@ -60,6 +65,9 @@ if [[ "${BENCH_SCALE:-1}" != 0 ]]; then
   echo; echo "== Scale: ${BENCH_SCALE_CASES:-20000} cases on PostgreSQL: panel, metrics, rules, alerts"
   scripts/bench_scale.sh | tee "$BENCH_OUT.scale" || true
 fi
+
+echo; echo "== Machine, again"
+.venv/bin/python scripts/bench_machine.py | tee -a "$BENCH_OUT.machine"
 
 field() { # field FILE KEY: the value of KEY=... on the file's summary line, 0 when absent
   sed -n "s/.*[ :]$2=\([^ ]*\).*/\1/p" "$1" 2>/dev/null | tail -1 | grep . || echo 0
