@@ -8,6 +8,7 @@ Pure functions, no I/O: storing the raw message and the files is the ingestion's
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
@@ -212,9 +213,15 @@ def strip_quoted(text: str) -> str:
     text = text.replace("\r\n", "\n")
     cut = _CUT_MARKERS.search(text)
     head = text[: cut.start()] if cut else text
+    header, disclaimers, signature = _reply_patterns()
     try:
         parsed = ReplyMessage(
-            text=head, languages=list(REPLY_LANGUAGES), keep_hyphen_lists=True
+            text=head,
+            languages=list(REPLY_LANGUAGES),
+            keep_hyphen_lists=True,
+            _header_regex=header,
+            _disclaimers_regex=disclaimers,
+            _signature_regex=signature,
         ).read()
         newest = str(parsed.replies[0].body) if parsed.replies else head
     except Exception:  # a pathological body must not stop ingestion; the fallback still cuts
@@ -228,6 +235,16 @@ def strip_quoted(text: str) -> str:
         return result
     # Everything looked quoted (a bare forward): give the bot the unquoted remainder, if any.
     return _tidy("\n".join(line for line in text.split("\n") if not _QUOTED_LINE.match(line)))
+
+
+@functools.cache
+def _reply_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """mail-parser-reply's three patterns for our languages, built once. The library builds them
+    for every mail it reads (joining its language tables into patterns of a few KB, then
+    hashing them for re's cache), which cost more than searching a short reply with them; a
+    reader it is given them is otherwise the same."""
+    template = ReplyMessage(text="", languages=list(REPLY_LANGUAGES), keep_hyphen_lists=True)
+    return template.HEADER_REGEX, template.DISCLAIMERS_REGEX, template.SIGNATURE_REGEX
 
 
 def sanitize_html(html: str) -> str:
