@@ -29,7 +29,7 @@ from api.operations.routes import router as operations_router
 from api.outreach.routes import router as outreach_router
 from api.panel import install_panel
 from api.public.routes import router as public_router
-from api.runtime import freeze_loaded_objects, quiet_chatty_loggers
+from api.runtime import freeze_loaded_objects, quiet_chatty_loggers, stop_with_supervisor
 from api.web.errors import install_error_handlers
 from api.web.inputs import RefuseNulMiddleware
 from api.web.logging import install_log_redaction
@@ -44,6 +44,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # process: moved out of the collector's reach, so its full collections stop rescanning it
     # under load (api.runtime).
     freeze_loaded_objects()
+    stop_with_supervisor()
     yield
     await close_senders()
     await close_gateway()

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+# How often a child process checks that the process that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
 
 
 def freeze_loaded_objects() -> None:
@@ -44,3 +56,38 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # pragma: no cover - uvicorn[standard] installs it
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def watch_parent(on_orphaned: Callable[[], None], *, parent: int | None = None) -> threading.Thread:
+    """Call `on_orphaned` (in a daemon thread) once this process's parent is gone.
+
+    A child process is only ever told to stop by its parent: when that parent is SIGKILLed (the
+    OOM killer, kill -9) nothing tells the children. A ProcessPoolExecutor's workers then wait
+    on their task queue for good, and uvicorn's service processes keep serving the port, so the
+    restarted service cannot bind it. The thread checks every PARENT_CHECK_SECONDS whether the
+    process was handed to another parent (the reaper)."""
+    watched = os.getppid() if parent is None else parent
+
+    def watch() -> None:
+        while os.getppid() == watched:
+            time.sleep(PARENT_CHECK_SECONDS)
+        on_orphaned()
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_with_supervisor() -> None:
+    """In a service process started by uvicorn's supervisor (`--workers` above 1): shut down
+    gracefully (SIGTERM: in-flight requests finish, the lifespan's shutdown runs) when the
+    supervisor is gone. A process started any other way has no supervisor to outlive."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None or supervisor.pid is None:
+        return
+
+    def orphaned() -> None:
+        log.warning("the service's supervisor (pid %s) is gone: stopping", supervisor.pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watch_parent(orphaned, parent=supervisor.pid)

@@ -18,8 +18,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from api.channels.email.classify import Classification, classify
 from api.channels.email.matching import MatchClues, clues_of
 from api.channels.email.parser import ParsedEmail, content_hash, parse_email, sanitize_html
 from api.config import get_settings
+from api.runtime import watch_parent
 from api.storage import StoredBlob, store_blob_at
 
 log = logging.getLogger(__name__)
@@ -150,18 +149,12 @@ def _get_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 LOW_PRIORITY = True
 
 
-# How often a worker checks that the process that started it is still there.
-PARENT_CHECK_SECONDS = 1.0
-
-
 def _worker_started(low_priority: bool) -> None:
     """In each worker process, once this module and the application it imports are loaded:
     those objects live as long as the process, so the collector's full passes (triggered every
     few thousand allocations while a batch is parsed) need not walk them again each time."""
     gc.freeze()
-    threading.Thread(
-        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
-    ).start()
+    watch_parent(_orphaned)  # its parent killed, a worker would wait for work for good
     if low_priority:
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
@@ -170,12 +163,7 @@ def _worker_started(low_priority: bool) -> None:
                 os.nice(10)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose parent was killed (SIGKILL, the OOM killer) is never told to stop: it
-    would wait on its task queue for good, ~100 MiB each, two more after every crash. It
-    exits once it has been handed to another parent."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
+def _orphaned() -> None:
     os._exit(0)
 
 
