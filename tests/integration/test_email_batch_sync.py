@@ -53,6 +53,7 @@ from api.inbox.models import MatchSuggestion
 from api.storage import blob_path, read_blob
 from api.timeline.models import EntryKind, TimelineEntry
 from tests.factories import make_case, make_infringer
+from tests.helpers.processes import running
 from tests.helpers.turns import RecordingScheduler
 from tests.integration.email_servers import (  # noqa: F401  (pytest fixtures)
     Dovecot,
@@ -139,10 +140,10 @@ async def test_a_sync_killed_mid_batch_resumes_with_every_mail_stored_once(
     orphans = [int(pid) for pid in workers.split(":")[1].split()]
     assert len(orphans) == 2
     for _ in range(300):  # each checks its parent every PARENT_CHECK_SECONDS (1 s)
-        if not any(_running(pid) for pid in orphans):
+        if not any(running(pid) for pid in orphans):
             break
         await asyncio.sleep(0.05)
-    assert not any(_running(pid) for pid in orphans)
+    assert not any(running(pid) for pid in orphans)
 
     # Exactly the first batch survived, with its cursor; nothing of the second.
     assert sorted((await copies(ids)).values()) == [1] * BATCH
@@ -193,15 +194,6 @@ async def test_a_sync_killed_mid_batch_resumes_with_every_mail_stored_once(
     answerable = {m.id for m in messages if m.handled_at is None}
     resumed_ids = {m.id for m in messages if m.provider_id in set(ids[BATCH:])}
     assert sorted(r.message_id for r in seen.requests) == sorted(answerable & resumed_ids)
-
-
-def _running(pid: int) -> bool:
-    """The process exists and is not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:

@@ -19,6 +19,7 @@ import pytest
 
 from api.migrate import upgrade
 from tests.conftest import _default_url, create_scratch_database, drop_scratch_database
+from tests.helpers.processes import running
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +52,6 @@ def _service_processes(pid: int) -> list[int]:
         check=False,
     )
     return [int(line.split()[0]) for line in found.stdout.splitlines() if "spawn_main" in line]
-
-
-def _running(pid: int) -> bool:
-    """The process exists and is not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _answers(port: int) -> bool:
@@ -117,14 +109,14 @@ def test_service_processes_stop_when_their_supervisor_is_killed(
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait(timeout=10)
         deadline = time.monotonic() + STOP_SECONDS
-        while time.monotonic() < deadline and any(_running(pid) for pid in processes):
+        while time.monotonic() < deadline and any(running(pid) for pid in processes):
             time.sleep(0.1)
-        assert not any(_running(pid) for pid in processes), log.read_text()[-3000:]
+        assert not any(running(pid) for pid in processes), log.read_text()[-3000:]
         assert not _answers(port)
         assert _can_bind(port)  # a restarted service can listen again
         assert "supervisor" in log.read_text()  # each said why it stopped
     finally:
         for pid in [supervisor.pid, *processes]:
-            if _running(pid):
+            if running(pid):
                 os.kill(pid, signal.SIGKILL)
         supervisor.wait(timeout=10)
