@@ -45,8 +45,8 @@ def main() -> int:
     one, each = statistics.median(alone), statistics.median(together)
     print(
         f"machine: {cores} cores; {args.loops / 1e6:g} M loop additions take {one:.2f} s of CPU"
-        f" alone, {each:.2f} s each with {cores} at once"
-        f" (each core keeps {one / each:.0%} of its speed when all are busy)"
+        f" alone, {each:.2f} s each with {cores} at once (ratio {one / each:.2f}: about 1 when"
+        " the cores are independent, lower when they share a physical core or a busy host)"
     )
     print(f"machine-summary: loop_s={one:.2f} parallel_loop_s={each:.2f} cores={cores}")
     return 0
