@@ -524,8 +524,9 @@ def _aligned(
     parsed: ParsedEmail, blobs: Sequence[StoredBlob | None]
 ) -> Sequence[StoredBlob | None]:
     """The stored blob of each attachment (see PreparedMail.attachment_blobs), None where the
-    worker stored none or the mail was parsed here."""
-    return blobs if len(blobs) == len(parsed.attachments) else (None,) * len(parsed.attachments)
+    worker stored none; all None when the mail was parsed here (no blobs). Blobs that do not
+    line up with the attachments are a bug: the zips over them are strict and raise."""
+    return blobs or (None,) * len(parsed.attachments)
 
 
 def _inbound_attachment(
