@@ -60,6 +60,7 @@ MAX_FAULT_DELAY_SECONDS = 30.0
 MAX_BODY_BYTES = 48 * 1024 * 1024  # a base64 media upload of MAX_MEDIA_BYTES fits
 WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=20.0, connect=5.0)
 MAX_WAIT_SECONDS = 30.0
+KEEPALIVE_SECONDS = 2.0
 MAX_FAULTS = 100
 # Twilio's WhatsApp body limit: a longer Body is refused with 21617 (counted in characters).
 MAX_BODY_CHARS = 1600
@@ -302,7 +303,12 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         # aiohttp rather than httpx for the webhooks this server posts: under `make bench` this
         # process shares two cores with the service it measures, and httpx's client took half of
         # its CPU (py-spy); aiohttp (already installed, the twilio library's client) about a third.
-        holder["http"] = aiohttp.ClientSession(timeout=WEBHOOK_TIMEOUT)
+        # Idle connections are dropped well before uvicorn's 5 s keep-alive ends, so a post
+        # rarely goes out on a connection the service is closing; when one does, post() tries once more.
+        holder["http"] = aiohttp.ClientSession(
+            timeout=WEBHOOK_TIMEOUT,
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+        )
         try:
             yield
         finally:
@@ -311,8 +317,27 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             await asyncio.gather(*background, return_exceptions=True)
             await holder["http"].close()
 
-    def http() -> aiohttp.ClientSession:
-        return holder["http"]
+    async def post(url: str, form: dict[str, str], signed_url: str) -> tuple[int, str]:
+        """POST a signed webhook form; (status, body).
+
+        A connection that fails before any answer (a kept-alive one the server closed as we
+        wrote, a reset) is tried once more, as HTTP clients do with stale pooled connections;
+        our webhooks are idempotent on MessageSid, so a second delivery is harmless. A timeout
+        is not retried: the service may still be working on it.
+        """
+        headers = {
+            "X-Twilio-Signature": sign(signed_url, form, cfg.auth_token),
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        for attempt in (1, 2):
+            try:
+                async with holder["http"].post(url, data=form, headers=headers) as response:
+                    return response.status, await response.text(errors="replace")
+            except aiohttp.ClientConnectionError as exc:
+                if attempt == 2 or isinstance(exc, TimeoutError):
+                    raise
+                log.info("webhook post to %s failed before an answer (%r); retrying", url, exc)
+        raise AssertionError("unreachable")
 
     def authorized(request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -410,16 +435,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             url = message.status_callback or ""
             outcome: dict[str, Any] = {"status": status}
             try:
-                async with http().post(
-                    url,
-                    data=params,
-                    headers={
-                        "X-Twilio-Signature": sign(url, params, cfg.auth_token),
-                        "User-Agent": "TwilioProxy/1.1",
-                    },
-                ) as response:
-                    await response.read()
-                outcome["http_status"] = response.status
+                outcome["http_status"], _ = await post(url, params, url)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 outcome["error"] = type(exc).__name__
                 log.warning("status callback %s for %s failed: %r", status, message.sid, exc)
@@ -570,15 +586,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         target = cfg.webhook_base.rstrip("/") + MESSAGE_WEBHOOK_PATH
         started = time.time()
         try:
-            async with http().post(
-                target,
-                data=form,
-                headers={
-                    "X-Twilio-Signature": sign(signed_url, form, cfg.auth_token),
-                    "User-Agent": "TwilioProxy/1.1",
-                },
-            ) as response:
-                status, text = response.status, await response.text(errors="replace")
+            status, text = await post(target, form, signed_url)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             return JSONResponse(
                 {"message_sid": form["MessageSid"], "status": None, "error": repr(exc)}, 502

@@ -457,7 +457,12 @@ def create_app(config: SimConfig | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        holder["http"] = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0))
+        # Idle connections are dropped before uvicorn's 5 s keep-alive ends (httpx keeps them
+        # 5 s too, a race), and a post that still meets a closing one is tried once more.
+        holder["http"] = httpx.AsyncClient(
+            timeout=httpx.Timeout(20.0, connect=5.0),
+            limits=httpx.Limits(keepalive_expiry=2.0),
+        )
         try:
             yield
         finally:
@@ -469,14 +474,24 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     async def post_webhook(payload: dict[str, Any], secret: str | None = None) -> int:
         body = encode(payload)
         url = cfg.webhook_base.rstrip("/") + webhook_path(cfg, secret=secret)
-        try:
-            response = await holder["http"].post(
-                url, content=body, headers=webhook_headers(cfg, body)
-            )
-        except httpx.HTTPError as exc:
-            log.warning("webhook to %s failed: %r", url, exc)
-            return 0
-        return response.status_code
+        for attempt in (1, 2):
+            try:
+                response = await holder["http"].post(
+                    url, content=body, headers=webhook_headers(cfg, body)
+                )
+            except httpx.TransportError as exc:
+                # Webhooks are idempotent on the provider's message id: a second try is safe
+                # when the connection failed; a timeout is not retried (the service may still
+                # be working on it).
+                if attempt == 1 and not isinstance(exc, httpx.TimeoutException):
+                    continue
+                log.warning("webhook to %s failed: %r", url, exc)
+                return 0
+            except httpx.HTTPError as exc:
+                log.warning("webhook to %s failed: %r", url, exc)
+                return 0
+            return response.status_code
+        return 0
 
     def spawn(work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
