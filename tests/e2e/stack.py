@@ -23,7 +23,7 @@ from api.channels.registry import build_senders
 from api.config import get_settings
 from api.devtools.twilio_simulator import SimConfig, SimulatorThread, sign
 from api.engine.client import close_gateway
-from api.engine.dispatch import get_gateway, get_senders
+from api.engine.dispatch import close_senders, get_gateway, get_senders
 from api.outbox.worker import run_outbox_worker
 from tests.e2e.conftest import RasaServer, running_rasa
 
@@ -128,6 +128,9 @@ async def running_stack(extra_env: dict[str, str] | None = None) -> AsyncIterato
                 await asyncio.gather(worker, serving)
             sim.stop()
             sock.close()
+            # lifespan is off: close what the app's shutdown would (the senders' aiohttp
+            # session was left open and reported at interpreter exit).
+            await close_senders()
             await close_gateway()
             get_settings.cache_clear()
             get_gateway.cache_clear()
