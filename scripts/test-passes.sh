@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test` on two cores, as two streams of about the same length:
-# - in the foreground, the PostgreSQL pass without the e2e group;
-# - beside it, the SQLite pass, then the e2e group (real Rasa) on PostgreSQL.
+# - in the foreground, the PostgreSQL pass without the e2e and browser groups;
+# - beside it, the SQLite pass, then the e2e (real Rasa) and browser (Chromium) groups on
+#   PostgreSQL.
 # Each pytest run has its own scratch database, free ports and temporary folders; each stream its
 # own Redis database (15, and 14 for the second: pub/sub channels carry the number, see
 # api/config.py redis_channel). The second stream's output is printed when both are done; any
@@ -19,23 +20,23 @@ second_stream() {
   make --no-print-directory test-sqlite REDIS_TEST_URL="$second_redis"
   sqlite_status=$?
   echo "== SQLite pass (exit $sqlite_status)"
-  echo "== PostgreSQL pass, e2e group"
-  make --no-print-directory test-pg PG_MARKERS="e2e" REDIS_TEST_URL="$second_redis"
+  echo "== PostgreSQL pass, e2e and browser groups"
+  make --no-print-directory test-pg PG_MARKERS="e2e or browser" REDIS_TEST_URL="$second_redis"
   e2e_status=$?
-  echo "== PostgreSQL pass, e2e group (exit $e2e_status)"
+  echo "== PostgreSQL pass, e2e and browser groups (exit $e2e_status)"
   [[ $sqlite_status -eq 0 && $e2e_status -eq 0 ]]
 }
 
-echo "== beside this: the SQLite pass, then the e2e group on PostgreSQL (output below when done)"
+echo "== beside this: the SQLite pass, then the e2e and browser groups on PostgreSQL (output below when done)"
 second_stream > "$second_log" 2>&1 &
 second_pid=$!
-echo "== PostgreSQL pass, all but the e2e group"
-make --no-print-directory test-pg PG_MARKERS="not e2e"
+echo "== PostgreSQL pass, all but the e2e and browser groups"
+make --no-print-directory test-pg PG_MARKERS="not e2e and not browser"
 pg_status=$?
 wait "$second_pid"
 second_status=$?
 cat "$second_log"
 if [[ $pg_status -ne 0 || $second_status -ne 0 ]]; then
-  echo "make test: PostgreSQL pass (without e2e) exit $pg_status; SQLite pass + e2e group exit $second_status" >&2
+  echo "make test: PostgreSQL pass (without e2e, browser) exit $pg_status; SQLite pass + e2e, browser exit $second_status" >&2
   exit 1
 fi
