@@ -479,18 +479,17 @@ def create_app(config: SimConfig | None = None) -> Starlette:
                 response = await holder["http"].post(
                     url, content=body, headers=webhook_headers(cfg, body)
                 )
-            except httpx.TransportError as exc:
-                # Webhooks are idempotent on the provider's message id: a second try is safe
-                # when the connection failed; a timeout is not retried (the service may still
-                # be working on it).
-                if attempt == 1 and not isinstance(exc, httpx.TimeoutException):
+                return response.status_code
+            except httpx.HTTPError as exc:
+                # Webhooks are idempotent on the provider's message id: a connection that failed
+                # is tried once more; a timeout is not (the service may still be working on it).
+                retry = isinstance(exc, httpx.TransportError) and not isinstance(
+                    exc, httpx.TimeoutException
+                )
+                if attempt == 1 and retry:
                     continue
                 log.warning("webhook to %s failed: %r", url, exc)
                 return 0
-            except httpx.HTTPError as exc:
-                log.warning("webhook to %s failed: %r", url, exc)
-                return 0
-            return response.status_code
         return 0
 
     def spawn(work: Any) -> None:
