@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -222,28 +222,56 @@ def _provider_id_statement() -> sa.Update:
     )
 
 
+def _quietly_done(result: SendResult, dialect: str) -> bool:
+    """Whether the row and the message are one statement with no event: the usual answer
+    (queued, sending), on PostgreSQL (its UPDATE in a WITH)."""
+    from api.conversations.delivery import PROGRESS
+
+    return result.status not in PROGRESS and dialect == "postgresql"
+
+
+def _quietly_done_params(item_id: int, result: SendResult) -> dict[str, Any]:
+    from api.conversations.delivery import RANK
+
+    now = utcnow()
+    return {
+        "p_item_id": item_id,
+        "p_done_at": now,
+        "p_provider_id": result.provider_id,
+        "p_rank": RANK[result.status],
+        "p_status": str(result.status),
+        "p_now": now,
+    }
+
+
+async def do_mark_sent_at_once(engine: AsyncEngine, *, item_id: int, result: SendResult) -> bool:
+    """`do_mark_sent` outside any session for the usual answer on PostgreSQL: its one statement
+    needs no transaction of its own around it (autocommit: no BEGIN, no COMMIT, one round trip
+    instead of three), as the usual status callback. False for any other answer or database:
+    the caller then goes the session's way."""
+    if not _quietly_done(result, engine.dialect.name):
+        return False
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(
+            _done_and_sent_quietly_statement(), _quietly_done_params(item_id, result)
+        )
+    return True
+
+
 async def do_mark_sent(session: AsyncSession, *, item_id: int, result: SendResult) -> None:
     """The provider took the message: the outbox row is done, the message carries the provider's
     id and moves forward to what the provider said (a status callback may already have moved it
     further: never back). Statements, not ORM loads: this runs for every message sent."""
     from api.conversations.delivery import PROGRESS, RANK, emit_delivered
 
-    now = utcnow()
-    rank = RANK[result.status]
-    if result.status not in PROGRESS and session.get_bind().dialect.name == "postgresql":
-        # The usual answer (queued): both rows in one statement (PostgreSQL's UPDATE in a WITH).
+    if _quietly_done(result, session.get_bind().dialect.name):
         await session.execute(
-            _done_and_sent_quietly_statement(),
-            {
-                "p_item_id": item_id,
-                "p_done_at": now,
-                "p_provider_id": result.provider_id,
-                "p_rank": rank,
-                "p_status": str(result.status),
-                "p_now": now,
-            },
+            _done_and_sent_quietly_statement(), _quietly_done_params(item_id, result)
         )
         return
+    now = utcnow()
+    rank = RANK[result.status]
     message_id = await session.scalar(_done_statement(), {"p_item_id": item_id, "p_done_at": now})
     if message_id is None:
         return

@@ -7,13 +7,18 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.conversations.models import Channel
 from api.db import get_sessionmaker, unit_of_work
 from api.errors import ChannelDeliveryError
 from api.outbox.senders import ChannelSender, Envelope
-from api.outbox.service import claim_envelopes, do_mark_failed, do_mark_sent
+from api.outbox.service import (
+    claim_envelopes,
+    do_mark_failed,
+    do_mark_sent,
+    do_mark_sent_at_once,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,11 @@ async def send_claimed(
                     session, item_id=item_id, error=type(exc).__name__, retryable=True
                 )
         else:
+            bind = maker.kw.get("bind")
+            if isinstance(bind, AsyncEngine) and await do_mark_sent_at_once(
+                bind, item_id=item_id, result=result
+            ):
+                continue
             async with unit_of_work(maker) as session:
                 await do_mark_sent(session, item_id=item_id, result=result)
     return len(items)

@@ -20,14 +20,14 @@ from api.conversations.delivery import do_advance_delivery
 from api.conversations.inbound import InboundMessage, do_receive_message
 from api.conversations.models import Channel, DeliveryStatus, Message
 from api.conversations.outbound import Outbound, TemplateRef, do_queue_outbound
-from api.db import unit_of_work, utcnow
+from api.db import get_engine, unit_of_work, utcnow
 from api.errors import ChannelDeliveryError
 from api.events.models import StoredEvent
 from api.events.service import to_record
 from api.outbox import service as outbox_service
 from api.outbox.models import OutboxItem, OutboxState
 from api.outbox.senders import Envelope, SendResult
-from api.outbox.service import do_mark_sent
+from api.outbox.service import do_mark_sent, do_mark_sent_at_once
 from api.outbox.worker import deliver_due
 from api.timeline.models import EntryKind, TimelineEntry
 from api.timeline.service import Actor
@@ -369,19 +369,31 @@ async def delivered_statuses(message_id: int) -> list[str]:
     return [str(row.payload["status"]) for row in await _delivered_rows(message_id)]
 
 
+async def record_answer(item_id: int, result: SendResult, *, way: str) -> None:
+    """The provider's answer to our send, recorded as the outbox worker does ("at once": one
+    statement without a session where it can, else a session) or always in a session."""
+    if way == "at once":
+        taken = await do_mark_sent_at_once(get_engine(), item_id=item_id, result=result)
+        # The way without a session is the usual answer's (queued) on PostgreSQL, and only it.
+        on_postgresql = get_engine().dialect.name == "postgresql"
+        assert taken == (on_postgresql and result.status is DeliveryStatus.QUEUED)
+        if taken:
+            return
+    async with unit_of_work() as session:
+        await do_mark_sent(session, item_id=item_id, result=result)
+
+
+@pytest.mark.parametrize("way", ["session", "at once"])
 @pytest.mark.parametrize("answer", [DeliveryStatus.QUEUED, DeliveryStatus.SENT])
 async def test_the_send_answer_after_a_faster_callback_keeps_the_status_and_stores_the_id(
-    stack: TwilioStack, answer: DeliveryStatus
+    stack: TwilioStack, answer: DeliveryStatus, way: str
 ) -> None:
     """The provider's "delivered" callback arrived before its answer to our send call: the
     answer stores the provider's id and closes the outbox row, and moves nothing back."""
     queued = await queue_reply()
     sid = new_sid()
     assert await callback(stack, "status_delivered", sid, query=f"mid={queued.message_id}") == 200
-    async with unit_of_work() as session:
-        await do_mark_sent(
-            session, item_id=queued.outbox_id, result=SendResult(provider_id=sid, status=answer)
-        )
+    await record_answer(queued.outbox_id, SendResult(provider_id=sid, status=answer), way=way)
     message = await message_row(queued.message_id)
     assert (message.provider_id, message.delivery_status) == (sid, DeliveryStatus.DELIVERED)
     assert await delivered_statuses(queued.message_id) == ["delivered"]
@@ -390,17 +402,20 @@ async def test_the_send_answer_after_a_faster_callback_keeps_the_status_and_stor
         assert item is not None and item.state is OutboxState.DONE and item.done_at is not None
 
 
+@pytest.mark.parametrize("way", ["session", "at once"])
 @pytest.mark.parametrize("answer", [DeliveryStatus.QUEUED, DeliveryStatus.SENT])
-async def test_the_send_answer_moves_a_pending_message_forward(answer: DeliveryStatus) -> None:
+async def test_the_send_answer_moves_a_pending_message_forward(
+    answer: DeliveryStatus, way: str
+) -> None:
     queued = await queue_reply()
     sid = new_sid()
-    async with unit_of_work() as session:
-        await do_mark_sent(
-            session, item_id=queued.outbox_id, result=SendResult(provider_id=sid, status=answer)
-        )
+    await record_answer(queued.outbox_id, SendResult(provider_id=sid, status=answer), way=way)
     message = await message_row(queued.message_id)
     assert (message.provider_id, message.delivery_status) == (sid, answer)
     assert message.status_updated_at is not None
+    async with unit_of_work() as session:
+        item = await session.get(OutboxItem, queued.outbox_id)
+        assert item is not None and item.state is OutboxState.DONE and item.done_at is not None
     # Only what the provider moved forward is an event (queued is not: sent, delivered, read).
     expected = ["sent"] if answer is DeliveryStatus.SENT else []
     assert await delivered_statuses(queued.message_id) == expected
