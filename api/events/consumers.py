@@ -434,14 +434,6 @@ def inline_drains_in_background() -> Iterator[None]:
 # 50 ms they took two: 2.1 passes per WhatsApp message in the service); an alert or a live
 # notification shows at most this much later.
 LINGER_SECONDS = 0.1
-# Under sustained load a pass nobody waits for also starts at least this long after the previous
-# pass began. At 15 WhatsApp messages a second, lingering alone still made 1.1 passes of the
-# inline consumers per message (each its own transaction: lock the cursor, read the stream, move
-# the cursor; about 7 of the 53 statements of a message); spaced, they make 0.4, and a live
-# notification or an alert shows at most this much later. A quiet moment's first commit still
-# gets its pass after LINGER_SECONDS, and a pass somebody waits for (an analyst's action, a
-# turn catching up) starts at once.
-PASS_INTERVAL_SECONDS = 0.5
 # How long an inline pass that found the cursor held by another pass keeps trying again.
 BUSY_RETRY_SECONDS = 2.0
 # How long the callers of a pass keep waiting while an older transaction still running holds
@@ -460,8 +452,7 @@ INLINE_MAX_BATCHES = 5
 class _Drainer:
     """One inline consumer on one engine in one event loop: at most one pass runs at a time;
     requests made while it runs are served together by the next pass, and a pass nobody waits
-    for lingers first to gather the requests of the moment (`LINGER_SECONDS`, and under load
-    until `PASS_INTERVAL_SECONDS` after the previous pass began)."""
+    for lingers `LINGER_SECONDS` first to gather the requests of the moment."""
 
     def __init__(self, consumer: Consumer, engine: AsyncEngine) -> None:
         self.consumer = consumer
@@ -470,7 +461,6 @@ class _Drainer:
         self.task: asyncio.Task[None] | None = None
         self.waiting: list[asyncio.Future[None]] = []
         self.urgent = asyncio.Event()
-        self.last_started: float | None = None  # loop time the latest pass began
 
     def request(self, *, urgent: bool = True) -> asyncio.Future[None]:
         """A future done once a pass that started after this call has finished. `urgent`: the
@@ -492,14 +482,6 @@ class _Drainer:
             return settled
         return done
 
-    def _pause(self) -> float:
-        """How long a pass nobody waits for lingers: LINGER_SECONDS, and until
-        PASS_INTERVAL_SECONDS after the previous pass began."""
-        if self.last_started is None:
-            return LINGER_SECONDS
-        since = asyncio.get_running_loop().time() - self.last_started
-        return max(LINGER_SECONDS, PASS_INTERVAL_SECONDS - since)
-
     async def _run(self) -> None:
         served: list[asyncio.Future[None]] = []
         busy_since: float | None = None
@@ -509,7 +491,7 @@ class _Drainer:
         targets: dict[asyncio.Future[None], int] = {}
         try:
             while self.waiting:
-                pause = self._pause() if held_since is None else HELD_RETRY_SECONDS
+                pause = LINGER_SECONDS if held_since is None else HELD_RETRY_SECONDS
                 if not self.urgent.is_set() and pause > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.urgent.wait(), pause)
@@ -519,7 +501,6 @@ class _Drainer:
                 served, self.waiting = self.waiting, []
                 busy = False
                 seen: tuple[int, int] | None = None
-                self.last_started = asyncio.get_running_loop().time()
                 try:
                     _, busy, seen = await _drain(
                         self.consumer,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import uuid
 import weakref
 from collections import Counter
@@ -217,62 +216,6 @@ async def test_a_pass_somebody_waits_for_does_not_linger(
         if consumer.inline:
             await asyncio.wait_for(drain_shared(consumer), timeout=30)
     await asyncio.wait_for(wait_for_inline_drains(), timeout=30)
-
-
-def record_pass_starts(monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> list[float]:
-    """The loop time each pass of `recorder`'s consumer began."""
-    starts: list[float] = []
-    original = consumers._drain
-
-    async def timed_drain(
-        consumer: Consumer, **kwargs: object
-    ) -> tuple[int, bool, tuple[int, int] | None]:
-        if consumer.name == recorder.run:
-            starts.append(asyncio.get_running_loop().time())
-        return await original(consumer, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(consumers, "_drain", timed_drain)
-    return starts
-
-
-async def test_under_a_stream_of_commits_background_passes_are_spaced(
-    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Commits keep coming, nobody waits: each pass lingers until PASS_INTERVAL_SECONDS after
-    the previous one began (not only LINGER_SECONDS after it ended), and every event is still
-    handled exactly once."""
-    interval = 0.3
-    monkeypatch.setattr(consumers, "LINGER_SECONDS", 0.01)
-    monkeypatch.setattr(consumers, "PASS_INTERVAL_SECONDS", interval)
-    starts = record_pass_starts(monkeypatch, recorder)
-    ids: list[int] = []
-    with inline_drains_in_background():
-        # One commit after another, for as long as three intervals take.
-        deadline = asyncio.get_running_loop().time() + 3 * interval
-        while asyncio.get_running_loop().time() < deadline or len(ids) < 2:
-            ids.append(await recorder.emit_one(len(ids)))
-    await wait_for_inline_drains()
-    assert sorted(recorder.handled) == sorted(ids)
-    assert set(recorder.handled.values()) == {1}
-    assert len(starts) >= 2
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert min(gaps) >= interval - 0.01, gaps
-    # Lingering alone (0.01 s) would have run about one pass per commit.
-    assert len(starts) < len(ids)
-
-
-async def test_a_pass_somebody_waits_for_is_not_spaced(
-    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Right after a pass, an analyst's action (a caller waiting for the pass) does not wait
-    out the interval: its commit's pass starts at once."""
-    monkeypatch.setattr(consumers, "PASS_INTERVAL_SECONDS", 3600.0)
-    starts = record_pass_starts(monkeypatch, recorder)
-    first = await recorder.emit_one(0)  # waited for: a pass now
-    assert recorder.handled[first] == 1
-    second = await asyncio.wait_for(recorder.emit_one(1), timeout=30)  # not in an hour
-    assert recorder.handled[second] == 1
-    assert len(starts) == 2
 
 
 class ScriptedGateway:
