@@ -15,11 +15,13 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 from sqlalchemy.exc import IntegrityError
 
 from api.config import get_settings
+from api.conversations.service import conversation_id_from_sender
 from api.db import unit_of_work
 from api.engine.ledger import (
     action_key,
     bind_action_session,
     create_execution,
+    find_execution,
     get_execution,
 )
 from api.errors import AuthenticationRequired
@@ -67,10 +69,12 @@ async def _run_once(action_call: dict[str, Any]) -> dict[str, Any] | None:
         return await _run(action_call)
     try:
         async with unit_of_work() as session:
-            done = await get_execution(session, key)
-            if done is not None:
+            found = await find_execution(
+                session, key, conversation_id=conversation_id_from_sender(key.sender_id)
+            )
+            if found.response is not None:
                 log.info("action %s of turn %s replayed", key.action_name, key.turn_key)
-                return _unwrap(done.response)
+                return _unwrap(found.response)
             with bind_action_session(session):
                 body = await _run(action_call)
             await create_execution(session, key, {"body": body})

@@ -21,6 +21,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.conversations.models import Conversation
 from api.db import unit_of_work, utcnow
 from api.engine.models import ActionExecution
 
@@ -58,11 +59,10 @@ def action_key(action_call: Mapping[str, Any]) -> ActionKey | None:
     return None
 
 
-@functools.cache
-def _execution_statement() -> sa.Select[ActionExecution]:
-    """The run of an action key, built once (every action call looks it up: building the
-    statement per call cost more CPU than running it); each call binds the key."""
-    return sa.select(ActionExecution).where(
+def _is_key() -> sa.ColumnElement[bool]:
+    """The action_executions row of the bound key (`sender_id`, `turn_key`, `action_name`,
+    `occurrence`): unique, so at most one."""
+    return sa.and_(
         ActionExecution.sender_id
         == sa.bindparam("sender_id", type_=ActionExecution.sender_id.type),
         ActionExecution.turn_key == sa.bindparam("turn_key", type_=ActionExecution.turn_key.type),
@@ -73,16 +73,64 @@ def _execution_statement() -> sa.Select[ActionExecution]:
     )
 
 
-async def get_execution(session: AsyncSession, key: ActionKey) -> ActionExecution | None:
-    return await session.scalar(
-        _execution_statement(),
-        {
-            "sender_id": key.sender_id,
-            "turn_key": key.turn_key,
-            "action_name": key.action_name,
-            "occurrence": key.occurrence,
-        },
+@functools.cache
+def _execution_statement() -> sa.Select[ActionExecution]:
+    """The run of an action key, built once (every action call looks it up: building the
+    statement per call cost more CPU than running it); each call binds the key."""
+    return sa.select(ActionExecution).where(_is_key())
+
+
+@functools.cache
+def _conversation_and_execution_statement() -> sa.Select[Conversation, dict[str, Any] | None]:
+    """The conversation `conversation_id`, and the recorded response of the bound key when
+    that action already ran (NULL otherwise: the response column is never NULL itself)."""
+    return (
+        sa.select(Conversation, ActionExecution.response)
+        .outerjoin(ActionExecution, _is_key())
+        .where(Conversation.id == sa.bindparam("conversation_id", type_=Conversation.id.type))
     )
+
+
+async def get_execution(session: AsyncSession, key: ActionKey) -> ActionExecution | None:
+    return await session.scalar(_execution_statement(), _key_params(key))
+
+
+@dataclass
+class Lookup:
+    """What an action call reads before it runs: the response of its earlier run, if any, and
+    the turn's conversation, held here so that it stays in the session's (weak) identity map
+    while the action runs (the action's own `session.get(Conversation, id)` asks nothing)."""
+
+    response: dict[str, Any] | None
+    conversation: Conversation | None = None
+
+
+async def find_execution(
+    session: AsyncSession, key: ActionKey, *, conversation_id: int | None
+) -> Lookup:
+    """The earlier run of `key` and, in the same statement, the conversation the action is
+    about (every bot action loads it): one round trip where there were two. Without a
+    conversation (a call made by hand, a conversation gone), the key alone is looked up."""
+    if conversation_id is not None:
+        row = (
+            await session.execute(
+                _conversation_and_execution_statement(),
+                {**_key_params(key), "conversation_id": conversation_id},
+            )
+        ).first()
+        if row is not None:
+            return Lookup(response=row[1], conversation=row[0])
+    done = await get_execution(session, key)
+    return Lookup(response=done.response if done is not None else None)
+
+
+def _key_params(key: ActionKey) -> dict[str, Any]:
+    return {
+        "sender_id": key.sender_id,
+        "turn_key": key.turn_key,
+        "action_name": key.action_name,
+        "occurrence": key.occurrence,
+    }
 
 
 async def create_execution(session: AsyncSession, key: ActionKey, response: dict[str, Any]) -> None:

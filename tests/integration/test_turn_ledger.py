@@ -27,6 +27,7 @@ from api.engine.models import ActionExecution
 from api.timeline.models import EntryKind, TimelineEntry
 from api.worker import LEDGER_KEEP, prune_ledger_once
 from tests.factories import make_brand, make_case, make_infringer
+from tests.helpers.queries import count_queries
 
 pytestmark = pytest.mark.integration
 
@@ -196,6 +197,48 @@ async def test_concurrent_runs_of_one_turn_commit_one_set_of_writes(
     bodies = await asyncio.gather(*(post(client, call) for _ in range(4)))
     assert all(body == bodies[0] for body in bodies)
     assert await acknowledged_notes(case_id) == 1
+
+
+async def test_the_ledger_and_the_conversation_are_read_in_one_statement(
+    client: httpx.AsyncClient,
+) -> None:
+    """Every bot action loads its conversation: the ledger lookup brings it along, so the
+    action's own load asks the database nothing (one statement per action call saved)."""
+    case_id, sender = await notified_case()
+    call = action_call("action_acknowledge", sender, message_id="msg-one-read")
+    with count_queries() as log:
+        first = await post(client, call)
+    assert first["responses"] and await acknowledged_notes(case_id) == 1
+    conversation_reads = [
+        s
+        for s in log.statements
+        if s.startswith("SELECT") and "FROM conversations" in s and "FOR UPDATE" not in s
+    ]
+    assert len(conversation_reads) == 1, log
+    assert "action_executions" in conversation_reads[0], log
+    # The replay is answered from the same single statement.
+    with count_queries() as log:
+        assert await post(client, call) == first
+    assert log.count == 1, log
+    assert await acknowledged_notes(case_id) == 1
+
+
+@pytest.mark.parametrize("sender", ["conv-2147480000", "console-user"])
+async def test_a_call_without_a_stored_conversation_is_still_run_once(
+    client: httpx.AsyncClient, sender: str
+) -> None:
+    """A sender id naming no conversation (gone, or not ours: a call made by hand with a
+    message id) is keyed all the same: the second call is a replay."""
+    call = action_call("action_acknowledge", sender, message_id=f"msg-{secrets.token_hex(6)}")
+    first = await post(client, call)
+    assert await post(client, call) == first
+    async with unit_of_work() as session:
+        runs = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(ActionExecution)
+            .where(ActionExecution.sender_id == sender)
+        )
+    assert runs == 1
 
 
 def test_the_key_is_the_latest_user_turn_and_the_runs_of_the_action_since() -> None:

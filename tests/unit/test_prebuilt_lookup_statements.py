@@ -22,7 +22,7 @@ from api.contacts.models import ContactKind, ContactPoint
 from api.contacts.service import _contact_points_statement
 from api.conversations.models import Channel, Conversation, Direction, Message
 from api.conversations.service import _open_conversation_statement
-from api.engine.ledger import _execution_statement
+from api.engine.ledger import _conversation_and_execution_statement, _execution_statement
 from api.engine.models import ActionExecution
 
 pytestmark = pytest.mark.unit
@@ -32,6 +32,7 @@ BUILDERS: list[Callable[[], Any]] = [
     _open_conversation_statement,
     _latest_inbound_meta_statement,
     _execution_statement,
+    _conversation_and_execution_statement,
     _case_statement,
     lambda: _number_statement(by_number=True, by_account=False),
     lambda: _number_statement(by_number=False, by_account=True),
