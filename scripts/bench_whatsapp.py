@@ -5,7 +5,10 @@ Starts nothing: the service (with its worker), the Twilio simulator and Rasa mus
 For each arrival rate (for example 5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100 msg/s), two steps
 run one after the other, each with a fresh set of infringers (50 by default) writing round robin, a
 message every 1/rate seconds whatever the answers (open loop: nobody waits for a reply before the
-next message):
+next message). With --database-url, most of them (--known-share, 0.8) are known, as after a notice
+campaign: their phone is on file, their case (one brand) is NOTIFICADO and the notice's WhatsApp
+conversation is open, so a turn loads and moves a real case; the others write from numbers the
+service has never seen (the unmatched queue). Both paths get the same mix:
 
 - whatsapp: each message goes through the simulator's /_sim/inbound (a signed Twilio webhook to
   the service). Webhook acknowledgement = the simulator's own time for that POST. Turn latency =
@@ -19,7 +22,9 @@ next message):
   counts as unanswered.
 - rasa: the same turns straight to Rasa's gateway channel
   (POST {RASA_URL}/webhooks/tratativa/webhook with X-Tratativa-Secret); the answer carries every
-  reply of the turn, so latency = time to the answer.
+  reply of the turn, so latency = time to the answer. A known infringer's turns are sent as its
+  own conversation ("conv-<id>"), so Rasa's custom actions (served by the service's action
+  server, as for the whole path) load the same kind of case.
 
 Before the first rate, a few turns (--warm-up, 10) go through each path unmeasured, so one-time
 costs (the app's first route resolution, the first import of the actions, Rasa's first
@@ -193,12 +198,103 @@ def make_turns(who: Sequence[str], messages: int) -> list[Turn]:
     return turns
 
 
+def known_count(args: argparse.Namespace) -> int:
+    """How many of a step's infringers are known (seeded): none without the database."""
+    if not args.database_url:
+        return 0
+    share = max(0.0, min(1.0, float(args.known_share)))
+    return round(int(args.infringers) * share)
+
+
+async def seed_known(database_url: str, phones: Sequence[str]) -> list[str]:
+    """Known infringers, as a notice campaign leaves them: each with its phone on file, a case
+    of one brand already NOTIFICADO and the WhatsApp conversation the notice went out on.
+    Returns the Rasa sender id of each conversation ("conv-<id>"), in the order of `phones`."""
+    import itertools
+    from decimal import Decimal
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from api.brands.service import create_brand
+    from api.cases.lifecycle import CaseStatus
+    from api.cases.service import create_case, do_advance_status
+    from api.contacts.models import ContactKind, ContactPoint, Infringer, InfringerKind
+    from api.contacts.service import do_identify_sender
+    from api.conversations.models import Channel
+    from api.conversations.service import create_conversation, sender_id_for
+    from api.db import make_engine, unit_of_work
+    from api.identifiers.documents import cpf_check_digits
+    from api.timeline.service import Actor
+
+    async def nothing_after_commit(_session: AsyncSession) -> None:
+        """The worker picks the seed's events up; this process runs no consumer inline (it
+        would compete with the service it measures)."""
+
+    engine = make_engine(database_url)
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    senders: list[str] = []
+    try:
+        async with unit_of_work(maker, after_commit=nothing_after_commit) as session:
+            brand = await create_brand(
+                session,
+                name=f"Marca Bench {uuid.uuid4().hex[:8]}",
+                base_amount=Decimal("2000.00"),
+                floor_amount=Decimal("1200.00"),
+                max_installments=6,
+                pix_key="12345678000195",
+                payee_name="Tratativa",
+                payee_city="Sao Paulo",
+            )
+            documents = (f"{random.randrange(10**8, 10**9):09d}" for _ in itertools.count())
+            for n, phone in enumerate(phones):
+                first9 = next(documents)
+                infringer = Infringer(
+                    kind=InfringerKind.PERSON,
+                    name=f"Infrator Bench {n}",
+                    document=first9 + cpf_check_digits(first9),
+                )
+                session.add(infringer)
+                await session.flush()
+                session.add(
+                    ContactPoint(kind=ContactKind.PHONE, value=phone, infringer_id=infringer.id)
+                )
+                await session.flush()
+                case = await create_case(
+                    session,
+                    brand_id=brand.id,
+                    infringer_id=infringer.id,
+                    claimed_amount=Decimal("2000.00"),
+                    listings=[(f"https://produto.mercadolivre.com.br/MLB-{n}", "Mercado Livre")],
+                )
+                await do_advance_status(
+                    session,
+                    case=case,
+                    path=[CaseStatus.EM_TRIAGEM, CaseStatus.APTO_NOTIFICAR, CaseStatus.NOTIFICADO],
+                    actor=Actor.system(),
+                    reason="bench",
+                )
+                found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
+                conversation = await create_conversation(
+                    session,
+                    contact=found.contact,
+                    channel=Channel.WHATSAPP,
+                    address=found.address,
+                    case=case,
+                )
+                senders.append(sender_id_for(conversation))
+    finally:
+        await engine.dispose()
+    return senders
+
+
 async def whatsapp_step(
     http: aiohttp.ClientSession, sim_url: str, rate: float, args: argparse.Namespace
 ) -> Step:
-    step = Step(
-        "whatsapp", rate, make_turns(new_phones(args.infringers), step_messages(rate, args))
-    )
+    phones = new_phones(args.infringers)
+    known = known_count(args)
+    if known:
+        await seed_known(args.database_url, phones[:known])
+    step = Step("whatsapp", rate, make_turns(phones, step_messages(rate, args)))
     async with http.get(f"{sim_url}/_sim") as response:
         after = (await response.json())["last_seq"]
 
@@ -343,7 +439,13 @@ async def rasa_step(
     http: aiohttp.ClientSession, rasa_url: str, secret: str, rate: float, args: argparse.Namespace
 ) -> Step:
     run = uuid.uuid4().hex[:8]
-    who = [f"bench-{run}-{i}" for i in range(args.infringers)]
+    known = known_count(args)
+    # The known infringers' turns reach the action server with their own conversation and case
+    # (as the service's turns do); the others as a sender the service does not know.
+    who = [
+        *(await seed_known(args.database_url, new_phones(known)) if known else []),
+        *(f"bench-{run}-{i}" for i in range(known, args.infringers)),
+    ]
     step = Step("rasa", rate, make_turns(who, step_messages(rate, args)))
     locks = {w: asyncio.Lock() for w in who}  # not a wait: only keeps each sender's order
 
@@ -447,7 +549,8 @@ async def run(args: argparse.Namespace) -> int:
                 await rasa_step(http, rasa_url, args.rasa_secret, 2.0, warm)
             print(f"warm-up: {warmed.answered}/{args.warm_up} turns through each path, not counted")
         print(
-            f"{args.infringers} infringers, per rate and path {args.messages} messages or "
+            f"{args.infringers} infringers ({known_count(args)} known: a notified case and its"
+            f" conversation), per rate and path {args.messages} messages or "
             f"{args.min_seconds:g} s of arrivals, whichever is more"
         )
         print(HEADER, flush=True)
@@ -529,7 +632,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--database-url",
         default=None,
-        help="the service's database: replies are matched to the turn the service had finished",
+        help="the service's database: replies are matched to the turn the service had finished,"
+        " and the known infringers are seeded there",
+    )
+    parser.add_argument(
+        "--known-share",
+        type=float,
+        default=0.8,
+        help="share of each step's infringers known to the service (phone on file, a notified"
+        " case, the notice's conversation); the rest write from unknown numbers. Needs"
+        " --database-url (without it, every sender is unknown)",
     )
     return asyncio.run(run(parser.parse_args(argv)))
 
