@@ -215,6 +215,7 @@ async def seed_known(database_url: str, phones: Sequence[str]) -> list[str]:
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    import api.models  # noqa: F401  (every model mapped before the first statement)
     from api.brands.service import create_brand
     from api.cases.lifecycle import CaseStatus
     from api.cases.service import create_case, do_advance_status

@@ -56,3 +56,29 @@ def test_the_share_of_known_infringers_needs_the_database() -> None:
     assert bench().known_count(args) == 40
     args.known_share = 1.5
     assert bench().known_count(args) == 50
+
+
+def test_the_seed_runs_in_a_process_of_its_own(database_url: str) -> None:
+    """As `make bench` runs it: a fresh interpreter that imported nothing of the service."""
+    import subprocess
+    import sys
+
+    from tests.unit.test_bench_attribution import ROOT
+
+    phone = f"+55119{random.randrange(60_000_000, 100_000_000)}"
+    code = (
+        "import asyncio, sys\n"
+        "sys.path.insert(0, 'scripts')\n"
+        "import bench_whatsapp as b\n"
+        "print(asyncio.run(b.seed_known(sys.argv[1], [sys.argv[2]]))[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, database_url, phone],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith("conv-")
