@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from api.brands.models import Brand
 from api.cases.lifecycle import CaseStatus, allowed_moves
@@ -100,16 +100,19 @@ def brl(value: Decimal) -> str:
 @functools.cache
 def _case_statement() -> sa.Select[Case]:
     """A case with what a turn's templates read, built once (every bot turn loads its case:
-    building the statement per call cost more CPU than running it); each call binds the id."""
+    building the statement per call cost more CPU than running it); each call binds the id.
+    Its listings come in the same statement (a case has a handful: one row each), not in a
+    second round trip as selectinload would."""
     return (
         sa.select(Case)
         .where(Case.id == sa.bindparam("case_id", type_=Case.id.type))
-        .options(joinedload(Case.brand), joinedload(Case.infringer), selectinload(Case.listings))
+        .options(joinedload(Case.brand), joinedload(Case.infringer), joinedload(Case.listings))
     )
 
 
 async def load_case(session: AsyncSession, case_id: int) -> Case | None:
-    return await session.scalar(_case_statement(), {"case_id": case_id})
+    found = await session.scalars(_case_statement(), {"case_id": case_id})
+    return found.unique().first()
 
 
 async def load_context(session: AsyncSession, *, sender_id: str, turn: Turn) -> BotContext:

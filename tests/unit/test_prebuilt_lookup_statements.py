@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 import api.models  # noqa: F401  (every model mapped before any statement is built)
 from api.assistant.context import _case_statement
@@ -147,9 +147,7 @@ EQUIVALENTS: list[tuple[str, Callable[[], Any], Callable[[], Any], dict[str, Any
         lambda: (
             sa.select(Case)
             .where(Case.id == 3)
-            .options(
-                joinedload(Case.brand), joinedload(Case.infringer), selectinload(Case.listings)
-            )
+            .options(joinedload(Case.brand), joinedload(Case.infringer), joinedload(Case.listings))
         ),
         _case_statement,
         {"case_id": 3},
