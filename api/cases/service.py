@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -102,6 +103,30 @@ async def get_open_case_for_infringer(session: AsyncSession, *, infringer_id: in
         .limit(1)
     )
     return await session.scalar(query)
+
+
+async def get_infringer_with_open_case(
+    session: AsyncSession, *, infringer_id: int
+) -> tuple[Infringer | None, Case | None]:
+    """An infringer and its most recent open case (`get_open_case_for_infringer`), in one
+    statement: every message from a known address asks for both."""
+    row = (
+        await session.execute(_infringer_with_open_case_statement(), {"infringer_id": infringer_id})
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+@functools.cache
+def _infringer_with_open_case_statement() -> sa.Select[Infringer, Case | None]:
+    """Built once (every inbound message from a known address runs it); binds the id. The
+    outer join yields the open cases newest first, or a single row without a case."""
+    return (
+        sa.select(Infringer, Case)
+        .outerjoin(Case, sa.and_(Case.infringer_id == Infringer.id, Case.status.in_(OPEN_STATUSES)))
+        .where(Infringer.id == sa.bindparam("infringer_id", type_=Infringer.id.type))
+        .order_by(Case.id.desc())
+        .limit(1)
+    )
 
 
 async def do_change_status(

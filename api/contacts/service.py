@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cases.models import Case
-from api.cases.service import get_open_case_for_infringer
+from api.cases.service import get_infringer_with_open_case
 from api.contacts.models import ContactKind, ContactPoint, Infringer
 from api.conversations.models import Conversation
 from api.errors import Conflict, NotFound, ValidationFailed
@@ -142,8 +142,7 @@ async def do_identify_sender(
         return Identification(
             contact=contact, infringer=None, case=None, matched_by="unmatched", address=value
         )
-    infringer = await session.get(Infringer, contact.infringer_id)
-    case = await get_open_case_for_infringer(session, infringer_id=contact.infringer_id)
+    infringer, case = await get_infringer_with_open_case(session, infringer_id=contact.infringer_id)
     return Identification(
         contact=contact, infringer=infringer, case=case, matched_by=matched_by, address=value
     )

@@ -64,3 +64,37 @@ async def test_unknown_senders_land_in_the_unmatched_queue_once(session: AsyncSe
     queue = [c.value for c in await get_unmatched_contacts(session, limit=1_000_000)]
     assert queue.count("+5548999990000") == 1 and queue.count("ninguem@gmail.com") == 1
     assert mail.infringer is None
+
+
+async def test_a_known_sender_brings_its_newest_open_case_in_one_statement(
+    session: AsyncSession,
+) -> None:
+    from tests.helpers.queries import count_queries
+
+    phone = "+5511976543210"
+    infringer = await make_infringer(session, phones=(phone,))
+    older = await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+    newer = await make_case(session, infringer=infringer, status=CaseStatus.EM_ATENDIMENTO)
+    closed = await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+    closed.status = CaseStatus.ENCERRADO
+    await session.flush()
+    assert older.id < newer.id < closed.id
+    infringer_id, newer_id = infringer.id, newer.id
+    session.expunge_all()  # as a webhook's new session: nothing loaded yet
+    with count_queries() as log:
+        found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
+    # The contact point, then the infringer with its newest open case (the closed one, newer
+    # still, is not open).
+    assert log.count == 2, log
+    assert found.infringer is not None and found.infringer.id == infringer_id
+    assert found.case is not None and found.case.id == newer_id
+
+
+async def test_a_known_sender_without_an_open_case_is_identified_all_the_same(
+    session: AsyncSession,
+) -> None:
+    phone = "+5511976543219"
+    infringer = await make_infringer(session, phones=(phone,))
+    found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
+    assert found.infringer is not None and found.infringer.id == infringer.id
+    assert found.case is None and found.matched_by == "phone"
