@@ -46,6 +46,7 @@ from api.events.service import EventRecord, to_record
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, EventRecord], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[EventRecord]], Awaitable[None]]
 WAKE_CHANNEL = "tratativa:events:wake"
 
 
@@ -59,6 +60,8 @@ class Consumer:
         of at the beginning (live notifications need no history).
     inline: also drained in the committing process right after each commit that emitted
         events (low latency), besides the worker's runner.
+    prepare: called once per batch, in the same transaction, before `handle` sees its first
+        event (a consumer reads at once what the batch's events will each ask for).
     """
 
     name: str
@@ -67,6 +70,7 @@ class Consumer:
     batch_size: int = 100
     start_at_head: bool = False
     inline: bool = False
+    prepare: BatchHandler | None = None
 
 
 _registry: dict[str, Consumer] = {}
@@ -297,8 +301,11 @@ async def _run_once(
             limit=consumer.batch_size,
             kinds=consumer.kinds,
         )
-        for row in rows:
-            await consumer.handle(session, to_record(row))
+        records = [to_record(row) for row in rows]
+        if consumer.prepare is not None and records:
+            await consumer.prepare(session, records)
+        for record in records:
+            await consumer.handle(session, record)
         if rows:
             moved = cast(
                 sa.CursorResult[Any],

@@ -3,6 +3,7 @@ transaction that moves its cursor (so a crash loses or repeats nothing)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -13,8 +14,9 @@ from api.brands.models import Brand
 from api.cases.models import Case
 from api.conversations.models import Conversation
 from api.events.consumers import Consumer, register_consumer
+from api.events.kinds import CaseStatusChanged
 from api.events.service import EventRecord
-from api.metrics.fold import FOLDED_KINDS, CaseInfo, Ev, Folder
+from api.metrics.fold import CHANNELS, FOLDED_KINDS, CaseInfo, Ev, Folder
 from api.metrics.models import (
     MetricCase,
     MetricCaseChannel,
@@ -69,6 +71,8 @@ def provider_column() -> Any:
 
 
 _ROWS_KEY = "metrics_rows"
+# In SessionStore.rows: a key a batch's prefetch looked up and did not find (no second read).
+_ABSENT: Any = object()
 
 
 class SessionStore:
@@ -87,12 +91,30 @@ class SessionStore:
 
     async def _get(self, model: type[Any], key: Any) -> Any:
         found = self.rows.get((model, key))
+        if found is _ABSENT:
+            return None
         if found is None:
             with self.session.no_autoflush:
                 found = await self.session.get(model, key)
             if found is not None:
                 self.rows[(model, key)] = found
         return found
+
+    async def prefetch(self, model: type[Any], keys: Iterable[Any]) -> None:
+        """Read the rows of `keys` not held yet in one statement, and remember the ones that
+        do not exist: the events of the batch then find them all here. One key alone is left
+        to the event's own read (the same one statement)."""
+        missing = [key for key in dict.fromkeys(keys) if (model, key) not in self.rows]
+        if len(missing) < 2:
+            return
+        with self.session.no_autoflush:
+            found = await self.session.scalars(_rows_statement(model), {"keys": missing})
+        columns = sa.inspect(model).primary_key
+        for row in found.all():
+            values = tuple(getattr(row, column.key) for column in columns)
+            self.rows[(model, values[0] if len(values) == 1 else values)] = row
+        for key in missing:
+            self.rows.setdefault((model, key), _ABSENT)
 
     async def case_info(self, case_id: int) -> CaseInfo | None:
         with self.session.no_autoflush:
@@ -133,6 +155,69 @@ class SessionStore:
         return row
 
 
+_ROWS_STATEMENTS: dict[type[Any], sa.Select[Any]] = {}
+
+
+def _rows_statement(model: type[Any]) -> sa.Select[Any]:
+    """The rows of `model` whose primary key is in the expanding `keys` (a composite key as a
+    tuple), built once per model."""
+    statement = _ROWS_STATEMENTS.get(model)
+    if statement is None:
+        columns = sa.inspect(model).primary_key
+        key = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
+        statement = sa.select(model).where(key.in_(sa.bindparam("keys", expanding=True)))
+        _ROWS_STATEMENTS[model] = statement
+    return statement
+
+
+# What each folded kind reads besides its case and conversation (Folder.apply reads those for
+# every event): the case's row for the channel, or the outbound message's row.
+_READS_CASE_CHANNEL = frozenset({"message.received", "message.sent"})
+_READS_OUTBOUND = frozenset({"message.delivered", "message.failed"})
+
+
+async def prefetch_batch(session: AsyncSession, records: Sequence[EventRecord]) -> None:
+    """Before a batch is folded, read the rollup rows its events will ask for, one statement per
+    table instead of one per event: the cases', the conversations', the case channels' of its
+    messages and the outbound rows its delivery updates touch."""
+    events = [r.event for r in records if r.kind in FOLDED_KINDS]
+    if len(events) < 2:
+        return
+    store = SessionStore(session)
+    await store.prefetch(MetricCase, (e.case_id for e in events if e.case_id is not None))
+    await store.prefetch(
+        MetricConversation, (e.conversation_id for e in events if e.conversation_id is not None)
+    )
+    await store.prefetch(
+        MetricCaseChannel,
+        (
+            *(
+                (e.case_id, e.channel)
+                for e in events
+                if e.kind in _READS_CASE_CHANNEL and e.case_id is not None and e.channel
+            ),
+            # A case notified: its cohort moves on every channel's row.
+            *(
+                (e.case_id, channel)
+                for e in events
+                if isinstance(e, CaseStatusChanged)
+                and e.case_id is not None
+                and e.to_status == "NOTIFICADO"
+                for channel in CHANNELS
+            ),
+        ),
+    )
+    await store.prefetch(
+        MetricOutbound,
+        (
+            int(message_id)
+            for e in events
+            if e.kind in _READS_OUTBOUND
+            and (message_id := getattr(e, "message_id", None)) is not None
+        ),
+    )
+
+
 async def _calendar(session: AsyncSession) -> BusinessCalendar:
     calendar = session.info.get(_CALENDAR_KEY)
     if calendar is None:
@@ -151,5 +236,11 @@ async def handle_event(session: AsyncSession, record: EventRecord) -> None:
 
 
 METRICS_ROLLUPS = register_consumer(
-    Consumer(name=NAME, handle=handle_event, kinds=FOLDED_KINDS, batch_size=500)
+    Consumer(
+        name=NAME,
+        handle=handle_event,
+        kinds=FOLDED_KINDS,
+        batch_size=500,
+        prepare=prefetch_batch,
+    )
 )
