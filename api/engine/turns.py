@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from api.contacts.models import ContactPoint
 from api.conversations.models import (
@@ -197,10 +198,12 @@ async def _finish(
     worker sends them when the lease ends, as after any claim."""
     claimed: list[tuple[int, Envelope]] = []
     async with unit_of_work(maker) as session:
-        await _record(session, turn, result=result, failure=failure, opt_out=opt_out)
+        renewed = await _record(
+            session, turn, token, result=result, failure=failure, opt_out=opt_out
+        )
         if deliver is not None:
             claimed = await claim_envelopes(session, conversation_id=turn.conversation_id)
-        if await _renew(session, turn.conversation_id, token):
+        if renewed:
             following = await _next_or_release(session, turn.conversation_id, token)
         else:
             following = None  # the lease expired and another process took the conversation
@@ -209,24 +212,55 @@ async def _finish(
     return following
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """What the finish's first statement read. The contact point is held here: the session's
+    identity map keeps it only while something refers to it, and queuing the reply asks for it
+    (opt-out) without another round trip."""
+
+    conversation: Conversation
+    contact: ContactPoint
+    renewed: bool  # the lease was still ours (renewed now)
+
+
+async def _renew_and_load(session: AsyncSession, conversation_id: int, token: str) -> _Loaded:
+    """The finish's first step: renew our lease and read the conversation with its contact
+    point.
+
+    Read afresh by this transaction (the finish's own session): holder and case as the actions,
+    which ran in their own transactions, left them. The contact point comes in the same
+    statement: queuing a reply checks it (opt-out), and finds it in the session. On PostgreSQL
+    the renewal and the read are one statement, which takes the conversation's row lock from
+    the start of the finish until it commits (the queued reply's last_outbound_at and the final
+    release took it anyway); the release's condition, read later in the transaction, still sees
+    every message committed before it."""
+    params = {"p_conversation_id": conversation_id, "p_token": token, "p_until": utcnow() + LEASE}
+    if session.get_bind().dialect.name == "postgresql":
+        row = (await session.execute(_renew_and_load_statement(), params)).first()
+        if row is not None:
+            return _Loaded(row[0], row[1], renewed=True)
+        renewed = False  # lost: another process holds the conversation; read it all the same
+    else:
+        renewed = await _renew(session, conversation_id, token)
+    found = (
+        await session.execute(_conversation_statement(), {"p_conversation_id": conversation_id})
+    ).first()
+    assert found is not None
+    return _Loaded(found[0], found[1], renewed=renewed)
+
+
 async def _record(
     session: AsyncSession,
     turn: PendingTurn,
+    token: str,
     *,
     result: EngineTurn | None,
     failure: str | None,
     opt_out: bool,
-) -> None:
-    # Read afresh by this transaction (the finish's own session): holder and case as the
-    # actions, which ran in their own transactions, left them. Its contact point comes in the
-    # same statement: queuing a reply checks it (opt-out), and finds it in the session.
-    row = (
-        await session.execute(
-            _conversation_statement(), {"p_conversation_id": turn.conversation_id}
-        )
-    ).first()
-    assert row is not None
-    conversation = row[0]
+) -> bool:
+    """Record the turn's outcome; returns whether our lease was renewed (`_renew_and_load`)."""
+    loaded = await _renew_and_load(session, turn.conversation_id, token)
+    conversation, renewed = loaded.conversation, loaded.renewed
     nlu = result.nlu if result is not None else None
     params: dict[str, object] = {
         "p_message_id": turn.message_id,
@@ -241,7 +275,7 @@ async def _record(
         }
     handled = await session.scalar(_handled_statement(with_reading=nlu is not None), params)
     if handled is None:
-        return  # another worker finished it (lease expired mid-turn); never answer twice
+        return renewed  # another worker finished it (lease expired mid-turn); never answer twice
     if result is not None and result.nlu is not None:
         emit(
             session,
@@ -270,7 +304,7 @@ async def _record(
         await do_request_handoff(
             session, conversation=conversation, reason="opt-out: revisar contato", actor=bot
         )
-        return
+        return renewed
     if failure is not None:
         if await do_request_handoff(
             session, conversation=conversation, reason=failure, actor=Actor.system()
@@ -282,7 +316,7 @@ async def _record(
                 Actor.system(),
                 reply_to=turn.message_id,
             )
-        return
+        return renewed
     assert result is not None
     if turn.holder is not Holder.BOT:
         if result.messages:
@@ -291,7 +325,7 @@ async def _record(
             await do_queue_engine_command(
                 session, conversation=conversation, kind=EngineCommandKind.PAUSE
             )
-        return  # a person holds it: the reading is kept, the bot says nothing
+        return renewed  # a person holds it: the reading is kept, the bot says nothing
     texts = [reply.text for reply in result.messages if reply.text]
     if texts:
         # The opt-out confirmation is the one message allowed to a suppressed contact.
@@ -302,6 +336,7 @@ async def _record(
         await do_request_handoff(
             session, conversation=conversation, reason="bot pausou a conversa", actor=bot
         )
+    return renewed
 
 
 async def _handle(
@@ -407,6 +442,24 @@ def _conversation_statement() -> sa.Select[Conversation, ContactPoint]:
         sa.select(Conversation, ContactPoint)
         .join(ContactPoint, ContactPoint.id == Conversation.contact_point_id)
         .where(Conversation.id == sa.bindparam("p_conversation_id", type_=sa.Integer))
+    )
+
+
+@functools.cache
+def _renew_and_load_statement() -> sa.Select[Conversation, ContactPoint]:
+    """PostgreSQL: `_renew_statement` and `_conversation_statement` in one statement — the
+    conversation as the renewal left it (no row: the lease is not ours)."""
+    renewed = (
+        sa.update(_CONVERSATIONS)
+        .where(_held_by_token())
+        .values(
+            turn_lease_until=sa.bindparam("p_until", type_=_CONVERSATIONS.c.turn_lease_until.type)
+        )
+        .returning(*_CONVERSATIONS.c)
+        .cte("renewed")
+    )
+    return sa.select(aliased(Conversation, renewed), ContactPoint).join(
+        ContactPoint, ContactPoint.id == renewed.c.contact_point_id
     )
 
 

@@ -155,3 +155,90 @@ async def test_media_fetched_makes_the_message_ready_again() -> None:
     following, token = await _end_of_turn(conversation_id)
     assert following is not None and following.message_id == ids[0]
     assert token is not None
+
+
+async def _claimed(conversation_id: int) -> str:
+    token = str(uuid.uuid4())
+    now = utcnow()
+    async with unit_of_work() as session:
+        claimed = await session.scalar(
+            turns._claim_statement(),
+            {
+                "p_conversation_id": conversation_id,
+                "p_now": now,
+                "p_token": token,
+                "p_until": now + turns.LEASE,
+            },
+        )
+    assert claimed == conversation_id
+    return token
+
+
+async def _lease(conversation_id: int) -> tuple[str | None, Any]:
+    async with unit_of_work() as session:
+        row = (
+            await session.execute(
+                sa.select(Conversation.turn_lease_token, Conversation.turn_lease_until).where(
+                    Conversation.id == conversation_id
+                )
+            )
+        ).one()
+    return row[0], row[1]
+
+
+async def test_the_finish_renews_and_reads_the_conversation_first() -> None:
+    from tests.helpers.queries import count_queries
+
+    conversation_id, _ = await _conversation({})
+    token = await _claimed(conversation_id)
+    _, before = await _lease(conversation_id)
+    async with unit_of_work() as session:
+        dialect = session.get_bind().dialect.name
+        with count_queries() as log:
+            loaded = await turns._renew_and_load(session, conversation_id, token)
+            conversation, renewed = loaded.conversation, loaded.renewed
+            contact = await session.get(ContactPoint, conversation.contact_point_id)
+        assert renewed and conversation.id == conversation_id
+        assert conversation.turn_lease_token == token
+        assert contact is not None and contact.value.startswith("+55869")  # already loaded
+    # PostgreSQL: the renewal and the read are one statement; SQLite: two.
+    assert log.count == (1 if dialect == "postgresql" else 2), log
+    left, after = await _lease(conversation_id)
+    assert left == token and after > before
+
+
+async def test_a_finish_whose_lease_was_lost_reads_the_conversation_and_changes_no_lease() -> None:
+    conversation_id, _ = await _conversation({})
+    theirs = await _claimed(conversation_id)  # the lease expired; another process took it
+    _, until = await _lease(conversation_id)
+    async with unit_of_work() as session:
+        loaded = await turns._renew_and_load(session, conversation_id, str(uuid.uuid4()))
+        assert not loaded.renewed and loaded.conversation.id == conversation_id
+    assert await _lease(conversation_id) == (theirs, until)
+
+
+async def test_a_finish_after_a_lost_lease_records_the_turn_and_runs_no_next() -> None:
+    from api.engine.client import EngineTurn, NluReading
+
+    conversation_id, ids = await _conversation({}, {})
+    turn = None
+    async with unit_of_work() as session:
+        turn = await turns._oldest_ready(session, conversation_id)
+    assert turn is not None and turn.message_id == ids[0]
+    theirs = await _claimed(conversation_id)
+    following = await turns._finish(
+        get_sessionmaker(),
+        turn,
+        str(uuid.uuid4()),  # ours expired: another process took the conversation
+        result=EngineTurn(
+            messages=[], nlu=NluReading(intent="greet", confidence=0.9), paused=False
+        ),
+        failure=None,
+        opt_out=False,
+    )
+    assert following is None  # the holder runs the next turn, not us
+    async with unit_of_work() as session:
+        handled = await session.scalar(sa.select(Message.handled_at).where(Message.id == ids[0]))
+    assert handled is not None  # recorded once, by whoever finished first
+    left, _ = await _lease(conversation_id)
+    assert left == theirs
