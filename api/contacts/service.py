@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.cases.models import Case
 from api.cases.service import get_infringer_with_open_case
 from api.contacts.models import ContactKind, ContactPoint, Infringer
-from api.conversations.models import Conversation
+from api.conversations.models import Channel, Conversation
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.events import about, emit
 from api.events.kinds import ContactOptOutLifted
@@ -45,6 +45,9 @@ class Identification:
     # without the ninth digit, even when the contact was stored under the other form): replies
     # go here, never to another address of the contact.
     address: str
+    # With a channel asked for: the contact's open conversation on it, read in the same
+    # statement as the contact (None: it has none, or the contact is new).
+    conversation: Conversation | None = None
 
 
 def normalize_address(kind: ContactKind, raw: str) -> str:
@@ -72,6 +75,30 @@ def _contact_points_statement() -> sa.Select[ContactPoint]:
     )
 
 
+@functools.cache
+def _contact_points_with_conversation_statement() -> sa.Select[ContactPoint, Conversation | None]:
+    """`_contact_points_statement`, each contact point with its open conversation on the bound
+    `channel` (the database holds at most one per contact and channel), or NULL."""
+    return (
+        sa.select(ContactPoint, Conversation)
+        .outerjoin(
+            Conversation,
+            sa.and_(
+                Conversation.contact_point_id == ContactPoint.id,
+                Conversation.channel == sa.bindparam("channel", type_=Conversation.channel.type),
+                Conversation.closed_at.is_(None),
+            ),
+        )
+        .where(
+            ContactPoint.kind == sa.bindparam("kind", type_=ContactPoint.kind.type),
+            ContactPoint.value.in_(
+                sa.bindparam("values", type_=ContactPoint.value.type, expanding=True)
+            ),
+        )
+        .order_by(ContactPoint.id)
+    )
+
+
 async def get_contact_points(
     session: AsyncSession, *, kind: ContactKind, values: Sequence[str]
 ) -> Sequence[ContactPoint]:
@@ -79,15 +106,35 @@ async def get_contact_points(
     return (await session.scalars(_contact_points_statement(), params)).all()
 
 
+def _address_values(kind: ContactKind, value: str) -> list[str]:
+    return phone_variants(value) if kind is ContactKind.PHONE else [value]
+
+
+def _best(found: Sequence[ContactPoint], value: str) -> ContactPoint | None:
+    """Prefer the exact form, then one already tied to an infringer."""
+    ranked = sorted(found, key=lambda c: (c.value != value, c.infringer_id is None))
+    return ranked[0] if ranked else None
+
+
 async def get_contact_point(
     session: AsyncSession, *, kind: ContactKind, value: str
 ) -> ContactPoint | None:
     """A contact point by its normalized value; phones match with and without the ninth digit."""
-    values = phone_variants(value) if kind is ContactKind.PHONE else [value]
-    found = await get_contact_points(session, kind=kind, values=values)
-    # Prefer the exact form, then one already tied to an infringer.
-    found = sorted(found, key=lambda c: (c.value != value, c.infringer_id is None))
-    return found[0] if found else None
+    found = await get_contact_points(session, kind=kind, values=_address_values(kind, value))
+    return _best(found, value)
+
+
+async def _contact_point_and_conversation(
+    session: AsyncSession, *, kind: ContactKind, value: str, channel: Channel
+) -> tuple[ContactPoint | None, Conversation | None]:
+    """`get_contact_point`, with the chosen contact's open conversation on `channel`, in one
+    statement."""
+    params = {"kind": kind, "values": _address_values(kind, value), "channel": channel}
+    rows = (await session.execute(_contact_points_with_conversation_statement(), params)).all()
+    contact = _best([row[0] for row in rows], value)
+    if contact is None:
+        return None, None
+    return contact, next((row[1] for row in rows if row[0] is contact), None)
 
 
 async def create_contact_point(
@@ -111,15 +158,22 @@ async def create_contact_point(
 
 
 async def do_identify_sender(
-    session: AsyncSession, *, kind: ContactKind, raw: str
+    session: AsyncSession, *, kind: ContactKind, raw: str, channel: Channel | None = None
 ) -> Identification:
-    """Find the contact, infringer and open case behind an inbound address.
+    """Find the contact, infringer and open case behind an inbound address (and, with
+    `channel`, the contact's open conversation on it, in the same statement as the contact).
 
     An unknown address becomes a new contact without an infringer (the unmatched queue); nothing
     is dropped.
     """
     value = normalize_address(kind, raw)
-    contact = await get_contact_point(session, kind=kind, value=value)
+    conversation: Conversation | None = None
+    if channel is None:
+        contact = await get_contact_point(session, kind=kind, value=value)
+    else:
+        contact, conversation = await _contact_point_and_conversation(
+            session, kind=kind, value=value, channel=channel
+        )
     matched_by = str(kind)
     if contact is None and kind is ContactKind.EMAIL:
         domain = email_domain(value)
@@ -140,11 +194,21 @@ async def do_identify_sender(
         matched_by = "unmatched"
     if contact.infringer_id is None:
         return Identification(
-            contact=contact, infringer=None, case=None, matched_by="unmatched", address=value
+            contact=contact,
+            infringer=None,
+            case=None,
+            matched_by="unmatched",
+            address=value,
+            conversation=conversation,
         )
     infringer, case = await get_infringer_with_open_case(session, infringer_id=contact.infringer_id)
     return Identification(
-        contact=contact, infringer=infringer, case=case, matched_by=matched_by, address=value
+        contact=contact,
+        infringer=infringer,
+        case=case,
+        matched_by=matched_by,
+        address=value,
+        conversation=conversation,
     )
 
 

@@ -30,7 +30,7 @@ from api.conversations.models import (
 )
 from api.conversations.outbound import get_composer
 from api.conversations.scheduling import TurnRequest, request_turn_after_commit
-from api.conversations.service import create_conversation, get_open_conversation
+from api.conversations.service import create_conversation
 from api.db import utcnow
 from api.events import about, emit
 from api.events.kinds import MessageReceived
@@ -151,13 +151,14 @@ async def do_receive_message(session: AsyncSession, inbound: InboundMessage) -> 
     installed turn scheduler for a bot turn after commit (api.conversations.scheduling); the
     holder of the conversation hears of it through the live notifications (message.received)."""
     kind = get_composer(inbound.channel).contact_kind
-    found = await do_identify_sender(session, kind=kind, raw=inbound.sender)
+    # The contact's open conversation on this channel comes with it, in the same statement.
+    found = await do_identify_sender(
+        session, kind=kind, raw=inbound.sender, channel=inbound.channel
+    )
     case: Case | None = found.case
     if inbound.case_hint is not None:
         case = await session.get(Case, inbound.case_hint) or case
-    conversation = await get_open_conversation(
-        session, channel=inbound.channel, contact_point_id=found.contact.id
-    )
+    conversation = found.conversation
     if conversation is None:
         conversation = await create_conversation(
             session,

@@ -98,3 +98,54 @@ async def test_a_known_sender_without_an_open_case_is_identified_all_the_same(
     found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
     assert found.infringer is not None and found.infringer.id == infringer.id
     assert found.case is None and found.matched_by == "phone"
+
+
+async def test_with_a_channel_the_open_conversation_comes_with_the_contact(
+    session: AsyncSession,
+) -> None:
+    from api.conversations.models import Channel
+    from api.conversations.service import create_conversation
+    from api.db import utcnow
+    from tests.helpers.queries import count_queries
+
+    phone = "+5511976543221"
+    infringer = await make_infringer(session, phones=(phone,), emails=("loja@exemplo.com.br",))
+    case = await make_case(session, infringer=infringer, status=CaseStatus.NOTIFICADO)
+    found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
+    closed = await create_conversation(
+        session, contact=found.contact, channel=Channel.WHATSAPP, address=phone, case=case
+    )
+    closed.closed_at = utcnow()
+    await session.flush()
+    open_one = await create_conversation(
+        session, contact=found.contact, channel=Channel.WHATSAPP, address=phone, case=case
+    )
+    assert open_one.id != closed.id
+    open_id = open_one.id
+    session.expunge_all()
+    with count_queries() as log:
+        # WhatsApp drops the ninth digit: the stored contact is found all the same.
+        found = await do_identify_sender(
+            session, kind=ContactKind.PHONE, raw="whatsapp:+551176543221", channel=Channel.WHATSAPP
+        )
+    assert found.conversation is not None and found.conversation.id == open_id
+    assert found.address == "+551176543221"
+    assert log.count == 2, log  # contact with conversation; infringer with open case
+    # Another channel's conversation is not this one's; an e-mail contact has none yet.
+    other = await do_identify_sender(
+        session, kind=ContactKind.EMAIL, raw="loja@exemplo.com.br", channel=Channel.EMAIL
+    )
+    assert other.conversation is None and other.infringer is not None
+    # Without a channel nothing is looked up.
+    assert (
+        await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
+    ).conversation is None
+
+
+async def test_an_unknown_sender_with_a_channel_has_no_conversation(session: AsyncSession) -> None:
+    from api.conversations.models import Channel
+
+    found = await do_identify_sender(
+        session, kind=ContactKind.PHONE, raw="+5511976543231", channel=Channel.WHATSAPP
+    )
+    assert found.matched_by == "unmatched" and found.conversation is None
