@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from api.config import get_settings
@@ -33,7 +34,7 @@ from api.db import utcnow
 from api.errors import AppError, Conflict, ValidationFailed
 from api.events import about, emit
 from api.events.kinds import MessageSent
-from api.outbox.models import OutboxItem
+from api.outbox.models import OutboxItem, OutboxState
 from api.timeline.models import ActorKind, EntryKind
 from api.timeline.service import Actor, create_entry
 
@@ -308,6 +309,78 @@ def _outbox_insert_statement() -> sa.Insert:
     return sa.insert(cast(sa.Table, OutboxItem.__table__))
 
 
+@functools.cache
+def _store_at_once_statement() -> sa.Select[Message]:
+    """PostgreSQL: a queued message's three writes in one statement — the message (returned
+    whole), its outbox row (pending, due now) and the conversation's last_outbound_at — which
+    `_store` otherwise makes one by one. Every value is bound (no Python-side column default
+    runs inside a CTE) and no bound name equals a column's."""
+    messages = cast(sa.Table, Message.__table__)
+    outbox = cast(sa.Table, OutboxItem.__table__)
+    conversations = cast(sa.Table, Conversation.__table__)
+
+    def bound(name: str, column: sa.ColumnElement[Any]) -> sa.BindParameter[Any]:
+        return sa.bindparam(f"p_{name}", type_=column.type)
+
+    stored = (
+        sa.insert(messages)
+        .values({name: bound(name, messages.c[name]) for name in _STORED_COLUMNS})
+        .returning(*messages.c)
+        .cte("stored")
+    )
+    o = outbox.c
+    queued = (
+        sa.insert(outbox)
+        .from_select(
+            [
+                "message_id",
+                "conversation_id",
+                "channel",
+                "payload",
+                "state",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
+            sa.select(
+                stored.c.id,
+                bound("conversation_id", o.conversation_id),
+                bound("channel", o.channel),
+                bound("payload", o.payload),
+                sa.literal(OutboxState.PENDING, type_=o.state.type),
+                sa.literal(0, type_=o.attempts.type),
+                bound("created_at", o.next_attempt_at),
+                bound("created_at", o.created_at),
+            ),
+        )
+        .cte("queued")
+    )
+    touched = (
+        sa.update(conversations)
+        .where(conversations.c.id == bound("conversation_id", conversations.c.id))
+        .values(last_outbound_at=bound("created_at", conversations.c.last_outbound_at))
+        .cte("touched")
+    )
+    return sa.select(aliased(Message, stored)).add_cte(queued, touched)
+
+
+# The message's columns `_store_at_once_statement` binds (the others start NULL, as an added
+# Message's would).
+_STORED_COLUMNS = (
+    "conversation_id",
+    "case_id",
+    "direction",
+    "channel",
+    "author_kind",
+    "analyst_id",
+    "text",
+    "subject",
+    "delivery_status",
+    "meta",
+    "created_at",
+)
+
+
 async def _store(
     session: AsyncSession,
     *,
@@ -317,17 +390,18 @@ async def _store(
     sender: str | None,
 ) -> Message:
     text = outbound.template.rendered_text if outbound.template else outbound.text
-    message = Message(
-        conversation_id=conversation.id,
-        case_id=conversation.case_id,
-        direction=Direction.OUTBOUND,
-        channel=conversation.channel,
-        author_kind=author_of(actor),
-        analyst_id=actor.analyst_id,
-        text=text,
-        subject=outbound.subject,
-        delivery_status=DeliveryStatus.PENDING,
-        meta={
+    author = author_of(actor)
+    values: dict[str, Any] = {
+        "conversation_id": conversation.id,
+        "case_id": conversation.case_id,
+        "direction": Direction.OUTBOUND,
+        "channel": conversation.channel,
+        "author_kind": author,
+        "analyst_id": actor.analyst_id,
+        "text": text,
+        "subject": outbound.subject,
+        "delivery_status": DeliveryStatus.PENDING,
+        "meta": {
             **outbound.meta,
             **(
                 {"content_sid": outbound.template.content_sid}
@@ -335,9 +409,51 @@ async def _store(
                 else {}
             ),
         },
-    )
-    session.add(message)
-    await session.flush()
+    }
+    payload = {
+        "to": conversation.address,
+        "from": sender,
+        "text": text,
+        "subject": outbound.subject,
+        "content_sid": outbound.template.content_sid if outbound.template else None,
+        "content_variables": outbound.template.variables if outbound.template else None,
+        "attachments": [
+            {
+                "path": a.storage_path,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                **({"url": public_media_url(a.sha256)} if a.sha256 else {}),
+            }
+            for a in outbound.attachments
+        ],
+        # Who wrote it decides how a channel presents it (e-mail: only automatic mail
+        # carries the automatic-answer footer and Auto-Submitted).
+        "meta": {"author_kind": str(author), **outbound.meta},
+    }
+    sent_at = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        params = {f"p_{name}": value for name, value in values.items()}
+        params |= {"p_created_at": sent_at, "p_payload": payload}
+        message = (await session.scalars(_store_at_once_statement(), params)).one()
+    else:
+        message = Message(**values)
+        session.add(message)
+        await session.flush()
+        # A Core INSERT: the row is not read back here (the ORM's flush of it cost about three
+        # times the statement); the column defaults (pending, due now) apply as for an added row.
+        await session.execute(
+            _outbox_insert_statement(),
+            {
+                "message_id": message.id,
+                "conversation_id": conversation.id,
+                "channel": conversation.channel,
+                "payload": payload,
+            },
+        )
+        # A Core UPDATE (an ORM flush of the changed attribute cost about twice the statement).
+        await session.execute(
+            _touch_outbound_statement(), {"p_conversation_id": conversation.id, "p_at": sent_at}
+        )
     for item in outbound.attachments:
         session.add(
             Attachment(
@@ -349,42 +465,7 @@ async def _store(
                 storage_path=item.storage_path,
             )
         )
-    # A Core INSERT: the row is not read back here (the ORM's flush of it cost about three
-    # times the statement); the column defaults (pending, due now) apply as for an added row.
-    await session.execute(
-        _outbox_insert_statement(),
-        dict(
-            message_id=message.id,
-            conversation_id=conversation.id,
-            channel=conversation.channel,
-            payload={
-                "to": conversation.address,
-                "from": sender,
-                "text": text,
-                "subject": outbound.subject,
-                "content_sid": outbound.template.content_sid if outbound.template else None,
-                "content_variables": outbound.template.variables if outbound.template else None,
-                "attachments": [
-                    {
-                        "path": a.storage_path,
-                        "filename": a.filename,
-                        "content_type": a.content_type,
-                        **({"url": public_media_url(a.sha256)} if a.sha256 else {}),
-                    }
-                    for a in outbound.attachments
-                ],
-                # Who wrote it decides how a channel presents it (e-mail: only automatic mail
-                # carries the automatic-answer footer and Auto-Submitted).
-                "meta": {"author_kind": str(message.author_kind), **outbound.meta},
-            },
-        ),
-    )
-    # A Core UPDATE, the object told the new value as if loaded (an ORM flush of the changed
-    # attribute cost about twice the statement, once per message queued).
-    sent_at = utcnow()
-    await session.execute(
-        _touch_outbound_statement(), {"p_conversation_id": conversation.id, "p_at": sent_at}
-    )
+    # The conversation told its new last_outbound_at as if loaded.
     set_committed_value(conversation, "last_outbound_at", sent_at)
     await create_entry(
         session,
