@@ -362,7 +362,44 @@ async def get_cursor(session: AsyncSession, name: str) -> tuple[int, int] | None
 
 # Waking up after commit ---------------------------------------------------------------------
 
-_local_wakers: set[asyncio.Event] = set()
+
+class _Waker:
+    """A runner's wake-up: set by commits (this process's, or another's through Redis), with
+    the kinds they emitted gathered until the runner takes them (None: unknown, so every
+    consumer is due)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.kinds: set[str] | None = set()
+
+    def wake(self, kinds: Iterable[str] | None) -> None:
+        wanted = set(kinds) if kinds is not None else None
+        if not wanted or self.kinds is None:
+            self.kinds = None  # a commit that did not say which kinds: everyone's round
+        else:
+            self.kinds |= wanted
+        self.event.set()
+
+    def take(self) -> set[str] | None:
+        """The kinds committed since the last call (None: unknown), and clear the wake-up."""
+        kinds, self.kinds = self.kinds, set()
+        self.event.clear()
+        return kinds
+
+
+_local_wakers: set[_Waker] = set()
+# What a wake-up published on Redis carries: the kinds, comma-separated ("" or "1": unknown).
+_KINDS_SEPARATOR = ","
+
+
+def _wake_message(kinds: frozenset[str]) -> str:
+    return _KINDS_SEPARATOR.join(sorted(kinds)) if kinds else "*"
+
+
+def _kinds_of_message(data: object) -> set[str] | None:
+    text = data.decode() if isinstance(data, bytes) else str(data)
+    kinds = {kind for kind in text.split(_KINDS_SEPARATOR) if kind and kind not in ("*", "1")}
+    return kinds or None
 
 
 def _wake_channel() -> str:
@@ -399,7 +436,7 @@ async def wake_committed(bind: object, kinds: frozenset[str] = frozenset()) -> N
     itself a consumer's pass: then the pass runs as a background task of this process. Either
     way the cursor is durable: what this process does not get to, the worker's runner does."""
     for waker in list(_local_wakers):
-        waker.set()
+        waker.wake(kinds)
     if isinstance(bind, AsyncEngine):
         # A consumer's own commit (inside a pass) never waits for another pass: two inline
         # consumers that emit what the other reads would otherwise wait for each other.
@@ -415,7 +452,7 @@ async def wake_committed(bind: object, kinds: frozenset[str] = frozenset()) -> N
     redis = _redis()
     if redis is not None:
         with contextlib.suppress(Exception):
-            await redis.publish(_wake_channel(), "1")
+            await redis.publish(_wake_channel(), _wake_message(kinds))
 
 
 _in_background: ContextVar[bool] = ContextVar("inline_drains_in_background", default=False)
@@ -591,7 +628,7 @@ async def wait_for_inline_drains() -> None:
         await asyncio.gather(*list(_background_drains), return_exceptions=True)
 
 
-async def _listen_for_wakes(waker: asyncio.Event) -> None:
+async def _listen_for_wakes(waker: _Waker) -> None:
     redis = _redis()
     if redis is None:
         return
@@ -601,12 +638,17 @@ async def _listen_for_wakes(waker: asyncio.Event) -> None:
             await pubsub.subscribe(_wake_channel())
             async for item in pubsub.listen():
                 if item.get("type") == "message":
-                    waker.set()
+                    waker.wake(_kinds_of_message(item.get("data")))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("event wake-up subscription lost; polling meanwhile")
             await asyncio.sleep(5)
+
+
+def _wants_any(consumer: Consumer, kinds: set[str] | None) -> bool:
+    """Whether `consumer` reads any of `kinds` (None: unknown, so yes)."""
+    return kinds is None or consumer.kinds is None or not consumer.kinds.isdisjoint(kinds)
 
 
 # How long the worker's runner waits after a wake-up before its round (see run_event_consumers).
@@ -621,31 +663,40 @@ async def run_event_consumers(
     maker: async_sessionmaker[AsyncSession] | None = None,
 ) -> None:
     """The worker's runner: drain every consumer, then wait for a commit's wake-up (this
-    process, or another one through Redis) or `poll_seconds`, whichever comes first. A failing
-    consumer is logged and retried on the next round; the others go on."""
-    waker = asyncio.Event()
+    process, or another one through Redis) or `poll_seconds`, whichever comes first. A round
+    woken by commits drains the consumers that want the kinds those commits emitted (a wake-up
+    that does not say, and every poll, drain them all: a lost wake-up costs at most a poll). A
+    failing consumer is logged and retried on the next round; the others go on."""
+    waker = _Waker()
     _local_wakers.add(waker)
     listener = asyncio.create_task(_listen_for_wakes(waker))
+    due: set[str] | None = None  # the first round: everyone
     try:
         while not stop.is_set():
-            waker.clear()
             for consumer in consumers if consumers is not None else get_consumers():
+                if not _wants_any(consumer, due):
+                    continue  # nothing it reads was committed since its last pass
                 try:
                     await drain(consumer, maker=maker or get_sessionmaker())
                 except Exception:
                     log.exception("event consumer %s failed; retrying", consumer.name)
             stopping = asyncio.ensure_future(stop.wait())
-            woken = asyncio.ensure_future(waker.wait())
+            woken = asyncio.ensure_future(waker.event.wait())
             await asyncio.wait(
                 {stopping, woken}, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED
             )
             for task in (stopping, woken):
                 task.cancel()
-            if waker.is_set() and not stop.is_set():
+            if waker.event.is_set() and not stop.is_set():
                 # Woken by a commit: let the commits of the moment gather into one round (each
-                # round drains every consumer; under load every commit would start one).
+                # round drains the consumers they concern; under load every commit would start
+                # one).
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=RUNNER_LINGER_SECONDS)
+                due = waker.take()
+            else:
+                waker.take()
+                due = None  # the poll: everyone
     finally:
         _local_wakers.discard(waker)
         listener.cancel()
