@@ -363,43 +363,74 @@ async def get_cursor(session: AsyncSession, name: str) -> tuple[int, int] | None
 # Waking up after commit ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Due:
+    """What a round must drain: the consumers of `kinds` (None: every consumer), the inline
+    ones only when some commit's own process did not drain them (`inline`)."""
+
+    kinds: set[str] | None
+    inline: bool = True
+
+    def wants(self, consumer: Consumer) -> bool:
+        if consumer.inline and not self.inline:
+            return False  # every commit's own process drained it right after committing
+        return (
+            self.kinds is None
+            or consumer.kinds is None
+            or not consumer.kinds.isdisjoint(self.kinds)
+        )
+
+
+_EVERYONE = _Due(kinds=None)
+
+
 class _Waker:
     """A runner's wake-up: set by commits (this process's, or another's through Redis), with
     the kinds they emitted gathered until the runner takes them (None: unknown, so every
-    consumer is due)."""
+    consumer is due), and whether any came from a process that did not drain the inline
+    consumers itself."""
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self.kinds: set[str] | None = set()
+        self.inline = False
 
-    def wake(self, kinds: Iterable[str] | None) -> None:
+    def wake(self, kinds: Iterable[str] | None, *, inline_done: bool = False) -> None:
         wanted = set(kinds) if kinds is not None else None
         if not wanted or self.kinds is None:
             self.kinds = None  # a commit that did not say which kinds: everyone's round
         else:
             self.kinds |= wanted
+        self.inline = self.inline or not inline_done
         self.event.set()
 
-    def take(self) -> set[str] | None:
-        """The kinds committed since the last call (None: unknown), and clear the wake-up."""
-        kinds, self.kinds = self.kinds, set()
+    def take(self) -> _Due:
+        """What the commits since the last call call for, and clear the wake-up."""
+        due = _Due(kinds=self.kinds, inline=self.inline or self.kinds is None)
+        self.kinds, self.inline = set(), False
         self.event.clear()
-        return kinds
+        return due
 
 
 _local_wakers: set[_Waker] = set()
-# What a wake-up published on Redis carries: the kinds, comma-separated ("" or "1": unknown).
+# What a wake-up published on Redis carries: the kinds, comma-separated ("*", or an older
+# process's "1": unknown), after "+" when the committing process drained its inline consumers.
 _KINDS_SEPARATOR = ","
+_INLINE_DONE = "+"
 
 
-def _wake_message(kinds: frozenset[str]) -> str:
-    return _KINDS_SEPARATOR.join(sorted(kinds)) if kinds else "*"
+def _wake_message(kinds: frozenset[str], *, inline_done: bool) -> str:
+    listed = _KINDS_SEPARATOR.join(sorted(kinds)) if kinds else "*"
+    return f"{_INLINE_DONE}{listed}" if inline_done else listed
 
 
-def _kinds_of_message(data: object) -> set[str] | None:
+def _read_wake_message(data: object) -> tuple[set[str] | None, bool]:
+    """(kinds or None when unknown, whether the committing process drained its inline ones)."""
     text = data.decode() if isinstance(data, bytes) else str(data)
+    inline_done = text.startswith(_INLINE_DONE)
+    text = text.removeprefix(_INLINE_DONE)
     kinds = {kind for kind in text.split(_KINDS_SEPARATOR) if kind and kind not in ("*", "1")}
-    return kinds or None
+    return kinds or None, inline_done
 
 
 def _wake_channel() -> str:
@@ -435,8 +466,11 @@ async def wake_committed(bind: object, kinds: frozenset[str] = frozenset()) -> N
     `inline_drains_in_background()` (the bot turn, which delivers its replies first) or is
     itself a consumer's pass: then the pass runs as a background task of this process. Either
     way the cursor is durable: what this process does not get to, the worker's runner does."""
+    # On an AsyncEngine this process drains the inline consumers itself (below): the runners
+    # need not, on this commit's account.
+    inline_done = isinstance(bind, AsyncEngine)
     for waker in list(_local_wakers):
-        waker.wake(kinds)
+        waker.wake(kinds, inline_done=inline_done)
     if isinstance(bind, AsyncEngine):
         # A consumer's own commit (inside a pass) never waits for another pass: two inline
         # consumers that emit what the other reads would otherwise wait for each other.
@@ -452,7 +486,7 @@ async def wake_committed(bind: object, kinds: frozenset[str] = frozenset()) -> N
     redis = _redis()
     if redis is not None:
         with contextlib.suppress(Exception):
-            await redis.publish(_wake_channel(), _wake_message(kinds))
+            await redis.publish(_wake_channel(), _wake_message(kinds, inline_done=inline_done))
 
 
 _in_background: ContextVar[bool] = ContextVar("inline_drains_in_background", default=False)
@@ -638,17 +672,13 @@ async def _listen_for_wakes(waker: _Waker) -> None:
             await pubsub.subscribe(_wake_channel())
             async for item in pubsub.listen():
                 if item.get("type") == "message":
-                    waker.wake(_kinds_of_message(item.get("data")))
+                    kinds, inline_done = _read_wake_message(item.get("data"))
+                    waker.wake(kinds, inline_done=inline_done)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("event wake-up subscription lost; polling meanwhile")
             await asyncio.sleep(5)
-
-
-def _wants_any(consumer: Consumer, kinds: set[str] | None) -> bool:
-    """Whether `consumer` reads any of `kinds` (None: unknown, so yes)."""
-    return kinds is None or consumer.kinds is None or not consumer.kinds.isdisjoint(kinds)
 
 
 # How long the worker's runner waits after a wake-up before its round (see run_event_consumers).
@@ -664,18 +694,20 @@ async def run_event_consumers(
 ) -> None:
     """The worker's runner: drain every consumer, then wait for a commit's wake-up (this
     process, or another one through Redis) or `poll_seconds`, whichever comes first. A round
-    woken by commits drains the consumers that want the kinds those commits emitted (a wake-up
-    that does not say, and every poll, drain them all: a lost wake-up costs at most a poll). A
-    failing consumer is logged and retried on the next round; the others go on."""
+    woken by commits drains the consumers that want the kinds those commits emitted, leaving
+    the inline ones to the committing processes that drained them already (a wake-up that does
+    not say, and every poll, drain them all: what a round leaves — a lost wake-up, an inline
+    pass stopped by a backlog or held back by an older transaction — waits at most for the
+    poll). A failing consumer is logged and retried on the next round; the others go on."""
     waker = _Waker()
     _local_wakers.add(waker)
     listener = asyncio.create_task(_listen_for_wakes(waker))
-    due: set[str] | None = None  # the first round: everyone
+    due = _EVERYONE  # the first round
     try:
         while not stop.is_set():
             for consumer in consumers if consumers is not None else get_consumers():
-                if not _wants_any(consumer, due):
-                    continue  # nothing it reads was committed since its last pass
+                if not due.wants(consumer):
+                    continue  # nothing it must read was committed since its last pass
                 try:
                     await drain(consumer, maker=maker or get_sessionmaker())
                 except Exception:
@@ -696,7 +728,7 @@ async def run_event_consumers(
                 due = waker.take()
             else:
                 waker.take()
-                due = None  # the poll: everyone
+                due = _EVERYONE  # the poll
     finally:
         _local_wakers.discard(waker)
         listener.cancel()

@@ -1,7 +1,7 @@
 """The worker's runner drains, on a commit's wake-up, the consumers that read the kinds that
-commit emitted (api.events.consumers.run_event_consumers); a wake-up that does not say which
-kinds, the first round and every poll drain them all. Over Redis the kinds travel with the
-wake-up."""
+commit emitted (api.events.consumers.run_event_consumers), and the inline ones only when the
+committing process did not drain them itself; a wake-up that does not say which kinds, the
+first round and every poll drain them all. Over Redis the kinds travel with the wake-up."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db import get_engine
 from api.events import consumers
 from api.events.consumers import Consumer, run_event_consumers, wake_committed
 from api.events.service import EventRecord
@@ -23,6 +24,7 @@ async def _nothing(_session: AsyncSession, _record: EventRecord) -> None:
 
 
 ALERTS = Consumer(name="wakes-alerts", handle=_nothing, kinds=frozenset({"alert.raised"}))
+LIVE = Consumer(name="wakes-live", handle=_nothing, kinds=frozenset({"alert.raised"}), inline=True)
 MESSAGES = Consumer(name="wakes-messages", handle=_nothing, kinds=frozenset({"message.sent"}))
 EVERYTHING = Consumer(name="wakes-everything", handle=_nothing)
 
@@ -57,16 +59,23 @@ async def rounds(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rounds]:
 
 async def test_a_round_drains_the_consumers_of_the_kinds_committed(rounds: Rounds) -> None:
     stop = asyncio.Event()
+    everyone = {ALERTS.name, LIVE.name, MESSAGES.name, EVERYTHING.name}
     runner = asyncio.create_task(
-        run_event_consumers(stop, poll_seconds=600, consumers=[ALERTS, MESSAGES, EVERYTHING])
+        run_event_consumers(stop, poll_seconds=600, consumers=[ALERTS, LIVE, MESSAGES, EVERYTHING])
     )
     try:
         await asyncio.wait_for(rounds.changed.wait(), timeout=10)
         await asyncio.sleep(0)
-        assert rounds.rounds[0] == {ALERTS.name, MESSAGES.name, EVERYTHING.name}  # the first
+        assert rounds.rounds[0] == everyone  # the first round
+        # A commit whose process drained no inline consumer (no engine): those too.
         waiting = asyncio.ensure_future(rounds.next_round())
         await asyncio.sleep(0)
         await wake_committed(None, frozenset({"alert.raised"}))
+        assert await waiting == {ALERTS.name, LIVE.name, EVERYTHING.name}
+        # A commit on this process's engine: it drained its inline consumers itself.
+        waiting = asyncio.ensure_future(rounds.next_round())
+        await asyncio.sleep(0)
+        await wake_committed(get_engine(), frozenset({"alert.raised"}))
         assert await waiting == {ALERTS.name, EVERYTHING.name}
         waiting = asyncio.ensure_future(rounds.next_round())
         await asyncio.sleep(0)
@@ -76,7 +85,7 @@ async def test_a_round_drains_the_consumers_of_the_kinds_committed(rounds: Round
         waiting = asyncio.ensure_future(rounds.next_round())
         await asyncio.sleep(0)
         await wake_committed(None)
-        assert await waiting == {ALERTS.name, MESSAGES.name, EVERYTHING.name}
+        assert await waiting == everyone
     finally:
         stop.set()
         await asyncio.wait_for(runner, timeout=10)
@@ -85,32 +94,38 @@ async def test_a_round_drains_the_consumers_of_the_kinds_committed(rounds: Round
 async def test_the_poll_drains_everyone(rounds: Rounds) -> None:
     stop = asyncio.Event()
     runner = asyncio.create_task(
-        run_event_consumers(stop, poll_seconds=0.05, consumers=[ALERTS, MESSAGES])
+        run_event_consumers(stop, poll_seconds=0.05, consumers=[ALERTS, LIVE, MESSAGES])
     )
     try:
         await asyncio.wait_for(rounds.changed.wait(), timeout=10)
-        assert await rounds.next_round() == {ALERTS.name, MESSAGES.name}
+        assert await rounds.next_round() == {ALERTS.name, LIVE.name, MESSAGES.name}
     finally:
         stop.set()
         await asyncio.wait_for(runner, timeout=10)
 
 
 def test_the_kinds_travel_with_a_wake_up_over_redis() -> None:
-    message = consumers._wake_message(frozenset({"message.sent", "alert.raised"}))
-    assert consumers._kinds_of_message(message.encode()) == {"message.sent", "alert.raised"}
+    kinds = frozenset({"message.sent", "alert.raised"})
+    for done in (True, False):
+        message = consumers._wake_message(kinds, inline_done=done)
+        assert consumers._read_wake_message(message.encode()) == (set(kinds), done)
     # An older process's "1", or a wake-up without kinds: unknown, so everyone is due.
-    assert consumers._kinds_of_message(b"1") is None
-    assert consumers._kinds_of_message(consumers._wake_message(frozenset())) is None
+    assert consumers._read_wake_message(b"1") == (None, False)
+    empty = consumers._wake_message(frozenset(), inline_done=True)
+    assert consumers._read_wake_message(empty) == (None, True)
 
 
 def test_kinds_gather_until_the_runner_takes_them() -> None:
     waker = consumers._Waker()
-    waker.wake({"a"})
-    waker.wake({"b"})
-    assert waker.event.is_set() and waker.take() == {"a", "b"}
+    waker.wake({"a"}, inline_done=True)
+    waker.wake({"b"}, inline_done=True)
+    assert waker.event.is_set()
+    assert waker.take() == consumers._Due(kinds={"a", "b"}, inline=False)
     assert not waker.event.is_set()
-    waker.wake({"a"})
-    waker.wake(None)
-    waker.wake({"b"})
-    assert waker.take() is None  # one commit did not say: everyone
-    assert waker.take() == set()
+    waker.wake({"a"}, inline_done=True)
+    waker.wake({"b"})  # a process that did not drain its inline consumers
+    assert waker.take() == consumers._Due(kinds={"a", "b"}, inline=True)
+    waker.wake({"a"}, inline_done=True)
+    waker.wake(None, inline_done=True)
+    assert waker.take() == consumers._EVERYONE  # one commit did not say: everyone
+    assert waker.take() == consumers._Due(kinds=set(), inline=False)
