@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from decimal import Decimal
 
@@ -15,6 +16,10 @@ from api.cases.lifecycle import CaseStatus
 from api.cases.models import Case
 from api.cases.service import create_case, do_advance_status
 from api.contacts.models import ContactKind, ContactPoint, Infringer, InfringerKind
+from api.contacts.service import do_identify_sender
+from api.conversations.models import Channel, Conversation
+from api.conversations.service import create_conversation
+from api.db import utcnow
 from api.identifiers.documents import cpf_check_digits
 from api.timeline.service import Actor
 
@@ -103,3 +108,18 @@ async def make_analyst(session: AsyncSession, *, role: Role = Role.ANALYST) -> A
     return await create_analyst(
         session, email=f"analyst{next(_seq)}@example.com", password="correct-horse", role=role
     )
+
+
+async def make_whatsapp_conversation(
+    session: AsyncSession, *, phone: str, status: CaseStatus = CaseStatus.EM_ATENDIMENTO
+) -> Conversation:
+    """An infringer writing from `phone`, a case of theirs in `status` and its open WhatsApp
+    conversation, with the 24-hour window open (the infringer wrote an hour ago)."""
+    infringer = await make_infringer(session, phones=(phone,))
+    case = await make_case(session, infringer=infringer, status=status)
+    found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
+    conversation = await create_conversation(
+        session, contact=found.contact, channel=Channel.WHATSAPP, address=phone, case=case
+    )
+    conversation.last_inbound_at = utcnow() - dt.timedelta(hours=1)
+    return conversation

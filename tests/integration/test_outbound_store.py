@@ -4,22 +4,17 @@ one by one — the same rows either way, in the caller's transaction."""
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 
 import pytest
 import sqlalchemy as sa
 
-from api.cases.lifecycle import CaseStatus
-from api.contacts.models import ContactKind
-from api.contacts.service import do_identify_sender
 from api.conversations.models import AuthorKind, Channel, Conversation, DeliveryStatus, Message
 from api.conversations.outbound import Outbound, do_queue_outbound
-from api.conversations.service import create_conversation
 from api.db import unit_of_work, utcnow
 from api.outbox.models import OutboxItem, OutboxState
 from api.timeline.service import Actor
-from tests.factories import make_case, make_infringer
+from tests.factories import make_whatsapp_conversation
 from tests.helpers.queries import count_queries
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("database_url")]
@@ -29,14 +24,9 @@ _seq = itertools.count(41_000_000, 7919)
 async def whatsapp_conversation() -> tuple[int, int, str]:
     phone = f"+55319{next(_seq):08d}"
     async with unit_of_work() as session:
-        infringer = await make_infringer(session, phones=(phone,))
-        case = await make_case(session, infringer=infringer, status=CaseStatus.EM_ATENDIMENTO)
-        found = await do_identify_sender(session, kind=ContactKind.PHONE, raw=phone)
-        conversation = await create_conversation(
-            session, contact=found.contact, channel=Channel.WHATSAPP, address=phone, case=case
-        )
-        conversation.last_inbound_at = utcnow() - dt.timedelta(hours=1)
-        return conversation.id, case.id, phone
+        conversation = await make_whatsapp_conversation(session, phone=phone)
+        assert conversation.case_id is not None
+        return conversation.id, conversation.case_id, phone
 
 
 async def test_a_queued_message_its_outbox_row_and_the_conversation_agree() -> None:

@@ -93,13 +93,11 @@ async def _handle_all(conversation_id: int, ids: list[int]) -> None:
         )
 
 
-async def _end_of_turn(conversation_id: int) -> tuple[turns.PendingTurn | None, str | None]:
-    """Take the lease, then end a turn as `_finish` does: renew, then next or release.
-    Returns the next turn and the lease token the conversation is left with."""
-    maker = get_sessionmaker()
+async def _claimed(conversation_id: int) -> str:
+    """Take the conversation's lease as a turn's claim does; the token."""
     token = str(uuid.uuid4())
     now = utcnow()
-    async with unit_of_work(maker) as session:
+    async with unit_of_work() as session:
         claimed = await session.scalar(
             turns._claim_statement(),
             {
@@ -109,7 +107,15 @@ async def _end_of_turn(conversation_id: int) -> tuple[turns.PendingTurn | None, 
                 "p_until": now + turns.LEASE,
             },
         )
-        assert claimed == conversation_id
+    assert claimed == conversation_id
+    return token
+
+
+async def _end_of_turn(conversation_id: int) -> tuple[turns.PendingTurn | None, str | None]:
+    """Take the lease, then end a turn as `_finish` does: renew, then next or release.
+    Returns the next turn and the lease token the conversation is left with."""
+    maker = get_sessionmaker()
+    token = await _claimed(conversation_id)
     async with unit_of_work(maker) as session:
         assert await turns._renew(session, conversation_id, token)
         following = await turns._next_or_release(session, conversation_id, token)
@@ -155,23 +161,6 @@ async def test_media_fetched_makes_the_message_ready_again() -> None:
     following, token = await _end_of_turn(conversation_id)
     assert following is not None and following.message_id == ids[0]
     assert token is not None
-
-
-async def _claimed(conversation_id: int) -> str:
-    token = str(uuid.uuid4())
-    now = utcnow()
-    async with unit_of_work() as session:
-        claimed = await session.scalar(
-            turns._claim_statement(),
-            {
-                "p_conversation_id": conversation_id,
-                "p_now": now,
-                "p_token": token,
-                "p_until": now + turns.LEASE,
-            },
-        )
-    assert claimed == conversation_id
-    return token
 
 
 async def _lease(conversation_id: int) -> tuple[str | None, Any]:
