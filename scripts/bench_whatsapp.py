@@ -210,7 +210,6 @@ async def seed_known(database_url: str, phones: Sequence[str]) -> list[str]:
     """Known infringers, as a notice campaign leaves them: each with its phone on file, a case
     of one brand already NOTIFICADO and the WhatsApp conversation the notice went out on.
     Returns the Rasa sender id of each conversation ("conv-<id>"), in the order of `phones`."""
-    import itertools
     from decimal import Decimal
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -246,9 +245,8 @@ async def seed_known(database_url: str, phones: Sequence[str]) -> list[str]:
                 payee_name="Tratativa",
                 payee_city="Sao Paulo",
             )
-            documents = (f"{random.randrange(10**8, 10**9):09d}" for _ in itertools.count())
             for n, phone in enumerate(phones):
-                first9 = next(documents)
+                first9 = f"{random.randrange(10**8, 10**9):09d}"
                 infringer = Infringer(
                     kind=InfringerKind.PERSON,
                     name=f"Infrator Bench {n}",
